@@ -1,0 +1,118 @@
+"""The manifest of a model bundle: what it is, what it reads, what it must reproduce."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.features.spec import FeatureSpec
+
+FORMAT = "tierwise-bundle/1"
+Family = Literal["tier", "churn", "products", "catalog", "policy"]
+FAMILIES: tuple[str, ...] = ("tier", "churn", "products", "catalog", "policy")
+MODEL_FAMILIES: tuple[str, ...] = ("tier", "churn", "products")
+CONFIG_FILES = {"catalog": "catalog.json", "policy": "policy.json"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlattCalibrator(_Strict):
+    """p = 1 / (1 + exp(a * raw + b)), fitted on held-out raw scores."""
+
+    method: Literal["platt"] = "platt"
+    a: float
+    b: float
+
+
+class IsotonicCalibrator(_Strict):
+    """Piecewise-linear map from the model's probability, fitted on held-out rows."""
+
+    method: Literal["isotonic"] = "isotonic"
+    x: tuple[float, ...] = Field(min_length=2)
+    y: tuple[float, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _shape(self) -> IsotonicCalibrator:
+        if len(self.x) != len(self.y):
+            raise ValueError("isotonic x and y must have the same length")
+        if list(self.x) != sorted(self.x) or list(self.y) != sorted(self.y):
+            raise ValueError("isotonic x and y must be non-decreasing")
+        if not all(0.0 <= v <= 1.0 for v in self.y):
+            raise ValueError("isotonic y must lie in [0, 1]")
+        return self
+
+
+Calibrator = PlattCalibrator | IsotonicCalibrator
+
+
+class ReasonCode(_Strict):
+    """How a feature's contribution to churn reads to an RM, by direction."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    up: str = Field(description="Text when the feature raises risk; may use {value}.")
+    down: str = Field(description="Text when the feature lowers risk; may use {value}.")
+    format: Literal["number", "percent", "money", "integer", "text"] = "number"
+
+
+class ReferenceRow(_Strict):
+    """A customer and the outputs the bundle must reproduce for it."""
+
+    features: dict[str, Any]
+    expected: dict[str, float | list[float]]
+
+
+class Manifest(_Strict):
+    """manifest.json of a bundle."""
+
+    format: Literal["tierwise-bundle/1"] = FORMAT
+    family: Family
+    label: str = Field(default="", max_length=200, description="Free text, e.g. the training run.")
+    created_at: str = ""
+    created_by: str = ""
+    files: dict[str, str] = Field(description="File name → sha256 (hex) of every other file.")
+    features: tuple[FeatureSpec, ...] = ()
+    models: dict[str, str] = Field(
+        default_factory=dict, description="Model name → LightGBM text file in this bundle."
+    )
+    classes: tuple[str, ...] = ()
+    calibrator: Calibrator | None = Field(default=None, discriminator="method")
+    reason_codes: dict[str, ReasonCode] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    reference_rows: tuple[ReferenceRow, ...] = ()
+
+    @model_validator(mode="after")
+    def _family_shape(self) -> Manifest:
+        for name in self.files:
+            if name == "manifest.json" or not _safe_name(name):
+                raise ValueError(f"file name {name!r} is not allowed in a bundle")
+        for model, file in self.models.items():
+            if file not in self.files:
+                raise ValueError(f"model {model} points to {file}, which has no sha256 entry")
+        if self.family in MODEL_FAMILIES:
+            if not self.models:
+                raise ValueError(f"a {self.family} bundle needs at least one model")
+            if not self.features:
+                raise ValueError(f"a {self.family} bundle must declare its features")
+            if not self.reference_rows:
+                raise ValueError(f"a {self.family} bundle needs reference rows to replay")
+        if self.family == "tier" and len(self.classes) < 2:
+            raise ValueError("a tier bundle must name its classes")
+        if self.family in ("tier", "churn") and len(self.models) != 1:
+            raise ValueError(f"a {self.family} bundle holds exactly one model")
+        if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:
+            raise ValueError(f"a {self.family} bundle needs {CONFIG_FILES[self.family]}")
+        return self
+
+
+def _safe_name(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        bool(name)
+        and not name.startswith("/")
+        and all(p not in ("", ".", "..") for p in parts)
+        and all(c.isalnum() or c in "._-/" for c in name)
+    )

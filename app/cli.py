@@ -1,0 +1,44 @@
+"""The `tierwise` command: serve, and the operator and data-science subcommands."""
+
+from __future__ import annotations
+
+import typer
+
+cli = typer.Typer(
+    name="tierwise",
+    help="Scoring service for retail banks: tier, churn and next-best-product.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to bind."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (one per core is typical)."),
+) -> None:
+    """Start the HTTP service."""
+    from app.server import run_server
+
+    run_server(host=host, port=port, workers=workers)
+
+
+def _register_subcommands() -> None:
+    # Each area owns its commands; the import keeps start-up of `serve` light.
+    from app.training.commands import register as register_training
+
+    register_training(cli)
+    try:
+        from app.registry.commands import register as register_registry
+    except ImportError:  # pragma: no cover - registry commands not built yet
+        return
+    register_registry(cli)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

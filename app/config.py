@@ -1,0 +1,68 @@
+"""Settings, read once from TIERWISE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every operator-facing setting; the README's configuration reference lists them all."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERWISE_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'registry.sqlite3'}",
+        description="SQLAlchemy URL of the model registry (sqlite:///… or postgresql+psycopg://…).",
+    )
+    models_dir: Path = Field(
+        default=PROJECT_ROOT / "models",
+        description="Default bundles used to seed an empty registry.",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Apply Alembic migrations at start-up."
+    )
+    seed_registry: bool = Field(
+        default=True,
+        description="On first start, publish the bundles in models_dir and mark them production.",
+    )
+    auth_enabled: bool = Field(default=True, description="Require an API key on /v1 routes.")
+    bootstrap_admin_key_file: Path = Field(
+        default=PROJECT_ROOT / "var" / "admin.key",
+        description="Where the first start writes a locally generated admin key.",
+    )
+    poll_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often a replica checks the registry's aliases."
+    )
+    max_batch_items: int = Field(
+        default=10_000, gt=0, description="Largest number of customers in one batch call."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    max_bundle_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest model bundle accepted on upload."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the JSON logs."
+    )
+    compile_models: bool = Field(
+        default=True,
+        description="Compile tree ensembles to native code in the background when available.",
+    )
+    compile_cache_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "compiled",
+        description="Cache of compiled models, keyed by sha256.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache)."""
+    return Settings()

@@ -1,0 +1,171 @@
+"""Named feature values → checked float rows; the one place training and serving share."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from app.errors import FieldProblem
+from app.features.spec import FeatureSpec
+
+
+class FeatureSchema:
+    """An ordered set of features; column i of every row is `specs[i]`."""
+
+    def __init__(self, specs: Iterable[FeatureSpec]) -> None:
+        self.specs: tuple[FeatureSpec, ...] = tuple(specs)
+        self.names: tuple[str, ...] = tuple(s.name for s in self.specs)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("feature names must be unique")
+        self.index: dict[str, int] = {n: i for i, n in enumerate(self.names)}
+        self.by_name: dict[str, FeatureSpec] = {s.name: s for s in self.specs}
+        self.required: frozenset[str] = frozenset(s.name for s in self.specs if not s.nullable)
+        self._coders = tuple(_coder(s) for s in self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    @classmethod
+    def union(cls, groups: Iterable[Sequence[FeatureSpec]]) -> FeatureSchema:
+        """One schema covering several models' features; a name must mean the same everywhere."""
+        merged: dict[str, FeatureSpec] = {}
+        for group in groups:
+            for spec in group:
+                seen = merged.get(spec.name)
+                if seen is None:
+                    merged[spec.name] = spec
+                elif _contract(seen) != _contract(spec):
+                    raise ValueError(
+                        f"feature {spec.name} is declared differently by two models"
+                    )
+        return cls(merged.values())
+
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        """Indices of `names` in this schema's rows (to feed one model its own columns)."""
+        return np.fromiter((self.index[n] for n in names), dtype=np.intp, count=len(names))
+
+    def encode_into(
+        self, features: Mapping[str, Any], out: np.ndarray, prefix: str = "features"
+    ) -> list[FieldProblem]:
+        """Check `features` and write their floats into `out` (NaN where missing).
+
+        Returns every problem found (unknown names, wrong types, out of range, missing
+        required); `out` is only meaningful when the list is empty.
+        """
+        problems: list[FieldProblem] = []
+        out.fill(math.nan)
+        index = self.index
+        coders = self._coders
+        for name, value in features.items():
+            i = index.get(name)
+            if i is None:
+                problems.append(FieldProblem(f"{prefix}.{name}", "is not a known feature"))
+                continue
+            encoded = coders[i](value)
+            if isinstance(encoded, str):
+                problems.append(FieldProblem(f"{prefix}.{name}", encoded))
+            else:
+                out[i] = encoded
+        if len(self.required) and not self.required.issubset(features.keys()):
+            for name in self.names:
+                if name in self.required and name not in features:
+                    problems.append(FieldProblem(f"{prefix}.{name}", "is required"))
+        return problems
+
+    def row(self, features: Mapping[str, Any], prefix: str = "features") -> np.ndarray:
+        """One customer's float row; raises InvalidFeature listing every problem."""
+        from app.errors import InvalidFeature
+
+        out = np.empty(len(self.specs), dtype=np.float64)
+        problems = self.encode_into(features, out, prefix)
+        if problems:
+            raise InvalidFeature("some features are invalid", problems)
+        return out
+
+    def matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Rows of already-valid customers as one (n, features) matrix."""
+        out = np.empty((len(rows), len(self.specs)), dtype=np.float64)
+        for i, features in enumerate(rows):
+            problems = self.encode_into(features, out[i], prefix=f"[{i}].features")
+            if problems:
+                from app.errors import InvalidFeature
+
+                raise InvalidFeature("some features are invalid", problems)
+        return out
+
+    def decode(self, row: np.ndarray) -> dict[str, Any]:
+        """Named values back from a float row (for reference rows and tests)."""
+        values: dict[str, Any] = {}
+        for spec, x in zip(self.specs, row, strict=True):
+            values[spec.name] = _decode(spec, float(x))
+        return values
+
+
+def _contract(spec: FeatureSpec) -> tuple[Any, ...]:
+    return (spec.kind, spec.categories)
+
+
+def _coder(spec: FeatureSpec) -> Any:
+    """A function value → float, or → str naming the problem. Built once per feature."""
+    check = spec.check
+    if spec.kind == "category":
+        codes = {c: float(i) for i, c in enumerate(spec.categories)}
+
+        def code_category(value: Any) -> float | str:
+            if value is None:
+                return math.nan if spec.nullable else "is required and may not be null"
+            if isinstance(value, str):
+                code = codes.get(value)
+                if code is not None:
+                    return code
+            return check(value) or "is not valid"
+
+        return code_category
+    if spec.kind == "boolean":
+
+        def code_bool(value: Any) -> float | str:
+            if value is True:
+                return 1.0
+            if value is False:
+                return 0.0
+            if value is None and spec.nullable:
+                return math.nan
+            return check(value) or "must be true or false"
+
+        return code_bool
+
+    # The float limits (not infinities) so that Infinity never passes the fast path.
+    lo = -sys.float_info.max if spec.minimum is None else spec.minimum
+    hi = sys.float_info.max if spec.maximum is None else spec.maximum
+    integer = spec.kind == "integer"
+
+    def code_number(value: Any) -> float | str:
+        # Fast path for the common case; anything unusual goes through the full check
+        # so the message is the same everywhere.
+        t = type(value)
+        if t is int or (t is float and not integer):
+            if lo <= value <= hi:
+                return float(value)
+        elif t is float and value.is_integer() and lo <= value <= hi:
+            return value
+        if value is None and spec.nullable:
+            return math.nan
+        return check(value) or "is not valid"
+
+    return code_number
+
+
+def _decode(spec: FeatureSpec, x: float) -> Any:
+    if math.isnan(x):
+        return None
+    if spec.kind == "category":
+        return spec.categories[int(x)]
+    if spec.kind == "boolean":
+        return bool(x)
+    if spec.kind == "integer":
+        return int(x)
+    return x

@@ -1,0 +1,99 @@
+"""Model families as loaded from bundles: tree ensembles, their link functions, calibration."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+
+from app.bundles.manifest import Calibrator, IsotonicCalibrator, PlattCalibrator, ReasonCode
+from app.features.spec import FeatureSpec
+
+_SIGMOID = re.compile(r"^objective=binary(?:.*?sigmoid:([0-9.eE+-]+))?", re.MULTILINE)
+_OBJECTIVE = re.compile(r"^objective=(\S+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TreeModel:
+    """One LightGBM ensemble: the booster, the features it reads in order, its link."""
+
+    name: str
+    booster: lgb.Booster
+    feature_names: tuple[str, ...]
+    objective: str  # "binary" or "multiclass"
+    num_class: int
+    sigmoid: float
+    text: str = field(repr=False)
+
+    @classmethod
+    def from_text(cls, name: str, text: str) -> TreeModel:
+        """Parse a LightGBM text model (never pickle)."""
+        booster = lgb.Booster(model_str=text)
+        obj = _OBJECTIVE.search(text)
+        objective = obj.group(1) if obj else ""
+        if objective.startswith("binary"):
+            m = _SIGMOID.search(text)
+            sigmoid = float(m.group(1)) if m and m.group(1) else 1.0
+            kind, num_class = "binary", 1
+        elif objective.startswith(("multiclass", "softmax")):
+            kind, num_class, sigmoid = "multiclass", booster.num_model_per_iteration(), 1.0
+        else:
+            raise ValueError(f"model {name}: objective {objective or '?'} is not binary or multiclass")
+        return cls(
+            name=name,
+            booster=booster,
+            feature_names=tuple(booster.feature_name()),
+            objective=kind,
+            num_class=num_class,
+            sigmoid=sigmoid,
+            text=text,
+        )
+
+    @property
+    def num_trees(self) -> int:
+        return self.booster.num_trees()
+
+    def link(self, raw: np.ndarray) -> np.ndarray:
+        """Raw scores → probabilities, as LightGBM's own predict() does it."""
+        if self.objective == "binary":
+            return 1.0 / (1.0 + np.exp(-self.sigmoid * raw))
+        shifted = raw - raw.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """Raw scores with plain Booster.predict: the reference every fast path must match."""
+        return np.asarray(self.booster.predict(x, raw_score=True))
+
+
+def calibrate(calibrator: Calibrator | None, raw: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The calibrated probability: Platt on the raw score, isotonic on the model probability."""
+    if calibrator is None:
+        return probability
+    if isinstance(calibrator, PlattCalibrator):
+        return 1.0 / (1.0 + np.exp(calibrator.a * raw + calibrator.b))
+    assert isinstance(calibrator, IsotonicCalibrator)
+    return np.interp(probability, calibrator.x, calibrator.y)
+
+
+@dataclass(frozen=True)
+class TierFamily:
+    model: TreeModel
+    classes: tuple[str, ...]
+    features: tuple[FeatureSpec, ...]
+
+
+@dataclass(frozen=True)
+class ChurnFamily:
+    model: TreeModel
+    calibrator: Calibrator | None
+    reason_codes: dict[str, ReasonCode]
+    features: tuple[FeatureSpec, ...]
+
+
+@dataclass(frozen=True)
+class ProductFamily:
+    models: dict[str, TreeModel]
+    features: tuple[FeatureSpec, ...]

@@ -1,0 +1,62 @@
+"""Business policy: AUM tier thresholds, churn bands, challenger routing. Data, not code."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TierThreshold(_Strict):
+    tier: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    min_aum: float = Field(ge=0)
+
+
+class ChurnBand(_Strict):
+    band: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    min_probability: float = Field(ge=0, le=1)
+
+
+class Challenger(_Strict):
+    """How the `challenger` alias is used: not at all, in shadow, or for a share of customers."""
+
+    mode: Literal["off", "shadow", "split"] = "off"
+    share: float = Field(default=0.0, ge=0, le=1, description="Share of customers in split mode.")
+
+
+class Policy(_Strict):
+    """Tier thresholds (ascending), churn bands (ascending) and serving defaults."""
+
+    tiers: tuple[TierThreshold, ...]
+    churn_bands: tuple[ChurnBand, ...]
+    default_top_n: int = Field(default=3, ge=1, le=50)
+    challenger: Challenger = Challenger()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Policy:
+        aums = [t.min_aum for t in self.tiers]
+        if not aums or aums[0] != 0 or aums != sorted(aums) or len(set(aums)) != len(aums):
+            raise ValueError("tiers must start at min_aum 0 and rise strictly")
+        probs = [b.min_probability for b in self.churn_bands]
+        if not probs or probs[0] != 0 or probs != sorted(probs) or len(set(probs)) != len(probs):
+            raise ValueError("churn_bands must start at min_probability 0 and rise strictly")
+        return self
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        return tuple(t.tier for t in self.tiers)
+
+    def booked_tier(self, aum: float) -> str:
+        """The tier booked from assets under management at this bank."""
+        i = bisect.bisect_right([t.min_aum for t in self.tiers], aum) - 1
+        return self.tiers[max(i, 0)].tier
+
+    def churn_band(self, probability: float) -> str:
+        """The band a calibrated churn probability falls in."""
+        i = bisect.bisect_right([b.min_probability for b in self.churn_bands], probability) - 1
+        return self.churn_bands[max(i, 0)].band
