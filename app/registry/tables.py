@@ -1,0 +1,213 @@
+"""The registry's tables (SQLAlchemy 2 ORM); "model" means the ML model, so ORM classes are rows.
+
+Versions, artifacts, approvals and the ledger are written once and never changed; the
+migration backs that with database triggers. Aliases are the only mutable pointers, and
+every move of one is recorded in the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+ALIASES: tuple[str, ...] = ("production", "staging", "challenger")
+ROLES: tuple[str, ...] = ("scorer", "publisher", "approver", "admin")
+LEDGER_ACTIONS: tuple[str, ...] = ("push", "approve", "alias_move", "key_create", "key_revoke")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+# SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we restore it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("registry timestamps must be timezone-aware")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None,
+                             dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, to the microsecond."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class FamilyRow(Base):
+    """One of the five families (tier, churn, products, catalog, policy); inserted by migration."""
+
+    __tablename__ = "families"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (CheckConstraint("kind IN ('model', 'config')", name="kind"),)
+
+
+class VersionRow(Base):
+    """An immutable, verified version of a family: its manifest, identity and publisher."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    family: Mapped[str] = mapped_column(
+        String(32), ForeignKey("families.name", name="fk_model_versions_family_families")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_by_key: Mapped[str] = mapped_column(String(64))
+    created_by_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("family", "version", name="uq_model_versions_family_version"),
+        UniqueConstraint("sha256", name="uq_model_versions_sha256"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+
+class ArtifactRow(Base):
+    """A version's bundle archive (.tar.gz), in the database so replicas need only its URL."""
+
+    __tablename__ = "artifacts"
+
+    version_id: Mapped[int] = mapped_column(
+        Integer,
+        ForeignKey("model_versions.id", name="fk_artifacts_version_id_model_versions"),
+        primary_key=True,
+    )
+    media_type: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AliasRow(Base):
+    """A named pointer (production, staging, challenger) to one version of a family."""
+
+    __tablename__ = "aliases"
+
+    family: Mapped[str] = mapped_column(String(32), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by_key: Mapped[str] = mapped_column(String(64))
+    updated_by_name: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["family", "version"], ["model_versions.family", "model_versions.version"],
+            name="fk_aliases_family_version_model_versions",
+        ),
+        CheckConstraint("alias IN ('production', 'staging', 'challenger')", name="alias_name"),
+    )
+
+
+class ApprovalRow(Base):
+    """One approver's sign-off on a version (needed before it may become production)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    family: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    approver_key: Mapped[str] = mapped_column(String(64))
+    approver_name: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["family", "version"], ["model_versions.family", "model_versions.version"],
+            name="fk_approvals_family_version_model_versions",
+        ),
+        UniqueConstraint("family", "version", "approver_key",
+                         name="uq_approvals_family_version_approver_key"),
+    )
+
+
+class LedgerRow(Base):
+    """One append-only record: who did what to which family, version and alias, and when."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor_key: Mapped[str] = mapped_column(String(64))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    alias: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    previous_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ('push', 'approve', 'alias_move', 'key_create', 'key_revoke')",
+            name="action",
+        ),
+        Index("ix_ledger_family_action", "family", "action"),
+    )
+
+
+class ApiKeyRow(Base):
+    """An API key: only its sha256 is stored; `id` is the public part used to find it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('scorer', 'publisher', 'approver', 'admin')", name="role"),
+    )
