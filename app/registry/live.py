@@ -1,0 +1,297 @@
+"""Load-then-swap: each replica serves one immutable scoring context and replaces it whole.
+
+A poller reads the alias table (one tiny query). When production (or the challenger) moved,
+the new context is loaded from the store, verified (hashes, reference replay, families fit
+together) and only then swapped in, as one reference assignment: requests in flight keep
+the context they started with. A version that fails is never swapped in; the old context
+keeps serving and the failure is reported by status().
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.bundles.manifest import FAMILIES
+from app.errors import FieldProblem, NotFound, NotReady, TierwiseError
+from app.registry import repository, service, store
+from app.registry.tables import ALIASES, utcnow
+from app.scoring.context import ScoringContext
+
+log = logging.getLogger("tierwise.registry.live")
+
+SwapListener = Callable[[str, str, int], None]
+VersionKey = tuple[tuple[str, int], ...]
+
+
+def customer_share(customer_id: str) -> float:
+    """Where a customer falls in [0, 1): first 8 bytes of sha256(customer_id) / 2**64."""
+    return int.from_bytes(hashlib.sha256(customer_id.encode()).digest()[:8], "big") / 2**64
+
+
+def _key(versions: Mapping[str, int]) -> VersionKey:
+    return tuple(sorted(versions.items()))
+
+
+def _versions(ctx: ScoringContext) -> dict[str, int]:
+    return {f: ref.version for f, ref in ctx.versions.items()}
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """What a replica serves: production, plus the challenger when the policy uses one."""
+
+    production: ScoringContext
+    challenger: ScoringContext | None
+
+
+class LiveScoring:
+    """The scoring contexts live in this replica, and how a request picks one."""
+
+    def __init__(self, *, sessions: sessionmaker[Session], pin_cache_size: int = 4) -> None:
+        self._sessions = sessions
+        self._live: _Live | None = None
+        self._aliases: dict[str, dict[str, int]] = {}
+        self._build_lock = threading.Lock()
+        self._pin_lock = threading.Lock()
+        self._pinned: OrderedDict[VersionKey, ScoringContext] = OrderedDict()
+        self._pin_cache_size = pin_cache_size
+        self._listeners: list[SwapListener] = []
+        self._refused: set[tuple[str, VersionKey]] = set()
+        self._last_failure: dict[str, Any] | None = None
+        self._last_swap_at: dt.datetime | None = None
+        self._last_refresh_at: dt.datetime | None = None
+        self._swaps = 0
+
+    # --- the request path ------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once a verified context is live."""
+        return self._live is not None
+
+    def current(self) -> ScoringContext:
+        """The production context (raises NotReady before the first one is loaded)."""
+        live = self._live
+        if live is None:
+            raise NotReady("no verified scoring context is live yet; see /v1/status")
+        return live.production
+
+    def for_request(self, *, customer_id: str, pins: Mapping[str, str]
+                    ) -> tuple[ScoringContext, ScoringContext | None]:
+        """(context that answers, shadow context to score as well, or None)."""
+        live = self._live
+        if live is None:
+            raise NotReady("no verified scoring context is live yet; see /v1/status")
+        if pins:
+            return self._pinned_context(live.production, pins), None
+        if live.challenger is None:
+            return live.production, None
+        setting = live.production.policy.challenger
+        if setting.mode == "split":
+            if customer_share(customer_id) < setting.share:
+                return live.challenger, None
+            return live.production, None
+        if setting.mode == "shadow":
+            return live.production, live.challenger
+        return live.production, None
+
+    def _pinned_context(self, production: ScoringContext,
+                        pins: Mapping[str, str]) -> ScoringContext:
+        wanted = _versions(production)
+        if all(str(p).strip().isdigit() for p in pins.values()) and set(pins) <= set(FAMILIES):
+            key = _key({**wanted, **{f: int(p) for f, p in pins.items()}})
+            with self._pin_lock:  # replaying the same versions again costs no DB query
+                if key in self._pinned:
+                    self._pinned.move_to_end(key)
+                    return self._pinned[key]
+        with self._sessions() as session:
+            for family, pin in pins.items():
+                wanted[family] = _resolve_pin(session, family, str(pin).strip())
+            key = _key(wanted)
+            if key == _key(_versions(production)):
+                return production
+            with self._pin_lock:
+                if (hit := self._pinned.get(key)) is not None:
+                    self._pinned.move_to_end(key)
+                    return hit
+                built = service.build_from(session, wanted)
+                self._pinned[key] = built
+                while len(self._pinned) > self._pin_cache_size:
+                    self._pinned.popitem(last=False)
+                return built
+
+    # --- refresh and swap ------------------------------------------------------------
+
+    def add_swap_listener(self, callback: SwapListener) -> None:
+        """Call `callback(event, family, version)` on load, swap, swap_failed and challenger_*."""
+        self._listeners.append(callback)
+
+    def refresh(self) -> bool:
+        """Poll the aliases; build, verify and swap what changed. True when something swapped."""
+        with self._build_lock:
+            try:
+                with self._sessions() as session:
+                    aliases = repository.alias_map(session)
+            except Exception as exc:  # database down: keep serving what we have
+                self._fail("database", {}, exc)
+                return False
+            self._aliases, self._last_refresh_at = aliases, utcnow()
+            live = self._live
+            production = live.production if live else None
+            target = {f: a["production"] for f, a in aliases.items() if "production" in a}
+            if production is None or _versions(production) != target:
+                built = self._try_build("production", target, production)
+                if built is not None:
+                    self._announce("load" if production is None else "swap", production, built)
+                    production = built
+            if production is None:
+                return False
+            challenger = live.challenger if live and live.production is production else None
+            chal_target = self._challenger_target(production, aliases)
+            if chal_target is None:
+                challenger = None
+            elif challenger is None or _versions(challenger) != chal_target:
+                challenger = self._try_build("challenger", chal_target, None)
+                if challenger is not None:
+                    self._announce("challenger_swap", live.challenger if live else None,
+                                   challenger)
+            if live and live.production is production and live.challenger is challenger:
+                return False
+            self._live = _Live(production, challenger)  # the swap: one reference
+            if live is None or live.production is not production:
+                self._last_swap_at = utcnow()
+                self._swaps += 1
+            return True
+
+    def _challenger_target(self, production: ScoringContext,
+                           aliases: Mapping[str, Mapping[str, int]]) -> dict[str, int] | None:
+        if production.policy.challenger.mode == "off":
+            return None
+        base = _versions(production)
+        target = {**base, **{f: a["challenger"] for f, a in aliases.items() if "challenger" in a}}
+        return None if target == base else target
+
+    def _try_build(self, kind: str, target: dict[str, int],
+                   old: ScoringContext | None) -> ScoringContext | None:
+        key = (kind, _key(target))
+        if key in self._refused:
+            return None  # refused before: an immutable version will not verify next time either
+        try:
+            with self._sessions() as session:
+                return service.build_from(session, target)
+        except Exception as exc:
+            if isinstance(exc, TierwiseError):
+                self._refused.add(key)
+            self._fail(kind, target, exc, old)
+            return None
+
+    def _fail(self, kind: str, target: dict[str, int], exc: Exception,
+              old: ScoringContext | None = None) -> None:
+        live_versions = _versions(old) if old else {}
+        rejected = {f: v for f, v in target.items() if live_versions.get(f) != v}
+        self._last_failure = {"at": utcnow().isoformat(), "kind": kind, "versions": target,
+                              "not_swapped_in": rejected, "error": store.describe_failure(exc)}
+        log.error("registry refresh failed (%s, %s): %s", kind, rejected or target, exc,
+                  exc_info=not isinstance(exc, TierwiseError))
+        event = "challenger_failed" if kind == "challenger" else "swap_failed"
+        for family, version in rejected.items():
+            self._notify(event, family, version)
+
+    def _announce(self, event: str, old: ScoringContext | None, new: ScoringContext) -> None:
+        before = _versions(old) if old else {}
+        changed = {f: v for f, v in _versions(new).items() if before.get(f) != v}
+        log.info("registry %s: %s", event, changed)
+        for family, version in changed.items():
+            self._notify(event, family, version)
+
+    def _notify(self, event: str, family: str, version: int) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(event, family, version)
+            except Exception:  # a metrics hook must never break a swap
+                log.exception("swap listener failed")
+
+    # --- reporting -------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What this replica serves, what the registry says, and the last failure."""
+        live = self._live
+        registry = {f: a["production"] for f, a in self._aliases.items() if "production" in a}
+        production = live.production if live else None
+        setting = production.policy.challenger if production else None
+        return {
+            "ready": live is not None,
+            "in_sync": bool(production and _versions(production) == registry),
+            "versions": production.models_served if production else {},
+            "registry_production": registry,
+            "aliases": self._aliases,
+            "challenger": {
+                "mode": setting.mode if setting else "off",
+                "share": setting.share if setting else 0.0,
+                "versions": _versions(live.challenger) if live and live.challenger else None,
+            },
+            "last_swap_at": _iso(self._last_swap_at),
+            "last_refresh_at": _iso(self._last_refresh_at),
+            "swaps": self._swaps,
+            "last_failure": self._last_failure,
+            "pinned_contexts": len(self._pinned),
+        }
+
+
+def _resolve_pin(session: Session, family: str, pin: str) -> int:
+    field = f"options.pin.{family}"
+    if family not in FAMILIES:
+        raise NotFound(f"no family {family!r}",
+                       [FieldProblem(field, "one of " + ", ".join(FAMILIES))])
+    if pin.isdigit():
+        if repository.get_version(session, family, int(pin)) is None:
+            raise NotFound(f"{family} has no version {pin}",
+                           [FieldProblem(field, "unknown version")])
+        return int(pin)
+    if pin in ALIASES:
+        row = repository.get_alias(session, family, pin)
+        if row is None:
+            raise NotFound(f"{family} has no {pin} alias", [FieldProblem(field, "alias not set")])
+        return row.version
+    raise NotFound(f"{pin!r} is neither a version number nor an alias",
+                   [FieldProblem(field, "a version number or one of " + ", ".join(ALIASES))])
+
+
+class AliasPoller:
+    """A daemon thread calling live.refresh() every `interval` seconds (first call at once)."""
+
+    def __init__(self, live: LiveScoring, *, interval: float) -> None:
+        self._live = live
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tierwise-registry-poller",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._live.refresh()
+            except Exception:  # never let the poller die
+                log.exception("registry poll failed")
+            self._stop.wait(self._interval)

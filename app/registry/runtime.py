@@ -1,0 +1,112 @@
+"""A replica's registry runtime: database, migrations, first-start seeding, keys, live scoring."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.registry import database, repository
+from app.registry.auth_keys import KeyCache, create_key
+from app.registry.live import AliasPoller, LiveScoring
+from app.registry.seed import RegistryStartupError, seed_from_dir
+
+log = logging.getLogger("tierwise.registry")
+
+__all__ = ["RegistryRuntime", "RegistryStartupError", "open_runtime"]
+
+
+@dataclass
+class RegistryRuntime:
+    """Everything a replica holds for the registry; close() stops the poller and the engine."""
+
+    settings: Settings
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    live: LiveScoring
+    keys: KeyCache
+    poller: AliasPoller | None = field(default=None)
+
+    @property
+    def ready(self) -> bool:
+        """True once a verified scoring context is live."""
+        return self.live.ready
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Block until the first context is live (or `timeout` passes); True when ready."""
+        deadline = time.monotonic() + timeout
+        while not self.live.ready and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.live.ready
+
+    def close(self) -> None:
+        """Stop polling and release the database."""
+        if self.poller is not None:
+            self.poller.stop()
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRuntime:
+    """Connect, migrate, seed and start watching the registry; the first context loads in the
+    background (`runtime.ready`, or `wait_ready()`). Raises RegistryStartupError on a
+    database that cannot be reached or default models that cannot be seeded."""
+    engine = database.make_engine(settings.database_url)
+    try:
+        database.check_reachable(engine)
+    except Exception as exc:
+        engine.dispose()
+        raise RegistryStartupError(
+            f"cannot reach the registry database {database.safe_url(settings.database_url)}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+    sessions = database.make_sessionmaker(engine)
+    try:
+        with database.startup_lock(engine):
+            _prepare(engine, sessions, settings)
+    except BaseException:
+        engine.dispose()
+        raise
+    live = LiveScoring(sessions=sessions)
+    runtime = RegistryRuntime(settings=settings, engine=engine, sessionmaker=sessions, live=live,
+                              keys=KeyCache(sessions))
+    if start_poller:
+        runtime.poller = AliasPoller(live, interval=settings.poll_interval_seconds)
+        runtime.poller.start()
+    return runtime
+
+
+def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings) -> None:
+    if settings.auto_migrate:
+        database.upgrade(engine)
+    elif database.current_revision(engine) != database.head_revision():
+        raise RegistryStartupError(
+            "the registry database is not at the current schema; run `tierwise db upgrade` "
+            "or set TIERWISE_AUTO_MIGRATE=true"
+        )
+    plain = None
+    with sessions.begin() as session:
+        if settings.seed_registry:
+            seed_from_dir(session=session, models_dir=settings.models_dir,
+                          max_bytes=settings.max_bundle_bytes)
+        if settings.auth_enabled and repository.count_active_keys(session, "admin") == 0:
+            # First start with auth on: nobody could call anything, so make one admin key.
+            _row, plain = create_key(session=session, name="bootstrap admin", role="admin")
+    if plain is not None:  # written only once the key is committed
+        _write_admin_key(plain, settings.bootstrap_admin_key_file)
+
+
+def _write_admin_key(plain: str, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(plain + "\n")
+    print(f"tierwise: admin key written to {path}", file=sys.stderr, flush=True)
+    log.warning("created the bootstrap admin key; admin key written to %s", path)

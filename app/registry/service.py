@@ -1,0 +1,245 @@
+"""Registry operations: publish, approve, move aliases, roll back. Callers own the transaction.
+
+Every check runs before the first write, and every write goes through one session, so a
+refused operation leaves every table as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from app.bundles.io import Bundle, read_archive
+from app.bundles.loader import load_family
+from app.bundles.manifest import FAMILIES
+from app.errors import BundleRejected, Conflict, FieldProblem, Forbidden, InvalidRequest, NotFound
+from app.registry import repository, store
+from app.registry.auth_keys import Principal
+from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
+from app.scoring.context import ScoringContext, build_context
+
+
+class FourEyes(Forbidden):
+    code = "four_eyes"
+
+
+class NotApproved(Conflict):
+    code = "not_approved"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMove:
+    """Point `alias` of `family` at `version` (None clears a staging or challenger alias)."""
+
+    family: str
+    alias: str
+    version: int | None
+
+
+def require_family(session: Session, family: str, *, lock: bool = False) -> None:
+    """Raise NotFound unless `family` is one of the registry's families."""
+    if repository.get_family(session, family, lock=lock) is None:
+        raise NotFound(f"no family {family!r}",
+                       [FieldProblem("family", "one of " + ", ".join(FAMILIES))])
+
+
+def require_version(session: Session, family: str, version: int,
+                    field: str = "version") -> VersionRow:
+    """The version row, or NotFound naming `field`."""
+    require_family(session, family)
+    row = repository.get_version(session, family, version)
+    if row is None:
+        raise NotFound(f"{family} has no version {version}", [FieldProblem(field, "unknown")])
+    return row
+
+
+def build_from(session: Session, versions: Mapping[str, int],
+               replacing: Mapping[str, Bundle] | None = None) -> ScoringContext:
+    """Load `versions` from the store, swap in `replacing` bundles, and build one context."""
+    replacing = dict(replacing or {})
+    bundles = store.load_bundles(session, {f: v for f, v in versions.items() if f not in replacing})
+    bundles.update(replacing)
+    numbers = {f: versions.get(f, 0) for f in bundles}
+    try:
+        return build_context(bundles, numbers)
+    except ValueError as exc:  # e.g. two models declare one feature differently
+        raise BundleRejected("these versions do not fit together",
+                             [FieldProblem("features", str(exc))]) from None
+
+
+def _production(session: Session) -> dict[str, int]:
+    return {f: a["production"] for f, a in repository.alias_map(session).items()
+            if "production" in a}
+
+
+def publish(*, session: Session, family: str, archive: bytes, actor: Principal, max_bytes: int,
+            check_with: Mapping[str, int] | None = None) -> VersionRow:
+    """Verify an uploaded bundle against production (or `check_with`); store it as a version."""
+    require_family(session, family)
+    bundle = read_archive(archive, max_bytes=max_bytes)
+    if bundle.family != family:
+        raise BundleRejected(
+            f"this is a {bundle.family} bundle, pushed to {family}",
+            [FieldProblem("manifest.family", f"is {bundle.family}, the URL says {family}")],
+        )
+    if existing := repository.get_version_by_sha256(session, bundle.sha256):
+        raise Conflict(
+            f"this bundle is already {existing.family} version {existing.version}",
+            [FieldProblem("sha256", f"same as {existing.family} version {existing.version}")],
+        )
+    base = {**_production(session), **dict(check_with or {})}
+    base.pop(family, None)
+    for other, number in (check_with or {}).items():
+        require_version(session, other, number, field=f"check_with.{other}")
+    if all(f in base for f in FAMILIES if f != family):
+        build_from(session, base, {family: bundle})
+        checked_with = base
+    else:  # a registry still being filled: the bundle is checked on its own
+        load_family(bundle)
+        checked_with = {}
+    require_family(session, family, lock=True)  # serialises numbering of concurrent pushes
+    now = utcnow()
+    row = repository.add_version(
+        session,
+        VersionRow(family=family, version=repository.latest_version_number(session, family) + 1,
+                   sha256=bundle.sha256, label=bundle.manifest.label,
+                   manifest=json.loads(bundle.manifest_bytes), size_bytes=len(archive),
+                   created_by_key=actor.key_id, created_by_name=actor.name, created_at=now),
+        store.make_artifact(archive),
+    )
+    _ledger(session, actor, "push", family=family, version=row.version, at=now,
+            detail={"sha256": row.sha256, "label": row.label, "size_bytes": row.size_bytes,
+                    "checked_with": checked_with})
+    return row
+
+
+def approve(*, session: Session, family: str, version: int, actor: Principal,
+            note: str = "") -> ApprovalRow:
+    """Record an approval; the publisher of a version may not approve it (four eyes)."""
+    if not actor.may("approver"):
+        raise Forbidden("approving needs the approver role", [FieldProblem("role", actor.role)])
+    row = require_version(session, family, version)
+    if row.created_by_key == actor.key_id:
+        raise FourEyes(
+            "a version may not be approved with the key that published it",
+            [FieldProblem("version", f"published by {row.created_by_name} ({row.created_by_key})")],
+        )
+    if any(a.approver_key == actor.key_id for a in repository.list_approvals(session, family,
+                                                                             version)):
+        raise Conflict(f"{family} version {version} is already approved by this key")
+    now = utcnow()
+    approval = repository.add_approval(session, ApprovalRow(
+        family=family, version=version, approver_key=actor.key_id, approver_name=actor.name,
+        note=note, created_at=now))
+    _ledger(session, actor, "approve", family=family, version=version, at=now,
+            detail={"note": note} if note else {})
+    return approval
+
+
+def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Principal,
+                 note: str = "", reason: str = "promote") -> list[LedgerRow]:
+    """Move one or several aliases atomically: all are checked before any moves."""
+    if not moves:
+        raise InvalidRequest("no alias moves given", [FieldProblem("moves", "empty")])
+    current = repository.alias_map(session)
+    seen: set[tuple[str, str]] = set()
+    for i, move in enumerate(moves):
+        _check_move(session, i, move, actor, reason, seen)
+    production = {f: a["production"] for f, a in current.items() if "production" in a}
+    challenger = {f: a["challenger"] for f, a in current.items() if "challenger" in a}
+    for move in moves:
+        target = production if move.alias == "production" else (
+            challenger if move.alias == "challenger" else None)
+        if target is not None and move.version is not None:
+            target[move.family] = move.version
+        elif target is not None:
+            target.pop(move.family, None)
+    touched = {m.alias for m in moves}
+    if touched & {"production", "challenger"} and all(f in production for f in FAMILIES):
+        if "production" in touched:
+            build_from(session, production)
+        if challenger and touched & {"production", "challenger"}:
+            build_from(session, {**production, **challenger})
+    now, batch = utcnow(), uuid.uuid4().hex
+    entries = []
+    for move in moves:
+        previous = current.get(move.family, {}).get(move.alias)
+        if move.version is None:
+            if row := repository.get_alias(session, move.family, move.alias):
+                repository.delete_alias(session, row)
+        else:
+            repository.set_alias(session, family=move.family, alias=move.alias,
+                                 version=move.version, at=now, key=actor.key_id, name=actor.name)
+        detail = {"reason": reason, "batch": batch, **({"note": note} if note else {})}
+        entries.append(_ledger(session, actor, "alias_move", family=move.family,
+                               version=move.version, alias=move.alias, previous_version=previous,
+                               at=now, detail=detail))
+    return entries
+
+
+def _check_move(session: Session, i: int, move: AliasMove, actor: Principal, reason: str,
+                seen: set[tuple[str, str]]) -> None:
+    where = f"moves[{i}]"
+    if move.alias not in ALIASES:
+        raise InvalidRequest(f"unknown alias {move.alias!r}",
+                             [FieldProblem(f"{where}.alias", "one of " + ", ".join(ALIASES))])
+    if (move.family, move.alias) in seen:
+        raise InvalidRequest("an alias may move only once per call",
+                             [FieldProblem(where, f"{move.family}/{move.alias} repeated")])
+    seen.add((move.family, move.alias))
+    if move.alias == "production":
+        if not actor.may("approver"):
+            raise Forbidden("moving production needs the approver role",
+                            [FieldProblem(f"{where}.alias", f"role {actor.role}")])
+    elif not (actor.may("publisher") or actor.may("approver")):
+        raise Forbidden(f"moving {move.alias} needs the publisher or approver role",
+                        [FieldProblem(f"{where}.alias", f"role {actor.role}")])
+    if move.version is None:
+        require_family(session, move.family)
+        if move.alias == "production":
+            raise InvalidRequest("production cannot be cleared, only moved",
+                                 [FieldProblem(f"{where}.version", "required for production")])
+        return
+    require_version(session, move.family, move.version, field=f"{where}.version")
+    if move.alias == "production" and reason == "promote" and not repository.list_approvals(
+            session, move.family, move.version):
+        raise NotApproved(
+            f"{move.family} version {move.version} is not approved; production needs an approval",
+            [FieldProblem(f"{where}.version", "not approved")],
+        )
+
+
+def production_lineage(moves: Sequence[LedgerRow]) -> list[int]:
+    """The stack of production versions the ledger implies; a rollback pops its top."""
+    stack: list[int] = []
+    for move in moves:
+        if move.version is None:
+            continue
+        if move.detail.get("reason") == "rollback" and len(stack) >= 2 \
+                and stack[-2] == move.version:
+            stack.pop()
+        elif not stack or stack[-1] != move.version:
+            stack.append(move.version)
+    return stack
+
+
+def rollback(*, session: Session, family: str, actor: Principal, note: str = "") -> LedgerRow:
+    """Move production back to the version that was production before the current one."""
+    require_family(session, family)
+    lineage = production_lineage(repository.alias_moves(session, family, "production"))
+    current = repository.get_alias(session, family, "production")
+    if current is None or len(lineage) < 2 or lineage[-1] != current.version:
+        raise Conflict(f"{family} has no previous production version to roll back to",
+                       [FieldProblem("family", f"production history: {lineage}")])
+    (entry,) = move_aliases(session=session, actor=actor, note=note, reason="rollback",
+                            moves=[AliasMove(family, "production", lineage[-2])])
+    return entry
+
+
+def _ledger(session: Session, actor: Principal, action: str, **fields: object) -> LedgerRow:
+    return repository.append_ledger(session, actor_key=actor.key_id, actor_name=actor.name,
+                                    actor_role=actor.role, action=action, **fields)  # type: ignore[arg-type]
