@@ -1,0 +1,83 @@
+"""API keys on the wire: `X-API-Key: <key>` or `Authorization: Bearer <key>`, checked by role.
+
+Roles: scorer < publisher, approver < admin (publisher and approver may also score; admin
+may do everything). Lookups are cached a few seconds per key, so the scoring path costs one
+dictionary lookup and a sha256, and at most one database query per key per few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.config import get_settings
+from app.errors import FieldProblem, Forbidden, NotReady, Unauthorized
+from app.registry.auth_keys import ANONYMOUS, Principal
+
+__all__ = [
+    "Principal",
+    "RequireAdmin",
+    "RequireApprover",
+    "RequireOperator",
+    "RequirePublisher",
+    "RequireScorer",
+    "RequireViewer",
+]
+
+
+def presented_key(request: Request) -> str | None:
+    """The key a caller sent, from X-API-Key or a Bearer token."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def current_principal(request: Request) -> Principal:
+    """Who is calling (an anonymous admin when auth is disabled)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    settings = runtime.settings if runtime is not None else get_settings()
+    if not settings.auth_enabled:
+        return ANONYMOUS
+    key = presented_key(request)
+    if not key:
+        raise Unauthorized("an API key is required",
+                           [FieldProblem("X-API-Key", "send the key in X-API-Key or as a "
+                                                      "Bearer token")])
+    if runtime is None:
+        raise NotReady("the key registry is not available")
+    found, principal = runtime.keys.cached(key)
+    if not found:  # a database query: keep it off the event loop
+        principal = await run_in_threadpool(runtime.keys.authenticate, key)
+    if principal is None:
+        raise Unauthorized("the API key is not valid",
+                           [FieldProblem("X-API-Key", "unknown, wrong or revoked key")])
+    return principal
+
+
+def _require(*capabilities: str):  # type: ignore[no-untyped-def]
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not any(principal.may(c) for c in capabilities):
+            raise Forbidden(
+                f"this needs the {' or '.join(capabilities)} role",
+                [FieldProblem("role", f"the key {principal.key_id} has role {principal.role}")],
+            )
+        return principal
+
+    check.__name__ = "require_" + "_or_".join(capabilities)
+    return check
+
+
+RequireScorer = Annotated[Principal, Depends(_require("scorer"))]
+RequirePublisher = Annotated[Principal, Depends(_require("publisher"))]
+RequireApprover = Annotated[Principal, Depends(_require("approver"))]
+RequireAdmin = Annotated[Principal, Depends(_require("admin"))]
+# Anyone with a valid key may read the registry; moving aliases needs publisher or approver
+# (the service then checks production moves against the approver role).
+RequireViewer = RequireScorer
+RequireOperator = Annotated[Principal, Depends(_require("publisher", "approver"))]
