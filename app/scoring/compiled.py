@@ -1,0 +1,589 @@
+"""The fast evaluator: every tree of every model of a context walked in one native call.
+
+`TreeWalkEvaluator` flattens the LightGBM text models of a `ModelLayout` into node arrays
+(pre-order, 16 bytes a node, feature indices already mapped to schema columns) and hands
+them to a small C tree walker (treewalk.c beside this file). The C source is compiled once
+per machine with the system C compiler into the compile cache (keyed by the sha256 of the
+source, the flags and the compiler) and loaded with ctypes: there is no per-model or
+per-version compile, so a new version gets the fast path as soon as its arrays are built
+(a fraction of a second for ~2,600 trees).
+
+The walker follows LightGBM's prediction rules exactly (see treewalk.c) and sums leaf values
+in the same order, so raw scores are bit-identical to `Booster.predict(raw_score=True)`.
+`fastest_evaluator` checks that on probe rows before returning it, and falls back to the
+plain `BoosterEvaluator` (logging once) when no compiler is available, the build fails, a
+model uses something the walker does not support (linear trees, random-forest averaging)
+or the check fails, so a broken fast path can never serve.
+
+ctypes releases the GIL for the duration of the foreign call, and the native model is
+read-only after it is built, so any number of request threads may call `raw` at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.features.schema import FeatureSchema
+from app.scoring.evaluate import BoosterEvaluator, Evaluator, ModelLayout, RawScores
+from app.scoring.models import TreeModel
+
+log = logging.getLogger("tierwise.scoring")
+
+SOURCE = Path(__file__).with_name("treewalk.c")
+LOCKSTEP = 8  # trees walked in lock-step (TW_K in treewalk.c)
+_ABI = 1000 + LOCKSTEP
+CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off",
+          f"-DTW_K={LOCKSTEP}")
+# Largest difference from Booster.predict accepted by the self-check (the walker is exact).
+TOLERANCE = 1e-9
+
+# Node flags, as in treewalk.c.
+_NANLEFT, _CAT, _ZERO, _ZLEFT = 1, 2, 4, 8
+NODE_DTYPE = np.dtype([("thr", "<u8"), ("skip", "<i4"), ("feat", "<u2"), ("flags", "<u2")])
+assert NODE_DTYPE.itemsize == 16
+
+
+class Unsupported(ValueError):
+    """A model uses something the tree walker does not implement; use Booster.predict."""
+
+
+class BuildFailed(RuntimeError):
+    """The C tree walker could not be compiled or loaded on this machine."""
+
+
+# --------------------------------------------------------------------------------------------
+# LightGBM text model → trees
+
+
+@dataclass(frozen=True)
+class _Tree:
+    num_leaves: int
+    split_feature: list[int]
+    threshold: list[float]
+    decision_type: list[int]
+    left: list[int]
+    right: list[int]
+    leaf_value: list[float]
+    cat_boundaries: list[int]
+    cat_threshold: list[int]
+
+
+@dataclass(frozen=True)
+class ParsedModel:
+    feature_names: tuple[str, ...]
+    per_iteration: int  # trees per boosting round (num_class for multiclass, else 1)
+    trees: tuple[_Tree, ...]
+
+
+def _ints(s: str) -> list[int]:
+    return [int(v) for v in s.split()]
+
+
+def _floats(s: str) -> list[float]:
+    # float() is correctly rounded, as LightGBM's own parser: the same doubles, bit for bit.
+    return [float(v) for v in s.split()]
+
+
+def parse_model(text: str) -> ParsedModel:
+    """The trees of a LightGBM text model; raises Unsupported for what the walker cannot do."""
+    head, sep, rest = text.partition("\nTree=")
+    if not sep:
+        raise Unsupported("no trees in the model text")
+    header: dict[str, str] = {}
+    flags: set[str] = set()
+    for line in head.splitlines():
+        key, eq, value = line.partition("=")
+        if eq:
+            header[key.strip()] = value.strip()
+        elif line.strip():
+            flags.add(line.strip())
+    if "average_output" in flags:
+        raise Unsupported("random-forest averaging (average_output)")
+    per_iteration = int(header.get("num_tree_per_iteration", "1"))
+    names = tuple(header.get("feature_names", "").split())
+    body = rest.split("end of trees", 1)[0]
+    trees = []
+    for block in ("Tree=" + body).split("\nTree=")[0:]:
+        kv: dict[str, str] = {}
+        for line in block.splitlines():
+            key, eq, value = line.partition("=")
+            if eq:
+                kv[key.strip()] = value
+        if not kv:
+            continue
+        if kv.get("is_linear", "0").strip() not in ("0", ""):
+            raise Unsupported("linear trees")
+        n = int(kv["num_leaves"])
+        if n <= 1:
+            trees.append(_Tree(max(n, 1), [], [], [], [], [],
+                               _floats(kv.get("leaf_value", "0")), [0], []))
+            continue
+        num_cat = int(kv.get("num_cat", "0"))
+        trees.append(_Tree(
+            num_leaves=n,
+            split_feature=_ints(kv["split_feature"]),
+            threshold=_floats(kv["threshold"]),
+            decision_type=_ints(kv["decision_type"]),
+            left=_ints(kv["left_child"]),
+            right=_ints(kv["right_child"]),
+            leaf_value=_floats(kv["leaf_value"]),
+            cat_boundaries=_ints(kv["cat_boundaries"]) if num_cat > 0 else [0],
+            cat_threshold=_ints(kv["cat_threshold"]) if num_cat > 0 else [],
+        ))
+    return ParsedModel(feature_names=names, per_iteration=per_iteration, trees=tuple(trees))
+
+
+# --------------------------------------------------------------------------------------------
+# trees → flat arrays
+
+
+@dataclass
+class FlatModels:
+    """Every tree of a layout as the arrays tw_new() takes."""
+
+    nfeat: int
+    ncols: int
+    nodes: np.ndarray  # NODE_DTYPE
+    val: np.ndarray  # float64 per node (leaf values)
+    cat: np.ndarray  # uint32 bitsets
+    root: np.ndarray  # int32 per tree
+    col: np.ndarray  # int32 per tree
+    g_tree: np.ndarray
+    g_n: np.ndarray
+    g_depth: np.ndarray
+    g_special: np.ndarray
+    part_g: np.ndarray  # int32 (parts, 2)
+    part_c: np.ndarray  # int32 (parts, 2)
+    trees_per_model: dict[str, int]
+    thresholds: dict[int, np.ndarray]  # schema column → numerical thresholds used on it
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.thr: list[float] = []
+        self.skip: list[int] = []
+        self.feat: list[int] = []
+        self.flags: list[int] = []
+        self.val: list[float] = []
+        self.cat: list[int] = []
+        self.cat_loc: dict[int, tuple[int, int]] = {}  # node → (offset, words)
+        self.root: list[int] = []
+        self.col: list[int] = []
+        self.depth: list[int] = []
+        self.special: list[bool] = []
+        self.thresholds: dict[int, list[float]] = {}
+
+    def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int) -> None:
+        base = len(self.thr)
+        self.root.append(base)
+        self.col.append(out_col)
+        special = False
+        max_depth = 0
+        # Iterative pre-order walk: (LightGBM node id, depth, index of the parent waiting for
+        # its right child's position or -1).
+        stack: list[tuple[int, int, int]] = [(0 if t.num_leaves > 1 else -1, 0, -1)]
+        while stack:
+            node, depth, parent = stack.pop()
+            idx = len(self.thr)
+            if parent >= 0:
+                self.skip[parent] = idx - parent - 1
+            max_depth = max(max_depth, depth)
+            if node < 0:  # leaf ~node
+                self.thr.append(math.nan)
+                self.skip.append(-1)
+                self.feat.append(0)
+                self.flags.append(0)
+                self.val.append(t.leaf_value[~node])
+                continue
+            d = t.decision_type[node]
+            column = int(cols[t.split_feature[node]])
+            thr = t.threshold[node]
+            flags = 0
+            if d & 1:  # categorical
+                ci = int(thr)
+                b0, b1 = t.cat_boundaries[ci], t.cat_boundaries[ci + 1]
+                self.cat_loc[idx] = (len(self.cat), b1 - b0)
+                self.cat.extend(t.cat_threshold[b0:b1])
+                flags = _CAT
+                special = True
+                thr = 0.0
+            else:
+                default_left = bool(d & 2)
+                missing = (d >> 2) & 3
+                if missing == 0:  # None: NaN reads as 0.0
+                    nan_left = 0.0 <= thr
+                elif missing == 1:  # Zero: 0.0 and NaN go to the default side
+                    nan_left = default_left
+                    if default_left != (0.0 <= thr):
+                        flags |= _ZERO | (_ZLEFT if default_left else 0)
+                        special = True
+                else:  # NaN: NaN goes to the default side
+                    nan_left = default_left
+                if nan_left:
+                    flags |= _NANLEFT
+                self.thresholds.setdefault(column, []).append(thr)
+            self.thr.append(thr)
+            self.skip.append(0)  # set when the right child is placed
+            self.feat.append(column)
+            self.flags.append(flags)
+            self.val.append(0.0)
+            # Pre-order: left child right after this node, right child after the left subtree.
+            stack.append((t.right[node], depth + 1, idx))
+            stack.append((t.left[node], depth + 1, -1))
+        self.depth.append(max_depth)
+        self.special.append(special)
+
+    def nodes(self) -> np.ndarray:
+        nodes = np.zeros(len(self.thr), dtype=NODE_DTYPE)
+        nodes["thr"] = np.asarray(self.thr, dtype=np.float64).view(np.uint64)
+        for idx, (off, words) in self.cat_loc.items():
+            nodes["thr"][idx] = int(np.array([off, words], dtype="<u4").view("<u8")[0])
+        nodes["skip"] = self.skip
+        nodes["feat"] = self.feat
+        nodes["flags"] = self.flags
+        return nodes
+
+
+def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
+    """The arrays for every model of `layout`: parts tier, churn, products (in that order)."""
+    lockstep = lockstep or LOCKSTEP
+    schema = layout.schema
+    if len(schema) > 65535:
+        raise Unsupported("more than 65,535 features")
+    b = _Builder()
+    parts: list[tuple[list[TreeModel], int]] = [
+        ([layout.tier] if layout.tier else [], layout.tier.num_class if layout.tier else 0),
+        ([layout.churn] if layout.churn else [], 1 if layout.churn else 0),
+        (list(layout.products), len(layout.products)),
+    ]
+    g_tree: list[int] = []
+    g_n: list[int] = []
+    part_g: list[tuple[int, int]] = []
+    part_c: list[tuple[int, int]] = []
+    ncols = 0
+    per_model: dict[str, int] = {}
+    for models, width in parts:
+        c0, first_tree = ncols, len(b.root)
+        for j, model in enumerate(models):
+            parsed = parse_model(model.text)
+            if parsed.feature_names and parsed.feature_names != tuple(model.feature_names):
+                raise Unsupported(f"model {model.name}: feature names differ from the booster's")
+            cols = layout.columns(model)
+            k = parsed.per_iteration
+            if model.objective == "multiclass" and k != model.num_class:
+                raise Unsupported(f"model {model.name}: {k} trees per round for "
+                                  f"{model.num_class} classes")
+            if model.objective == "binary" and k != 1:
+                raise Unsupported(f"model {model.name}: {k} trees per round for a binary model")
+            for i, tree in enumerate(parsed.trees):
+                b.add_tree(tree, cols, c0 + (i % k if k > 1 else j))
+            per_model[model.name] = len(parsed.trees)
+        ncols = c0 + width
+        g0 = len(g_tree)
+        for t in range(first_tree, len(b.root), lockstep):
+            g_tree.append(t)
+            g_n.append(min(lockstep, len(b.root) - t))
+        part_g.append((g0, len(g_tree)))
+        part_c.append((c0, ncols))
+    depth = np.asarray(b.depth, dtype=np.int32)
+    special = np.asarray(b.special, dtype=bool)
+    g_depth = [int(depth[t:t + n].max()) for t, n in zip(g_tree, g_n, strict=True)]
+    g_special = [int(special[t:t + n].any()) for t, n in zip(g_tree, g_n, strict=True)]
+
+    def i32(v: object) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(v, dtype=np.int32))
+
+    return FlatModels(
+        nfeat=len(schema),
+        ncols=ncols,
+        nodes=b.nodes(),
+        val=np.asarray(b.val, dtype=np.float64),
+        cat=np.asarray(b.cat if b.cat else [0], dtype=np.uint32),
+        root=i32(b.root),
+        col=i32(b.col),
+        g_tree=i32(g_tree),
+        g_n=i32(g_n),
+        g_depth=i32(g_depth),
+        g_special=i32(g_special),
+        part_g=i32(part_g).reshape(-1, 2),
+        part_c=i32(part_c).reshape(-1, 2),
+        trees_per_model=per_model,
+        thresholds={c: np.unique(np.asarray(v)) for c, v in b.thresholds.items()},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# compile cache
+
+
+_lib_lock = threading.Lock()
+_libs: dict[str, ctypes.CDLL] = {}
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
+
+
+def _compiler(cc: str | None) -> str:
+    name = cc or os.environ.get("TIERWISE_CC") or os.environ.get("CC") or "cc"
+    path = shutil.which(name)
+    if path is None:
+        raise BuildFailed(f"no C compiler: {name!r} is not on PATH")
+    return path
+
+
+def library_key(cc_path: str) -> str:
+    """sha256 of everything that decides the shared object's content."""
+    h = hashlib.sha256()
+    h.update(SOURCE.read_bytes())
+    h.update("\0".join((*CFLAGS, cc_path, platform.machine(), sys.platform)).encode())
+    return h.hexdigest()
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    lib.tw_abi.restype = ctypes.c_int
+    lib.tw_abi.argtypes = []
+    if lib.tw_abi() != _ABI:
+        raise BuildFailed(f"{path} has ABI {lib.tw_abi()}, expected {_ABI}")
+    p = ctypes.c_void_p
+    i32 = ctypes.c_int32
+    lib.tw_new.restype = p
+    lib.tw_new.argtypes = [i32, i32, i32, p, p, i32, p, i32, p, p, i32, p, p, p, p, i32, p, p]
+    lib.tw_free.restype = None
+    lib.tw_free.argtypes = [p]
+    lib.tw_predict.restype = ctypes.c_int
+    lib.tw_predict.argtypes = [p, p, ctypes.c_int64, p, ctypes.c_uint32]
+    return lib
+
+
+def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDLL:
+    """The compiled walker, from the cache or compiled now; raises BuildFailed."""
+    cc_path = _compiler(cc)
+    key = library_key(cc_path)
+    with _lib_lock:
+        lib = _libs.get(key)
+        if lib is not None:
+            return lib
+        private = cache_dir is None
+        directory = Path(tempfile.mkdtemp(prefix="tierwise-tw-")) if private else Path(cache_dir)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / f"treewalk-{key[:24]}.so"
+            if not target.is_file():
+                _compile(cc_path, target)
+            try:
+                lib = _load(target)
+            except (OSError, BuildFailed):
+                # A stale or damaged file: build again once.
+                _compile(cc_path, target)
+                lib = _load(target)
+        except OSError as exc:
+            raise BuildFailed(f"cannot use the compile cache {directory}: {exc}") from exc
+        finally:
+            if private:
+                shutil.rmtree(directory, ignore_errors=True)  # mapped already, safe to delete
+        _libs[key] = lib
+        return lib
+
+
+def _compile(cc_path: str, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    cmd = [cc_path, *CFLAGS, "-o", str(tmp), str(SOURCE), "-lm"]
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildFailed(f"{cc_path} could not run: {exc}") from exc
+    if done.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise BuildFailed(f"{cc_path} failed ({done.returncode}): {done.stderr.strip()[:500]}")
+    os.replace(tmp, target)  # atomic: concurrent builders never see a partial file
+    log.info("compiled the tree walker in %.2f s into %s", time.perf_counter() - t0, target)
+
+
+# --------------------------------------------------------------------------------------------
+# the evaluator
+
+
+class TreeWalkEvaluator:
+    """All models of a layout in one native call per batch; raw scores equal Booster.predict's."""
+
+    name = "treewalk"
+
+    def __init__(self, layout: ModelLayout, *, cache_dir: Path | None = None,
+                 cc: str | None = None, lib: ctypes.CDLL | None = None) -> None:
+        t0 = time.perf_counter()
+        self.layout = layout
+        flat = flatten(layout)
+        self._lib = lib or load_library(cache_dir, cc=cc)
+        self.flat = flat
+        self.trees_per_model = flat.trees_per_model
+        ptr = lambda a: a.ctypes.data  # noqa: E731
+        handle = self._lib.tw_new(
+            flat.nfeat, flat.ncols, len(flat.nodes), ptr(flat.nodes), ptr(flat.val),
+            len(flat.cat), ptr(flat.cat), len(flat.root), ptr(flat.root), ptr(flat.col),
+            len(flat.g_tree), ptr(flat.g_tree), ptr(flat.g_n), ptr(flat.g_depth),
+            ptr(flat.g_special), len(flat.part_g), ptr(flat.part_g), ptr(flat.part_c),
+        )
+        if not handle:
+            raise MemoryError("tw_new failed")
+        self._handle = handle
+        self._free = self._lib.tw_free
+        self._predict = self._lib.tw_predict
+        self._nfeat = flat.nfeat
+        self._ncols = flat.ncols
+        (t_c0, t_c1), (c_c0, _), (p_c0, p_c1) = (tuple(r) for r in flat.part_c.tolist())
+        self._tier = slice(t_c0, t_c1) if layout.tier else None
+        self._churn = c_c0 if layout.churn else None
+        self._products = slice(p_c0, p_c1) if layout.products else None
+        self.build_seconds = time.perf_counter() - t0
+
+    def __del__(self) -> None:
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            self._free(handle)
+
+    @property
+    def num_trees(self) -> int:
+        return len(self.flat.root)
+
+    def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:
+        if x.dtype != np.float64 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self._nfeat:
+            raise ValueError(f"rows must have shape (n, {self._nfeat}), got {x.shape}")
+        n = x.shape[0]
+        out = np.empty((n, self._ncols))
+        want_t = tier and self._tier is not None
+        want_c = churn and self._churn is not None
+        want_p = products and self._products is not None
+        mask = want_t | (want_c << 1) | (want_p << 2)
+        if n and mask and self._predict(self._handle, x.ctypes.data, n, out.ctypes.data, mask):
+            raise MemoryError("tw_predict failed")
+        return RawScores(
+            tier=out[:, self._tier] if want_t else None,
+            churn=out[:, self._churn] if want_c else None,
+            products=out[:, self._products] if want_p else None,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# probe rows and the checked choice
+
+
+def probe_rows(schema: FeatureSchema, n: int, *, seed: int = 0,
+               thresholds: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Rows that exercise every branch kind: NaN, zeros, tiny values, out-of-range values,
+    every category code (and invalid ones), and values exactly at and next to split
+    thresholds when `thresholds` (schema column → values) is given."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, len(schema)))
+    for j, spec in enumerate(schema.specs):
+        if spec.kind == "category":
+            k = len(spec.categories)
+            codes = np.arange(k, dtype=np.float64)
+            odd = np.array([-1.0, -0.5, k, k + 0.5, 31.0, 32.0, 1e10, -1e10, math.inf])
+            col = np.where(rng.random(n) < 0.9, rng.choice(codes, n), rng.choice(odd, n))
+            col[: min(n, k)] = codes[: min(n, k)]
+        elif spec.kind == "boolean":
+            col = rng.choice(np.array([0.0, 1.0, -1.0, 2.0, 0.5]), n, p=[.45, .45, .04, .03, .03])
+        else:
+            lo = spec.minimum if spec.minimum is not None else -1e6
+            hi = spec.maximum if spec.maximum is not None else 1e6
+            span = hi - lo
+            uniform = lo + rng.random(n) * span
+            logscale = np.sign(rng.random(n) - 0.3) * np.exp(rng.uniform(-5, math.log1p(abs(hi)),
+                                                                          n))
+            col = np.where(rng.random(n) < 0.5, uniform, logscale)
+            if spec.kind == "integer":
+                col = np.round(col)
+            z = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, and next to it
+            odd = np.array([0.0, -0.0, 1e-36, -1e-36, 1e-300, z, -z, np.nextafter(z, 1),
+                            -np.nextafter(z, 1), lo - 1, hi + 1, lo - span, hi + span, 1e300,
+                            -1e300, math.inf, -math.inf])
+            col = np.where(rng.random(n) < 0.1, rng.choice(odd, n), col)
+            if thresholds and j in thresholds and len(thresholds[j]):
+                t = rng.choice(thresholds[j], n)
+                t = np.where(rng.random(n) < 0.5, t,
+                             np.nextafter(t, np.where(rng.random(n) < 0.5, -np.inf, np.inf)))
+                col = np.where(rng.random(n) < 0.3, t, col)
+        col[rng.random(n) < 0.1] = math.nan
+        x[:, j] = col
+    return x
+
+
+def max_difference(a: RawScores, b: RawScores) -> float:
+    """Largest absolute difference between two results (inf when their shapes differ)."""
+    worst = 0.0
+    for u, v in ((a.tier, b.tier), (a.churn, b.churn), (a.products, b.products)):
+        if u is None and v is None:
+            continue
+        if u is None or v is None or np.shape(u) != np.shape(v):
+            return math.inf
+        if u.size:
+            same = (u == v) | (np.isnan(u) & np.isnan(v))
+            if not same.all():
+                d = np.abs(np.asarray(u, dtype=float) - np.asarray(v, dtype=float))[~same]
+                worst = max(worst, float(np.nan_to_num(d, nan=math.inf).max()))
+    return worst
+
+
+def check_against_booster(evaluator: Evaluator, layout: ModelLayout, *, rows: int = 512,
+                          seed: int = 0) -> float:
+    """Max |difference| from BoosterEvaluator on probe rows, all parts, batch and single row."""
+    thresholds = getattr(getattr(evaluator, "flat", None), "thresholds", None)
+    x = probe_rows(layout.schema, rows, seed=seed, thresholds=thresholds)
+    ref = BoosterEvaluator(layout).raw(x, tier=True, churn=True, products=True)
+    worst = max_difference(evaluator.raw(x, tier=True, churn=True, products=True), ref)
+    for i in range(min(rows, 8)):
+        one = evaluator.raw(x[i:i + 1], tier=True, churn=True, products=True)
+        ref_one = RawScores(
+            tier=None if ref.tier is None else ref.tier[i:i + 1],
+            churn=None if ref.churn is None else ref.churn[i:i + 1],
+            products=None if ref.products is None else ref.products[i:i + 1],
+        )
+        worst = max(worst, max_difference(one, ref_one))
+    return worst
+
+
+def fastest_evaluator(layout: ModelLayout, *, cache_dir: Path | None,
+                      cc: str | None = None) -> Evaluator:
+    """The fastest evaluator that works here and matches Booster.predict on probe rows.
+
+    Falls back to BoosterEvaluator (logging a warning once per reason) when the walker
+    cannot be built or does not agree; never raises for those reasons.
+    """
+    try:
+        fast = TreeWalkEvaluator(layout, cache_dir=cache_dir, cc=cc)
+    except BuildFailed as exc:
+        _warn_once("build", "compiled tree evaluation unavailable, using plain LightGBM: %s", exc)
+        return BoosterEvaluator(layout)
+    except Unsupported as exc:
+        _warn_once(f"unsupported:{exc}", "a model is not supported by the tree walker, using "
+                   "plain LightGBM: %s", exc)
+        return BoosterEvaluator(layout)
+    diff = check_against_booster(fast, layout)
+    if not diff <= TOLERANCE:
+        _warn_once("mismatch", "the tree walker differs from LightGBM by %g on probe rows, "
+                   "using plain LightGBM", diff)
+        return BoosterEvaluator(layout)
+    return fast
