@@ -58,11 +58,11 @@ NODE_DTYPE = np.dtype([("thr", "<u8"), ("skip", "<i4"), ("feat", "<u2"), ("flags
 assert NODE_DTYPE.itemsize == 16
 
 
-class Unsupported(ValueError):
+class UnsupportedModelError(ValueError):
     """A model uses something the tree walker does not implement; use Booster.predict."""
 
 
-class BuildFailed(RuntimeError):
+class BuildError(RuntimeError):
     """The C tree walker could not be compiled or loaded on this machine."""
 
 
@@ -100,10 +100,10 @@ def _floats(s: str) -> list[float]:
 
 
 def parse_model(text: str) -> ParsedModel:
-    """The trees of a LightGBM text model; raises Unsupported for what the walker cannot do."""
+    """The trees of a LightGBM text model; UnsupportedModelError for what the walker lacks."""
     head, sep, rest = text.partition("\nTree=")
     if not sep:
-        raise Unsupported("no trees in the model text")
+        raise UnsupportedModelError("no trees in the model text")
     header: dict[str, str] = {}
     flags: set[str] = set()
     for line in head.splitlines():
@@ -113,7 +113,7 @@ def parse_model(text: str) -> ParsedModel:
         elif line.strip():
             flags.add(line.strip())
     if "average_output" in flags:
-        raise Unsupported("random-forest averaging (average_output)")
+        raise UnsupportedModelError("random-forest averaging (average_output)")
     per_iteration = int(header.get("num_tree_per_iteration", "1"))
     names = tuple(header.get("feature_names", "").split())
     body = rest.split("end of trees", 1)[0]
@@ -127,7 +127,7 @@ def parse_model(text: str) -> ParsedModel:
         if not kv:
             continue
         if kv.get("is_linear", "0").strip() not in ("0", ""):
-            raise Unsupported("linear trees")
+            raise UnsupportedModelError("linear trees")
         n = int(kv["num_leaves"])
         if n <= 1:
             trees.append(_Tree(max(n, 1), [], [], [], [], [],
@@ -226,10 +226,10 @@ class _Builder:
                 default_left = bool(d & 2)
                 missing = (d >> 2) & 3
                 if missing == 0:  # None: NaN reads as 0.0
-                    nan_left = 0.0 <= thr
+                    nan_left = thr >= 0.0
                 elif missing == 1:  # Zero: 0.0 and NaN go to the default side
                     nan_left = default_left
-                    if default_left != (0.0 <= thr):
+                    if default_left != (thr >= 0.0):
                         flags |= _ZERO | (_ZLEFT if default_left else 0)
                         special = True
                 else:  # NaN: NaN goes to the default side
@@ -264,7 +264,7 @@ def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
     lockstep = lockstep or LOCKSTEP
     schema = layout.schema
     if len(schema) > 65535:
-        raise Unsupported("more than 65,535 features")
+        raise UnsupportedModelError("more than 65,535 features")
     b = _Builder()
     parts: list[tuple[list[TreeModel], int]] = [
         ([layout.tier] if layout.tier else [], layout.tier.num_class if layout.tier else 0),
@@ -282,14 +282,16 @@ def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
         for j, model in enumerate(models):
             parsed = parse_model(model.text)
             if parsed.feature_names and parsed.feature_names != tuple(model.feature_names):
-                raise Unsupported(f"model {model.name}: feature names differ from the booster's")
+                raise UnsupportedModelError(
+                    f"model {model.name}: feature names differ from the booster's")
             cols = layout.columns(model)
             k = parsed.per_iteration
             if model.objective == "multiclass" and k != model.num_class:
-                raise Unsupported(f"model {model.name}: {k} trees per round for "
+                raise UnsupportedModelError(f"model {model.name}: {k} trees per round for "
                                   f"{model.num_class} classes")
             if model.objective == "binary" and k != 1:
-                raise Unsupported(f"model {model.name}: {k} trees per round for a binary model")
+                raise UnsupportedModelError(
+                    f"model {model.name}: {k} trees per round for a binary model")
             for i, tree in enumerate(parsed.trees):
                 b.add_tree(tree, cols, c0 + (i % k if k > 1 else j))
             per_model[model.name] = len(parsed.trees)
@@ -346,7 +348,7 @@ def _compiler(cc: str | None) -> str:
     name = cc or os.environ.get("TIERWISE_CC") or os.environ.get("CC") or "cc"
     path = shutil.which(name)
     if path is None:
-        raise BuildFailed(f"no C compiler: {name!r} is not on PATH")
+        raise BuildError(f"no C compiler: {name!r} is not on PATH")
     return path
 
 
@@ -363,7 +365,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.tw_abi.restype = ctypes.c_int
     lib.tw_abi.argtypes = []
     if lib.tw_abi() != _ABI:
-        raise BuildFailed(f"{path} has ABI {lib.tw_abi()}, expected {_ABI}")
+        raise BuildError(f"{path} has ABI {lib.tw_abi()}, expected {_ABI}")
     p = ctypes.c_void_p
     i32 = ctypes.c_int32
     lib.tw_new.restype = p
@@ -376,7 +378,7 @@ def _load(path: Path) -> ctypes.CDLL:
 
 
 def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDLL:
-    """The compiled walker, from the cache or compiled now; raises BuildFailed."""
+    """The compiled walker, from the cache or compiled now; raises BuildError."""
     cc_path = _compiler(cc)
     key = library_key(cc_path)
     with _lib_lock:
@@ -384,7 +386,8 @@ def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDL
         if lib is not None:
             return lib
         private = cache_dir is None
-        directory = Path(tempfile.mkdtemp(prefix="tierwise-tw-")) if private else Path(cache_dir)
+        directory = (Path(tempfile.mkdtemp(prefix="tierwise-tw-")) if cache_dir is None
+                     else Path(cache_dir))
         try:
             directory.mkdir(parents=True, exist_ok=True)
             target = directory / f"treewalk-{key[:24]}.so"
@@ -392,12 +395,12 @@ def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDL
                 _compile(cc_path, target)
             try:
                 lib = _load(target)
-            except (OSError, BuildFailed):
+            except (OSError, BuildError):
                 # A stale or damaged file: build again once.
                 _compile(cc_path, target)
                 lib = _load(target)
         except OSError as exc:
-            raise BuildFailed(f"cannot use the compile cache {directory}: {exc}") from exc
+            raise BuildError(f"cannot use the compile cache {directory}: {exc}") from exc
         finally:
             if private:
                 shutil.rmtree(directory, ignore_errors=True)  # mapped already, safe to delete
@@ -412,10 +415,10 @@ def _compile(cc_path: str, target: Path) -> None:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise BuildFailed(f"{cc_path} could not run: {exc}") from exc
+        raise BuildError(f"{cc_path} could not run: {exc}") from exc
     if done.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise BuildFailed(f"{cc_path} failed ({done.returncode}): {done.stderr.strip()[:500]}")
+        raise BuildError(f"{cc_path} failed ({done.returncode}): {done.stderr.strip()[:500]}")
     os.replace(tmp, target)  # atomic: concurrent builders never see a partial file
     log.info("compiled the tree walker in %.2f s into %s", time.perf_counter() - t0, target)
 
@@ -574,10 +577,10 @@ def fastest_evaluator(layout: ModelLayout, *, cache_dir: Path | None,
     """
     try:
         fast = TreeWalkEvaluator(layout, cache_dir=cache_dir, cc=cc)
-    except BuildFailed as exc:
+    except BuildError as exc:
         _warn_once("build", "compiled tree evaluation unavailable, using plain LightGBM: %s", exc)
         return BoosterEvaluator(layout)
-    except Unsupported as exc:
+    except UnsupportedModelError as exc:
         _warn_once(f"unsupported:{exc}", "a model is not supported by the tree walker, using "
                    "plain LightGBM: %s", exc)
         return BoosterEvaluator(layout)

@@ -1,0 +1,287 @@
+"""The native tree walker gives Booster.predict's raw scores, and falls back when it cannot."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from app.config import PROJECT_ROOT
+from app.features.schema import FeatureSchema
+from app.features.spec import FeatureSpec
+from app.scoring import compiled
+from app.scoring.compiled import (
+    TreeWalkEvaluator,
+    check_against_booster,
+    fastest_evaluator,
+    max_difference,
+    probe_rows,
+)
+from app.scoring.evaluate import BoosterEvaluator, ModelLayout, RawScores
+from app.scoring.models import TreeModel
+
+SEGMENTS = tuple(f"s{i}" for i in range(40))  # > 32 categories: two-word bitsets
+SPECS = (
+    FeatureSpec(name="amount", kind="number", minimum=0, maximum=1e6),
+    FeatureSpec(name="score", kind="number", minimum=-100, maximum=100),
+    FeatureSpec(name="visits", kind="integer", minimum=0, maximum=1000),
+    FeatureSpec(name="flag", kind="boolean"),
+    FeatureSpec(name="segment", kind="category", categories=SEGMENTS),
+    FeatureSpec(name="channel", kind="category", categories=("a", "b", "c", "d")),
+    FeatureSpec(name="ratio", kind="number", minimum=-1, maximum=1),
+)
+SCHEMA = FeatureSchema(SPECS)
+ALL = {"tier": True, "churn": True, "products": True}
+
+
+def _data(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([
+        np.exp(rng.normal(8, 2, n)).clip(0, 1e6),
+        rng.normal(0, 30, n).clip(-100, 100),
+        rng.poisson(20, n).astype(float),
+        rng.integers(0, 2, n).astype(float),
+        rng.integers(0, len(SEGMENTS), n).astype(float),
+        rng.integers(0, 4, n).astype(float),
+        np.where(rng.random(n) < 0.3, 0.0, rng.uniform(-1, 1, n)),
+    ])
+    x[rng.random(x.shape) < 0.12] = np.nan
+    return x
+
+
+def _signal(x: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    seg_effect = rng.normal(0, 1, len(SEGMENTS))
+    z = np.nan_to_num(x, nan=0.0)
+    s = (np.log1p(z[:, 0]) / 4 - z[:, 1] / 40 + np.sqrt(z[:, 2]) / 3 + z[:, 3]
+         + seg_effect[z[:, 4].astype(int)] + (z[:, 5] == 2) - 2 * z[:, 6]
+         + np.isnan(x[:, 6]) + (x[:, 6] == 0))
+    return s + rng.normal(0, 0.5, len(s))
+
+
+def _train(name: str, x: np.ndarray, y: np.ndarray, names: list[str], objective: str,
+           rounds: int = 25, **params: object) -> TreeModel:
+    base = {
+        "objective": objective, "num_leaves": 31, "min_data_in_leaf": 5, "learning_rate": 0.2,
+        "min_data_per_group": 5, "cat_smooth": 1.0, "cat_l2": 1.0, "max_cat_threshold": 64,
+        "num_threads": 1, "verbosity": -1, "seed": 3, "deterministic": True,
+    }
+    base.update(params)
+    cats = [i for i, n in enumerate(names) if SCHEMA.by_name[n].kind == "category"]
+    ds = lgb.Dataset(x, label=y, feature_name=names, categorical_feature=cats, params=base)
+    booster = lgb.train(base, ds, num_boost_round=rounds)
+    return TreeModel.from_text(name, booster.model_to_string())
+
+
+@pytest.fixture(scope="module")
+def layout() -> ModelLayout:
+    x = _data(3000, seed=1)
+    names = list(SCHEMA.names)
+    s = _signal(x, seed=2)
+    tier = _train("tier", x, np.digitize(s, np.quantile(s, [0.3, 0.7])), names, "multiclass",
+                  num_class=3, rounds=15)
+    churn = _train("churn", x, (s > np.median(s)).astype(int), names, "binary", num_leaves=63)
+    y = (_signal(x, seed=4) > 0.5).astype(int)
+    zero = _train("zero_missing", x, y, names, "binary", zero_as_missing=True)
+    no_missing = _train("no_missing", x, y, names, "binary", use_missing=False)
+    onehot = _train("onehot", x, y, names, "binary", max_cat_to_onehot=64)
+    perm = ["ratio", "segment", "amount", "flag"]  # a subset, in another order
+    subset = _train("subset", x[:, SCHEMA.columns(perm)], y, perm, "binary")
+    stump = _train("stump", x, y, names, "binary", rounds=3, min_gain_to_split=1e12)
+    products = (zero, no_missing, onehot, subset, stump)
+    return ModelLayout(schema=SCHEMA, tier=tier, churn=churn, products=products)
+
+
+@pytest.fixture(scope="module")
+def walker(layout: ModelLayout, tmp_path_factory: pytest.TempPathFactory) -> TreeWalkEvaluator:
+    return TreeWalkEvaluator(layout, cache_dir=tmp_path_factory.mktemp("compiled"))
+
+
+def _assert_same(got: RawScores, want: RawScores, tol: float = 1e-12) -> None:
+    assert max_difference(got, want) <= tol
+
+
+def test_models_cover_every_split_kind(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    kinds = {m.name: compiled.parse_model(m.text) for m in layout.all_models()}
+    decisions = {name: {d for t in p.trees for d in t.decision_type} for name, p in kinds.items()}
+    assert any(d & 1 for ds in decisions.values() for d in ds), "no categorical split"
+    assert any((d >> 2) & 3 == 1 for d in decisions["zero_missing"]), "no zero-as-missing split"
+    assert all((d >> 2) & 3 == 0 for d in decisions["no_missing"] if not d & 1)
+    assert any(len(t.cat_threshold) > 1 for p in kinds.values() for t in p.trees), \
+        "no multi-word category bitset"
+    assert all(t.num_leaves == 1 for t in kinds["stump"].trees)
+    assert walker.num_trees == sum(m.num_trees for m in layout.all_models())
+
+
+def test_equal_to_booster_on_random_rows(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    x = probe_rows(SCHEMA, 10_000, seed=11, thresholds=walker.flat.thresholds)
+    want = BoosterEvaluator(layout).raw(x, **ALL)
+    got = walker.raw(x, **ALL)
+    _assert_same(got, want)
+    assert got.tier is not None and got.tier.shape == (10_000, 3)
+    assert got.churn is not None and got.churn.shape == (10_000,)
+    assert got.products is not None and got.products.shape == (10_000, len(layout.products))
+    # Bit for bit, in fact: the walker sums the same doubles in the same order.
+    assert np.array_equal(got.tier, want.tier) and np.array_equal(got.churn, want.churn)
+    assert np.array_equal(got.products, want.products)
+
+
+def test_single_rows_and_parts(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    x = probe_rows(SCHEMA, 64, seed=12, thresholds=walker.flat.thresholds)
+    full = walker.raw(x, **ALL)
+    for i in range(len(x)):
+        one = walker.raw(x[i:i + 1], **ALL)
+        assert one.churn is not None and full.churn is not None
+        assert one.churn[0] == full.churn[i]
+        assert np.array_equal(one.products, full.products[i:i + 1])  # type: ignore[index]
+    only = walker.raw(x, tier=False, churn=True, products=False)
+    assert only.tier is None and only.products is None
+    assert np.array_equal(only.churn, full.churn)
+    some = walker.raw(x, tier=True, churn=False, products=True)
+    assert some.churn is None
+    assert np.array_equal(some.tier, full.tier) and np.array_equal(some.products, full.products)
+    empty = walker.raw(x[:0], **ALL)
+    assert empty.tier is not None and empty.tier.shape == (0, 3)
+    # Non-contiguous and float32 input are accepted; a wrong width is refused.
+    wide = np.repeat(x, 2, axis=1)[:, ::2]
+    _assert_same(walker.raw(wide, **ALL), full, 0.0)
+    with pytest.raises(ValueError):
+        walker.raw(x[:, :-1], **ALL)
+
+
+def test_edge_values(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    z = float(np.float32(1e-35))
+    specials = [math.nan, 0.0, -0.0, z, -z, np.nextafter(z, 1), 1e-300, -1e-300, math.inf,
+                -math.inf, 1e300, -1e300, -0.5, -1.0, -1.5, 31.0, 32.0, 39.0, 40.0, 63.5, 64.0,
+                2.0**31, 2.0**31 - 1, -(2.0**31), 1e19]
+    x = np.array([[v] * len(SCHEMA) for v in specials])
+    rng = np.random.default_rng(5)
+    mixed = probe_rows(SCHEMA, 2000, seed=13)
+    mask = rng.random(mixed.shape) < 0.5
+    mixed[mask] = rng.choice(specials, mask.sum())
+    rows = np.vstack([x, mixed])
+    _assert_same(walker.raw(rows, **ALL), BoosterEvaluator(layout).raw(rows, **ALL), 0.0)
+
+
+def test_threads_share_one_walker(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    x = probe_rows(SCHEMA, 400, seed=14)
+    want = walker.raw(x, **ALL)
+    errors: list[str] = []
+
+    def work(seed: int) -> None:
+        r = np.random.default_rng(seed)
+        for _ in range(60):
+            i = int(r.integers(0, len(x) - 8))
+            n = int(r.integers(1, 8))
+            got = walker.raw(x[i:i + n], **ALL)
+            if not (np.array_equal(got.churn, want.churn[i:i + n])  # type: ignore[index]
+                    and np.array_equal(got.tier, want.tier[i:i + n])):  # type: ignore[index]
+                errors.append(f"rows {i}:{i + n}")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_fastest_evaluator_checks_and_caches(layout: ModelLayout, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled, "_libs", {})  # as in a fresh process
+    ev = fastest_evaluator(layout, cache_dir=tmp_path)
+    assert isinstance(ev, TreeWalkEvaluator)
+    (so,) = tmp_path.glob("treewalk-*.so")  # kept in the cache, named by the source's sha256
+    assert so.name == f"treewalk-{compiled.library_key(compiled._compiler(None))[:24]}.so"
+    assert check_against_booster(ev, layout) == 0.0
+    monkeypatch.setattr(compiled, "_libs", {})
+    stamp = so.stat().st_mtime_ns
+    assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), TreeWalkEvaluator)
+    assert so.stat().st_mtime_ns == stamp, "the next process loads it without compiling"
+
+
+@pytest.mark.parametrize("how", ["parameter", "env", "failing"])
+def test_fallback_without_compiler(layout: ModelLayout, tmp_path: Path, how: str,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(compiled, "_warned", set())
+    monkeypatch.setattr(compiled, "_libs", {})
+    cc: str | None = None
+    if how == "parameter":
+        cc = str(tmp_path / "no-such-cc")
+    elif how == "env":
+        monkeypatch.setenv("TIERWISE_CC", str(tmp_path / "no-such-cc"))
+    else:
+        fake = tmp_path / "broken-cc"
+        fake.write_text("#!/bin/sh\necho 'broken compiler' >&2\nexit 1\n")
+        fake.chmod(0o755)
+        cc = str(fake)
+    with caplog.at_level(logging.WARNING, logger="tierwise.scoring"):
+        first = fastest_evaluator(layout, cache_dir=tmp_path / "cache", cc=cc)
+        second = fastest_evaluator(layout, cache_dir=tmp_path / "cache", cc=cc)
+    assert isinstance(first, BoosterEvaluator) and isinstance(second, BoosterEvaluator)
+    warnings = [r for r in caplog.records if r.name == "tierwise.scoring"
+                and r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "logged once"
+    assert "plain LightGBM" in warnings[0].getMessage()
+    x = probe_rows(SCHEMA, 2000, seed=15)
+    _assert_same(first.raw(x, **ALL), BoosterEvaluator(layout).raw(x, **ALL), 0.0)
+
+
+def test_a_wrong_fast_path_never_serves(layout: ModelLayout, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled, "_warned", set())
+    real = TreeWalkEvaluator.raw
+
+    def off_by_a_little(self: TreeWalkEvaluator, x: np.ndarray, **kw: bool) -> RawScores:
+        r = real(self, x, **kw)
+        return RawScores(tier=r.tier, churn=None if r.churn is None else r.churn + 1e-7,
+                         products=r.products)
+
+    monkeypatch.setattr(TreeWalkEvaluator, "raw", off_by_a_little)
+    assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), BoosterEvaluator)
+
+
+def test_unsupported_model_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled, "_warned", set())
+    x = _data(1000, seed=6)[:, [0, 1, 2, 6]]
+    names = ["amount", "score", "visits", "ratio"]
+    y = _signal(_data(1000, seed=6), seed=7)
+    linear = _train("linear", np.nan_to_num(x), (y > 0).astype(int), names, "binary",
+                    rounds=5, linear_tree=True)
+    lay = ModelLayout(schema=SCHEMA, tier=None, churn=linear, products=())
+    assert isinstance(fastest_evaluator(lay, cache_dir=tmp_path), BoosterEvaluator)
+
+
+MODELS = PROJECT_ROOT / "models"
+FAMILIES = ("tier", "churn", "products", "catalog", "policy")
+
+
+@pytest.mark.skipif(not all((MODELS / f / "manifest.json").is_file() for f in FAMILIES),
+                    reason="models/ holds no default bundles yet (make models)")
+def test_default_bundles(tmp_path: Path) -> None:
+    from app.bundles import read_dir
+    from app.scoring.context import build_context
+
+    bundles = {f: read_dir(MODELS / f) for f in FAMILIES}
+    ctx = build_context(bundles, {f: 1 for f in FAMILIES})
+    walker = TreeWalkEvaluator(ctx.layout, cache_dir=tmp_path)
+    booster = BoosterEvaluator(ctx.layout)
+    x = probe_rows(ctx.schema, 10_000, seed=21, thresholds=walker.flat.thresholds)
+    _assert_same(walker.raw(x, **ALL), booster.raw(x, **ALL))
+    refs = []
+    for f in ("tier", "churn", "products"):
+        for ref in bundles[f].manifest.reference_rows:
+            row = np.empty(len(ctx.schema))
+            ctx.schema.encode_into(ref.features, row)  # other families' columns stay NaN
+            refs.append(row)
+    assert refs, "the bundles carry reference rows"
+    rows = np.array(refs)
+    _assert_same(walker.raw(rows, **ALL), booster.raw(rows, **ALL))
+    for i in range(min(len(rows), 20)):
+        _assert_same(walker.raw(rows[i:i + 1], **ALL), booster.raw(rows[i:i + 1], **ALL))
