@@ -7,7 +7,6 @@ import socket
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 
 from app.api.auth import RequireScorer
 from app.errors import NotReady
@@ -17,9 +16,8 @@ _REPLICA = {"hostname": socket.gethostname(), "pid": os.getpid()}
 
 
 @router.get("/v1/status", summary="Versions live in this replica, last refresh, last failure")
-async def status(request: Request, principal: RequireScorer) -> ORJSONResponse:
+async def status(request: Request, principal: RequireScorer) -> dict[str, Any]:
     live = getattr(request.app.state, "live", None)
     if live is None or not hasattr(live, "status"):
         raise NotReady("this replica has no registry runtime")
-    body: dict[str, Any] = {"replica": {**_REPLICA, "pid": os.getpid()}, **live.status()}
-    return ORJSONResponse(body)
+    return {"replica": {**_REPLICA, "pid": os.getpid()}, **live.status()}
