@@ -46,14 +46,14 @@ log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
 LOCKSTEP = 8  # trees walked in lock-step (TW_K in treewalk.c)
-_ABI = 1000 + LOCKSTEP
+_ABI = 2000 + LOCKSTEP
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off",
           f"-DTW_K={LOCKSTEP}")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
 
 # Node flags, as in treewalk.c.
-_NANLEFT, _CAT, _ZERO, _ZLEFT = 1, 2, 4, 8
+_NANLEFT, _CAT, _ZERO, _ZLEFT, _RAW = 1, 2, 4, 8, 16
 NODE_DTYPE = np.dtype([("thr", "<u8"), ("skip", "<i4"), ("feat", "<u2"), ("flags", "<u2")])
 assert NODE_DTYPE.itemsize == 16
 
@@ -188,7 +188,8 @@ class _Builder:
         self.special: list[bool] = []
         self.thresholds: dict[int, list[float]] = {}
 
-    def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int) -> None:
+    def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int, nfeat: int) -> None:
+        """Append one tree; `nfeat` is the row width (nodes read one of three row copies)."""
         base = len(self.thr)
         self.root.append(base)
         self.col.append(out_col)
@@ -222,6 +223,7 @@ class _Builder:
                 flags = _CAT
                 special = True
                 thr = 0.0
+                column += 2 * nfeat  # the copy with NaN kept
             else:
                 default_left = bool(d & 2)
                 missing = (d >> 2) & 3
@@ -234,9 +236,16 @@ class _Builder:
                         special = True
                 else:  # NaN: NaN goes to the default side
                     nan_left = default_left
-                if nan_left:
-                    flags |= _NANLEFT
-                self.thresholds.setdefault(column, []).append(thr)
+                if not math.isfinite(thr):
+                    flags |= _RAW  # NaN as ±inf would compare wrongly with it
+                    special = True
+                if math.isfinite(thr):
+                    self.thresholds.setdefault(column, []).append(thr)
+                if flags:
+                    flags |= _NANLEFT if nan_left else 0
+                    column += 2 * nfeat  # the copy with NaN kept
+                elif not nan_left:
+                    column += nfeat  # the copy with NaN as +inf (goes right)
             self.thr.append(thr)
             self.skip.append(0)  # set when the right child is placed
             self.feat.append(column)
@@ -263,8 +272,8 @@ def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
     """The arrays for every model of `layout`: parts tier, churn, products (in that order)."""
     lockstep = lockstep or LOCKSTEP
     schema = layout.schema
-    if len(schema) > 65535:
-        raise UnsupportedModelError("more than 65,535 features")
+    if len(schema) > 65535 // 3:
+        raise UnsupportedModelError("more than 21,845 features")
     b = _Builder()
     parts: list[tuple[list[TreeModel], int]] = [
         ([layout.tier] if layout.tier else [], layout.tier.num_class if layout.tier else 0),
@@ -293,7 +302,7 @@ def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
                 raise UnsupportedModelError(
                     f"model {model.name}: {k} trees per round for a binary model")
             for i, tree in enumerate(parsed.trees):
-                b.add_tree(tree, cols, c0 + (i % k if k > 1 else j))
+                b.add_tree(tree, cols, c0 + (i % k if k > 1 else j), len(schema))
             per_model[model.name] = len(parsed.trees)
         ncols = c0 + width
         g0 = len(g_tree)

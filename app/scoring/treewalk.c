@@ -19,6 +19,14 @@
  *   - leaf outputs are summed in double per output column, in tree order, starting from 0.0,
  *     exactly as GBDT::PredictRaw does, so the sums are bit-identical.
  *
+ * The row is expanded once per call into three copies of nfeat values: [0, nfeat) with NaN as
+ * -inf, [nfeat, 2 nfeat) with NaN as +inf, [2 nfeat, 3 nfeat) with NaN kept. A plain numerical
+ * node reads the copy in which NaN already lands on its NaN side (-inf <= thr goes left,
+ * +inf <= thr goes right, for a finite thr), so its step is a single comparison. Only
+ * categorical nodes, zero-as-missing nodes whose default side differs from "0 <= thr" and
+ * nodes with an infinite threshold ("special" nodes, flagged, reading the NaN-kept copy) take
+ * the slower step.
+ *
  * Node layout: trees in pre-order, so the left child of node i is i + 1 and the right child is
  * i + 1 + skip. A leaf has skip = -1 and threshold NaN: "v <= NaN" is false, so a step from a
  * leaf goes "right" onto itself. That lets K trees be walked in lock-step with no data-dependent
@@ -33,13 +41,14 @@
 #ifndef TW_K
 #define TW_K 8 /* trees walked in lock-step */
 #endif
-#define TW_ABI 1
+#define TW_ABI 2
 
-#define TW_NANLEFT 1u /* NaN goes left (default-left NaN node, or 0 <= thr when NaN reads as 0) */
+#define TW_NANLEFT 1u /* special numerical node: NaN goes left */
 #define TW_CAT 2u     /* categorical split: thr holds (offset, words) into the bitset array */
 #define TW_ZERO 4u    /* zero-as-missing node whose default side differs from "0 <= thr" */
 #define TW_ZLEFT 8u   /* default side of a TW_ZERO node is left */
-#define TW_SPECIAL (TW_CAT | TW_ZERO)
+#define TW_RAW 16u    /* numerical node with an infinite threshold: reads NaN as NaN */
+#define TW_SPECIAL (TW_CAT | TW_ZERO | TW_RAW)
 
 /* LightGBM's kZeroThreshold is the float literal 1e-35f: 1.0000000180025095e-35 as a double. */
 #define TW_ZERO_THRESHOLD ((double)1e-35f)
@@ -47,7 +56,7 @@
 typedef struct {
     double thr;    /* threshold; NaN for a leaf; categorical: uint32 offset, uint32 words */
     int32_t skip;  /* right child = this + 1 + skip (left child = this + 1); leaf: -1 */
-    uint16_t feat; /* column of the input row */
+    uint16_t feat; /* column of the expanded row (see above) */
     uint16_t flags;
 } tw_node;
 
@@ -87,7 +96,7 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
     if (m->nfeat < 1 || m->ncols < 0 || m->nnodes < 1) return 0;
     for (int32_t i = 0; i < m->nnodes; ++i) {
         const tw_node *n = m->nodes + i;
-        if (n->feat >= m->nfeat) return 0;
+        if (n->feat >= 3 * m->nfeat) return 0;
         /* A leaf (skip -1) must stay put: threshold NaN, no flags. Any other node moves
          * forward (pre-order), so every walk ends on a leaf inside the array. */
         if (n->skip == -1) {
@@ -161,9 +170,7 @@ static inline int cat_left(const uint32_t *bits, const tw_node *n, double v) {
 
 /* One step of a plain numerical node (or a leaf, which stays put). */
 static inline const tw_node *step(const tw_node *n, const double *x) {
-    const double v = x[n->feat];
-    uint32_t right = !(v <= n->thr);
-    right &= ~((uint32_t)(v != v) & (uint32_t)n->flags);
+    const uint32_t right = !(x[n->feat] <= n->thr);
     return n + 1 + ((-(int32_t)right) & n->skip);
 }
 
@@ -175,14 +182,15 @@ static inline const tw_node *step_any(const tw_node *n, const double *x, const u
     if (__builtin_expect((fl & TW_SPECIAL) != 0, 0)) {
         if (fl & TW_CAT) {
             right = !cat_left(bits, n, v);
-        } else if (v == 0.0 || v != v) {
+        } else if (v != v) {
+            right = !(fl & TW_NANLEFT);
+        } else if ((fl & TW_ZERO) && v == 0.0) {
             right = !(fl & TW_ZLEFT);
         } else {
             right = !(v <= n->thr);
         }
     } else {
         right = !(v <= n->thr);
-        right &= ~((uint32_t)(v != v) & fl);
     }
     return n + 1 + ((-(int32_t)right) & n->skip);
 }
@@ -227,24 +235,26 @@ static inline void walk_group(const tw_model *m, int32_t g, const double *x, dou
  * Returns 0, or -1 when memory is short.
  */
 int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint32_t part_mask) {
-    const int32_t nf = m->nfeat, nc = m->ncols;
+    const int32_t nf = m->nfeat, nc = m->ncols, w = 3 * m->nfeat;
     double stackbuf[TW_BLOCK_DOUBLES];
     double *buf = stackbuf;
-    int64_t block = nf > 0 ? TW_BLOCK_DOUBLES / nf : 64;
+    int64_t block = TW_BLOCK_DOUBLES / w;
     if (block < 1) {
         block = 1;
-        buf = malloc(sizeof(double) * (size_t)nf);
+        buf = malloc(sizeof(double) * (size_t)w);
         if (!buf) return -1;
     }
-    if (block > 256) block = 256;
     for (int64_t r0 = 0; r0 < n; r0 += block) {
         const int64_t nb = (n - r0 < block) ? n - r0 : block;
         for (int64_t r = 0; r < nb; ++r) {
             const double *src = x + (r0 + r) * nf;
-            double *dst = buf + r * nf;
+            double *lo = buf + r * w, *hi = lo + nf, *raw = hi + nf;
             for (int32_t j = 0; j < nf; ++j) {
-                const double v = src[j];
-                dst[j] = fabs(v) <= TW_ZERO_THRESHOLD ? 0.0 : v;
+                double v = src[j];
+                if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0;
+                raw[j] = v;
+                lo[j] = v != v ? -INFINITY : v;
+                hi[j] = v != v ? INFINITY : v;
             }
         }
         for (int32_t p = 0; p < m->nparts; ++p) {
@@ -254,7 +264,7 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
                 for (int32_t c = c0; c < c1; ++c) out[(r0 + r) * nc + c] = 0.0;
             const int32_t g0 = m->part_g[p][0], g1 = m->part_g[p][1];
             for (int32_t g = g0; g < g1; ++g)
-                for (int64_t r = 0; r < nb; ++r) walk_group(m, g, buf + r * nf, out + (r0 + r) * nc);
+                for (int64_t r = 0; r < nb; ++r) walk_group(m, g, buf + r * w, out + (r0 + r) * nc);
         }
     }
     if (buf != stackbuf) free(buf);

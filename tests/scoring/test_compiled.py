@@ -115,6 +115,9 @@ def test_models_cover_every_split_kind(layout: ModelLayout, walker: TreeWalkEval
     assert any(len(t.cat_threshold) > 1 for p in kinds.values() for t in p.trees), \
         "no multi-word category bitset"
     assert all(t.num_leaves == 1 for t in kinds["stump"].trees)
+    assert any(not math.isfinite(v) for p in kinds.values() for t in p.trees
+               for v, d in zip(t.threshold, t.decision_type, strict=True) if not d & 1), \
+        "no infinite threshold (NaN against everything else)"
     assert walker.num_trees == sum(m.num_trees for m in layout.all_models())
 
 
