@@ -7,6 +7,7 @@ dictionary lookup and a sha256, and at most one database query per key per few s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -60,7 +61,7 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-def _require(*capabilities: str):  # type: ignore[no-untyped-def]
+def _require(*capabilities: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not any(principal.may(c) for c in capabilities):
             raise Forbidden(

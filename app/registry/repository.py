@@ -147,7 +147,7 @@ def list_approvals(session: Session, family: str, version: int) -> Sequence[Appr
 def approval_counts(session: Session, family: str) -> dict[int, int]:
     """version → number of approvals, for one family."""
     return dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             select(ApprovalRow.version, func.count())
             .where(ApprovalRow.family == family)
             .group_by(ApprovalRow.version)
