@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test models bench lint clean venv
+.PHONY: run test models bench lint clean venv openapi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+
+## Regenerate openapi.yaml from the app (a test checks they are identical).
+openapi: $(STAMP)
+	$(BIN)/tierwise openapi --out openapi.yaml

@@ -24,6 +24,22 @@ def serve(
     run_server(host=host, port=port, workers=workers)
 
 
+@cli.command()
+def openapi(
+    out: str = typer.Option("-", help="File to write, or - for standard output."),
+) -> None:
+    """Print the OpenAPI document the service serves (openapi.yaml is this output)."""
+    from app.api.openapi import openapi_yaml
+    from app.main import create_app
+
+    text = openapi_yaml(create_app())
+    if out == "-":
+        typer.echo(text, nl=False)
+    else:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
 def _register_subcommands() -> None:
     # Each area owns its commands; the import keeps start-up of `serve` light.
     from app.training.commands import register as register_training

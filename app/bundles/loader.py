@@ -76,7 +76,9 @@ def _tree(bundle: Bundle, name: str, file: str) -> TreeModel:
     try:
         return TreeModel.from_text(name, bundle.text(file))
     except (UnicodeDecodeError, ValueError, Exception) as exc:  # lightgbm raises LightGBMError
-        raise _reject(f"{file} is not a readable LightGBM text model", file, str(exc)[:300]) from None
+        raise _reject(
+            f"{file} is not a readable LightGBM text model", file, str(exc)[:300]
+        ) from None
 
 
 def _config(bundle: Bundle, file: str, schema: type[Catalog] | type[Policy]) -> Catalog | Policy:

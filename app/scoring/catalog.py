@@ -88,7 +88,8 @@ class Action(_Strict):
     lever: float = Field(default=1.0, gt=0, description="Business lever L (campaign weight).")
     elderly_allowed: bool = Field(
         default=False,
-        description="May be offered above the elderly risk cap to customers at or over elderly_age.",
+        description="May be offered above the elderly risk cap to customers at or over "
+        "elderly_age.",
     )
     pitch: str = Field(default="", description="One line an RM can say about this action.")
     eligibility: Eligibility = Eligibility()

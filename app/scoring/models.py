@@ -40,7 +40,9 @@ class TreeModel:
         elif objective.startswith(("multiclass", "softmax")):
             kind, num_class, sigmoid = "multiclass", booster.num_model_per_iteration(), 1.0
         else:
-            raise ValueError(f"model {name}: objective {objective or '?'} is not binary or multiclass")
+            raise ValueError(
+                f"model {name}: objective {objective or '?'} is not binary or multiclass"
+            )
         return cls(
             name=name,
             booster=booster,
@@ -68,7 +70,9 @@ class TreeModel:
         return np.asarray(self.booster.predict(x, raw_score=True))
 
 
-def calibrate(calibrator: Calibrator | None, raw: np.ndarray, probability: np.ndarray) -> np.ndarray:
+def calibrate(
+    calibrator: Calibrator | None, raw: np.ndarray, probability: np.ndarray
+) -> np.ndarray:
     """The calibrated probability: Platt on the raw score, isotonic on the model probability."""
     if calibrator is None:
         return probability

@@ -1,0 +1,77 @@
+"""One error handler: every error leaves the service in the same JSON shape."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import FieldProblem, TierwiseError
+
+log = logging.getLogger("tierwise.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str,
+                   details: list[FieldProblem] | None = None,
+                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+    """The one JSON error shape."""
+    body = {"error": {"code": code, "message": message,
+                      "details": [d.as_dict() for d in details or []]}}
+    return ORJSONResponse(body, status_code=status, headers=headers)
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or (str(loc[0]) if loc else "body")
+
+
+async def _domain(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, TierwiseError)
+    headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+
+
+async def _validation(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "invalid_json", "the request body is not valid JSON",
+                              [FieldProblem("body", str(errors[0].get("msg", "")))])
+    details = [FieldProblem(_location(tuple(e["loc"])), e["msg"]) for e in errors]
+    return error_response(422, "invalid_request", "the request does not follow the contract",
+                          details)
+
+
+async def _http(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    log.exception("unexpected error")
+    return error_response(500, "internal_error", "an unexpected error occurred; see the logs")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on an application."""
+    app.add_exception_handler(TierwiseError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,85 @@
+"""Pure ASGI middleware around every request: request id and body size limit.
+
+Written as raw ASGI (not BaseHTTPMiddleware) because it runs on every scoring call and
+must stay cheap.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import FieldProblem, PayloadTooLarge
+
+REQUEST_ID_HEADER = b"x-request-id"
+_VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _too_large(limit: int) -> tuple[dict[str, Any], bytes]:
+    body = orjson.dumps({"error": {
+        "code": "payload_too_large",
+        "message": f"the request body exceeds {limit} bytes",
+        "details": [{"field": "body", "problem": f"larger than {limit} bytes"}],
+    }})
+    start = {"type": "http.response.start", "status": 413,
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+    return start, body
+
+
+class RequestContextMiddleware:
+    """Assigns the request id (from X-Request-ID or new) and enforces the body limit."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER and _VALID_ID.match(value):
+                request_id = value.decode()
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        limit = self.max_body_bytes
+        rid_header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], rid_header]
+            await send(message)
+
+        if length is not None and length > limit:
+            start, body = _too_large(limit)
+            await send_with_id(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Raised inside the route's body read, so the one error handler
+                    # renders it like every other error.
+                    raise PayloadTooLarge(
+                        f"the request body exceeds {limit} bytes",
+                        [FieldProblem("body", f"larger than {limit} bytes")],
+                    )
+            return message
+
+        await self.app(scope, limited_receive, send_with_id)

@@ -1,0 +1,184 @@
+"""The data plane: turns validated requests into scores on the right scoring context.
+
+Routes (app/api/routes/scores.py) do HTTP only and call these two functions; the live
+registry state is passed in, so this module knows nothing about FastAPI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from app.api.schemas import BatchItem, ScoreContext, ScoreOptions
+from app.errors import FieldProblem, InvalidFeature, InvalidRequest
+from app.scoring.arbitration import ContactEvent
+from app.scoring.context import ScoringContext
+from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
+
+log = logging.getLogger("tierwise.scoring")
+_BATCH_ITEM = TypeAdapter(BatchItem)
+
+
+class LiveContexts(Protocol):
+    """What the data plane needs from the live registry state."""
+
+    def for_request(
+        self, *, customer_id: str, pins: Mapping[str, str]
+    ) -> tuple[ScoringContext, ScoringContext | None]: ...
+
+
+def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
+    if options is None:
+        return Options(), {}
+    parts = frozenset(options.parts) if options.parts else frozenset(PARTS)
+    return (
+        Options(parts=parts, top_n=options.top_n, explain=options.explain,
+                include_suppressed=options.include_suppressed),
+        options.pin,
+    )
+
+
+def _history(
+    context: ScoreContext | None, prefix: str
+) -> tuple[str | None, tuple[ContactEvent, ...]]:
+    if context is None:
+        return None, ()
+    as_of = context.as_of or dt.datetime.now(dt.UTC).date()
+    events = []
+    problems = []
+    for i, e in enumerate(context.history):
+        days = (as_of - e.date).days
+        if days < 0:
+            problems.append(FieldProblem(f"{prefix}context.history[{i}].date",
+                                         f"is after the decision day {as_of.isoformat()}"))
+        events.append(ContactEvent(action_id=e.action_id, days_ago=days, outcome=e.outcome))
+    if problems:
+        raise InvalidRequest("the contact history is inconsistent", problems)
+    return context.channel, tuple(events)
+
+
+def _check_required(ctx: ScoringContext, features: Mapping[str, Any], parts: frozenset[str],
+                    prefix: str) -> list[FieldProblem]:
+    required = ctx.required_for(parts)
+    if required.issubset(features.keys()):
+        return []
+    return [FieldProblem(f"{prefix}features.{n}", "is required")
+            for n in ctx.schema.names if n in required and n not in features]
+
+
+def _encode(ctx: ScoringContext, features: Mapping[str, Any], out: np.ndarray,
+            parts: frozenset[str], prefix: str) -> list[FieldProblem]:
+    problems = [
+        p for p in ctx.schema.encode_into(features, out, prefix=f"{prefix}features")
+        if p.problem != "is required"  # required-ness depends on the parts asked for
+    ]
+    return problems + _check_required(ctx, features, parts, prefix)
+
+
+def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, Any],
+              context: ScoreContext | None, options: ScoreOptions | None) -> dict[str, Any]:
+    """Score one customer; raises InvalidFeature / InvalidRequest naming every bad field."""
+    opts, pins = _options(options)
+    ctx, shadow = live.for_request(customer_id=customer_id, pins=pins)
+    x = np.empty((1, len(ctx.schema)))
+    problems = _encode(ctx, features, x[0], opts.parts, "")
+    if problems:
+        raise InvalidFeature("some features are invalid", problems)
+    channel, history = _history(context, "")
+    customer = CustomerInput(customer_id=customer_id, features=features, channel=channel,
+                             history=history)
+    result = score_rows(ctx, x, [customer], opts)[0]
+    if shadow is not None:
+        _shadow(shadow, features, [customer], opts, [result])
+    result["models"] = ctx.models_served
+    return result
+
+
+def score_batch(*, live: LiveContexts, items: Sequence[Mapping[str, Any]],
+                options: ScoreOptions | None) -> dict[str, Any]:
+    """Score many customers; an invalid item gets its own error entry, results in input order."""
+    opts, pins = _options(options)
+    ctx, shadow = live.for_request(customer_id="", pins=pins)
+    x = np.empty((len(items), len(ctx.schema)))
+    valid_rows: list[int] = []
+    customers: list[CustomerInput] = []
+    results: list[dict[str, Any]] = [{} for _ in items]
+    for i, raw in enumerate(items):
+        prefix = f"items[{i}]."
+        try:
+            item = _BATCH_ITEM.validate_python(raw)
+            problems = _encode(ctx, item.features, x[len(valid_rows)], opts.parts, prefix)
+            if problems:
+                raise InvalidFeature("some features are invalid", problems)
+            channel, history = _history(item.context, prefix)
+        except ValidationError as exc:
+            results[i] = _item_error(i, raw, InvalidRequest(
+                "the item does not follow the contract", validation_problems(exc, prefix)))
+            continue
+        except (InvalidFeature, InvalidRequest) as err:
+            results[i] = _item_error(i, raw, err)
+            continue
+        valid_rows.append(i)
+        customers.append(CustomerInput(customer_id=item.customer_id, features=item.features,
+                                       channel=channel, history=history))
+    if customers:
+        scored = score_rows(ctx, x[: len(customers)], customers, opts)
+        for i, res in zip(valid_rows, scored, strict=True):
+            res["index"] = i
+            results[i] = res
+        if shadow is not None:
+            _shadow(shadow, None, customers, opts, scored)
+    return {
+        "results": results,
+        "models": ctx.models_served,
+        "scored": len(customers),
+        "failed": len(items) - len(customers),
+    }
+
+
+def _item_error(index: int, raw: Any, err: InvalidFeature | InvalidRequest) -> dict[str, Any]:
+    cid = raw.get("customer_id") if isinstance(raw, Mapping) else None
+    return {"index": index, "customer_id": cid if isinstance(cid, str) else None,
+            "error": err.as_dict()}
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    """pydantic errors as field problems with dotted paths (items[3].features.age)."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        problems.append(FieldProblem(prefix + path if path else prefix.rstrip("."), err["msg"]))
+    return problems
+
+
+def _shadow(shadow: ScoringContext, features: Mapping[str, Any] | None,
+            customers: list[CustomerInput], opts: Options, served: list[dict[str, Any]]) -> None:
+    """Score the challenger too and log how it differs; never affects the response."""
+    try:
+        x = np.empty((len(customers), len(shadow.schema)))
+        for i, c in enumerate(customers):
+            if shadow.schema.encode_into(c.features, x[i]):
+                return
+        shadow_results = score_rows(shadow, x, customers, opts)
+    except Exception:  # a broken challenger must never fail a production request
+        log.exception("shadow scoring failed")
+        return
+    for c, prod, chal in zip(customers, served, shadow_results, strict=True):
+        log.info(
+            "shadow",
+            extra={
+                "customer_id": c.customer_id,
+                "challenger_versions": {f: v.version for f, v in shadow.versions.items()},
+                "production_churn": prod.get("churn", {}).get("probability"),
+                "challenger_churn": chal.get("churn", {}).get("probability"),
+                "production_top": [r["action_id"] for r in prod.get("recommendations", [])],
+                "challenger_top": [r["action_id"] for r in chal.get("recommendations", [])],
+            },
+        )

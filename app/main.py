@@ -1,0 +1,70 @@
+"""create_app(): the lifespan loads the registry, mounts routers, installs one error handler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from app import __version__
+from app.api.handlers import install_error_handlers
+from app.api.middleware import RequestContextMiddleware
+from app.api.openapi import build_openapi
+from app.api.routes import health, scores
+from app.config import Settings, get_settings
+
+log = logging.getLogger("tierwise")
+
+
+def _open_live(app: FastAPI, settings: Settings) -> Any:
+    """The registry runtime when it is built; otherwise bundles straight from models/."""
+    try:
+        from app.registry.runtime import open_runtime
+    except ImportError:
+        from app.scoring.static import StaticContexts
+
+        return None, StaticContexts.from_dir(settings.models_dir)
+    runtime = open_runtime(settings)
+    return runtime, runtime.live
+
+
+def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI:
+    """The ASGI application. `live` injects fixed scoring contexts (tests)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = None
+        if live is not None:
+            app.state.live = live
+        else:
+            runtime, app.state.live = _open_live(app, settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                runtime.close()
+
+    app = FastAPI(
+        title="tierwise",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(scores.router)
+    for module in ("app.api.routes.models", "app.api.routes.status"):
+        try:
+            router = __import__(module, fromlist=["router"]).router
+        except ImportError:  # registry routes not built yet
+            continue
+        app.include_router(router)
+    return app

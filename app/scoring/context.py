@@ -1,0 +1,141 @@
+"""The immutable scoring context: one consistent set of model versions, ready to score.
+
+A replica holds exactly one live context; a registry change builds a new one in the
+background, verifies it, and swaps a single reference (app/registry/live.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.bundles.io import Bundle
+from app.bundles.loader import load_family
+from app.bundles.manifest import FAMILIES
+from app.errors import BundleRejected, FieldProblem
+from app.features.contract import ARBITRATION_FEATURES
+from app.features.schema import FeatureSchema
+from app.scoring.catalog import Catalog
+from app.scoring.evaluate import BoosterEvaluator, Evaluator, ModelLayout
+from app.scoring.models import ChurnFamily, ProductFamily, TierFamily
+from app.scoring.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """Which version of a family decided: number in the registry and bundle sha256."""
+
+    family: str
+    version: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "sha256": self.sha256}
+
+
+@dataclass
+class ScoringContext:
+    """Every family needed to score, plus the derived lookups built once at load time."""
+
+    tier: TierFamily
+    churn: ChurnFamily
+    products: ProductFamily
+    catalog: Catalog
+    policy: Policy
+    versions: dict[str, VersionRef]
+    schema: FeatureSchema = field(init=False)
+    layout: ModelLayout = field(init=False)
+    evaluator: Evaluator = field(init=False)
+    _required: dict[frozenset[str], frozenset[str]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.schema = FeatureSchema.union(
+            [self.tier.features, self.churn.features, self.products.features]
+        )
+        self.layout = ModelLayout(
+            schema=self.schema,
+            tier=self.tier.model,
+            churn=self.churn.model,
+            products=tuple(self.products.models.values()),
+        )
+        self.evaluator = BoosterEvaluator(self.layout)
+        self._check_consistency()
+        self.tier_thresholds = np.array([t.min_aum for t in self.policy.tiers])
+        self.band_thresholds = np.array([b.min_probability for b in self.policy.churn_bands])
+        self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
+        self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
+
+    def _check_consistency(self) -> None:
+        problems: list[FieldProblem] = []
+        if tuple(self.tier.classes) != self.policy.tier_names:
+            problems.append(FieldProblem(
+                "tier.classes",
+                f"tier model classes {list(self.tier.classes)} differ from policy tiers "
+                f"{list(self.policy.tier_names)}",
+            ))
+        for name in ARBITRATION_FEATURES:
+            if name not in self.schema.index:
+                problems.append(FieldProblem(f"features.{name}",
+                                             "needed by the arbitration but no model declares it"))
+        known = set(self.products.models)
+        for action in self.catalog.actions:
+            if action.propensity_model and action.propensity_model not in known:
+                problems.append(FieldProblem(
+                    f"catalog.actions.{action.id}.propensity_model",
+                    f"no product model named {action.propensity_model}",
+                ))
+        if problems:
+            raise BundleRejected("these versions do not fit together", problems)
+
+    def use_evaluator(self, evaluator: Evaluator) -> None:
+        """Swap in a faster evaluator once it has been built and checked."""
+        self.evaluator = evaluator
+
+    def required_for(self, parts: frozenset[str]) -> frozenset[str]:
+        """Non-nullable features of the families a request uses (cached per combination)."""
+        cached = self._required.get(parts)
+        if cached is None:
+            groups = []
+            if "tier" in parts or "recommendations" in parts:
+                groups.append(self.tier.features)
+            if "churn" in parts or "recommendations" in parts:
+                groups.append(self.churn.features)
+            if "recommendations" in parts:
+                groups.append(self.products.features)
+            cached = frozenset(f.name for g in groups for f in g if not f.nullable)
+            self._required[parts] = cached
+        return cached
+
+    @property
+    def num_trees(self) -> dict[str, int]:
+        return {m.name: m.num_trees for m in self.layout.all_models()}
+
+
+def build_context(bundles: Mapping[str, Bundle], versions: Mapping[str, int]) -> ScoringContext:
+    """Load, verify and assemble one context from a bundle per family."""
+    if missing := [f for f in FAMILIES if f not in bundles]:
+        raise BundleRejected(
+            "a scoring context needs every family",
+            [FieldProblem(f, "no version available") for f in missing],
+        )
+    loaded = {f: load_family(bundles[f]) for f in FAMILIES}
+    for family, expected in (("tier", TierFamily), ("churn", ChurnFamily),
+                             ("products", ProductFamily), ("catalog", Catalog),
+                             ("policy", Policy)):
+        if not isinstance(loaded[family], expected):
+            raise BundleRejected("wrong family", [FieldProblem(family, "bundle of another family")])
+    refs = {
+        f: VersionRef(family=f, version=int(versions.get(f, 0)), sha256=bundles[f].sha256)
+        for f in FAMILIES
+    }
+    return ScoringContext(
+        tier=loaded["tier"],  # type: ignore[arg-type]
+        churn=loaded["churn"],  # type: ignore[arg-type]
+        products=loaded["products"],  # type: ignore[arg-type]
+        catalog=loaded["catalog"],  # type: ignore[arg-type]
+        policy=loaded["policy"],  # type: ignore[arg-type]
+        versions=refs,
+    )
