@@ -6,11 +6,13 @@ refused operation leaves every table as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.bundles.io import Bundle, read_archive
@@ -103,14 +105,17 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
         checked_with = {}
     require_family(session, family, lock=True)  # serialises numbering of concurrent pushes
     now = utcnow()
-    row = repository.add_version(
-        session,
-        VersionRow(family=family, version=repository.latest_version_number(session, family) + 1,
-                   sha256=bundle.sha256, label=bundle.manifest.label,
-                   manifest=json.loads(bundle.manifest_bytes), size_bytes=len(archive),
-                   created_by_key=actor.key_id, created_by_name=actor.name, created_at=now),
-        store.make_artifact(archive),
-    )
+    with _concurrent_change("another push of this family or bundle won the race; retry"):
+        row = repository.add_version(
+            session,
+            VersionRow(family=family,
+                       version=repository.latest_version_number(session, family) + 1,
+                       sha256=bundle.sha256, label=bundle.manifest.label,
+                       manifest=json.loads(bundle.manifest_bytes), size_bytes=len(archive),
+                       created_by_key=actor.key_id, created_by_name=actor.name,
+                       created_at=now),
+            store.make_artifact(archive),
+        )
     _ledger(session, actor, "push", family=family, version=row.version, at=now,
             detail={"sha256": row.sha256, "label": row.label, "size_bytes": row.size_bytes,
                     "checked_with": checked_with})
@@ -132,9 +137,10 @@ def approve(*, session: Session, family: str, version: int, actor: Principal,
                                                                              version)):
         raise Conflict(f"{family} version {version} is already approved by this key")
     now = utcnow()
-    approval = repository.add_approval(session, ApprovalRow(
-        family=family, version=version, approver_key=actor.key_id, approver_name=actor.name,
-        note=note, created_at=now))
+    with _concurrent_change(f"{family} version {version} is already approved by this key"):
+        approval = repository.add_approval(session, ApprovalRow(
+            family=family, version=version, approver_key=actor.key_id,
+            approver_name=actor.name, note=note, created_at=now))
     _ledger(session, actor, "approve", family=family, version=version, at=now,
             detail={"note": note} if note else {})
     return approval
@@ -168,12 +174,14 @@ def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Princip
     entries = []
     for move in moves:
         previous = current.get(move.family, {}).get(move.alias)
-        if move.version is None:
-            if row := repository.get_alias(session, move.family, move.alias):
-                repository.delete_alias(session, row)
-        else:
-            repository.set_alias(session, family=move.family, alias=move.alias,
-                                 version=move.version, at=now, key=actor.key_id, name=actor.name)
+        with _concurrent_change("another alias move won the race; retry"):
+            if move.version is None:
+                if row := repository.get_alias(session, move.family, move.alias, lock=True):
+                    repository.delete_alias(session, row)
+            else:
+                repository.set_alias(session, family=move.family, alias=move.alias,
+                                     version=move.version, at=now, key=actor.key_id,
+                                     name=actor.name)
         detail = {"reason": reason, "batch": batch, **({"note": note} if note else {})}
         entries.append(_ledger(session, actor, "alias_move", family=move.family,
                                version=move.version, alias=move.alias, previous_version=previous,
@@ -238,6 +246,16 @@ def rollback(*, session: Session, family: str, actor: Principal, note: str = "")
     (entry,) = move_aliases(session=session, actor=actor, note=note, reason="rollback",
                             moves=[AliasMove(family, "production", lineage[-2])])
     return entry
+
+
+@contextlib.contextmanager
+def _concurrent_change(message: str) -> Iterator[None]:
+    # Two requests passed the same checks at once; the database's constraints let only one
+    # win. The loser gets a 409 (its transaction is rolled back by the request).
+    try:
+        yield
+    except IntegrityError:
+        raise Conflict(message) from None
 
 
 def _ledger(session: Session, actor: Principal, action: str, **fields: object) -> LedgerRow:

@@ -30,7 +30,7 @@ ARCHIVE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-st
                  "application/x-tar")
 
 
-class UnsupportedMediaType(TierwiseError):  # noqa: N818 - named like app.errors
+class UnsupportedMediaType(TierwiseError):
     status = 415
     code = "unsupported_media_type"
 
@@ -134,6 +134,8 @@ def list_versions(family: FamilyPath, principal: RequireViewer,
 
 @router.post("/v1/models/{family}/versions", status_code=201,
              response_model=views.VersionDetail, summary="Publish a bundle (.tar.gz body)",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}},
              responses={**_ERRORS, 409: {"description": "This bundle is already registered"},
                         413: {"description": "Bundle too large"},
                         415: {"description": "Body is not application/gzip"},
