@@ -41,8 +41,10 @@ def presented_key(request: Request) -> str | None:
 
 async def current_principal(request: Request) -> Principal:
     """Who is calling (an anonymous admin when auth is disabled)."""
-    runtime = getattr(request.app.state, "runtime", None)
-    settings = runtime.settings if runtime is not None else get_settings()
+    state = request.app.state
+    runtime = getattr(state, "runtime", None)
+    settings = getattr(state, "settings", None) or (
+        runtime.settings if runtime is not None else get_settings())
     if not settings.auth_enabled:
         return ANONYMOUS
     key = presented_key(request)

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import ORJSONResponse
 
 from app import dataplane
+from app.api.auth import RequireScorer
 from app.api.schemas import BatchRequest, BatchResponse, ErrorResponse, ScoreRequest, ScoreResponse
 from app.config import get_settings
 from app.errors import FieldProblem, PayloadTooLarge
@@ -31,7 +32,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/score", response_model=ScoreResponse, responses=_ERRORS,
              summary="Score one customer: tier, churn and next-best actions")
-async def score(body: ScoreRequest, request: Request) -> ORJSONResponse:
+async def score(body: ScoreRequest, request: Request, principal: RequireScorer) -> ORJSONResponse:
     # One customer costs tens of microseconds of CPU: less than a thread-pool hop, so it
     # runs inline; batches go to the thread pool below.
     result = dataplane.score_one(
@@ -44,7 +45,8 @@ async def score(body: ScoreRequest, request: Request) -> ORJSONResponse:
 
 @router.post("/score/batch", response_model=BatchResponse, responses=_ERRORS,
              summary="Score many customers; invalid items get their own error entry")
-async def score_batch(body: BatchRequest, request: Request) -> ORJSONResponse:
+async def score_batch(body: BatchRequest, request: Request,
+                      principal: RequireScorer) -> ORJSONResponse:
     limit = get_settings().max_batch_items
     if len(body.items) > limit:
         raise PayloadTooLarge(
