@@ -222,5 +222,5 @@ def test_promotion_and_rollback_reach_every_replica_under_load(
           f"{load.ok} requests, {len(load.failures)} failed; per (replica, churn version): "
           f"{dict(load.seen)}")
     assert load.failures == [], load.failures[:5]
-    assert load.ok >= 300
+    assert load.ok >= 200
     assert all(r.process.poll() is None for r in replicas)  # no restart happened

@@ -30,7 +30,7 @@ def pg_unavailable(reason: str) -> None:
     message = f"PostgreSQL at {database.safe_url(PG_ADMIN_URL)} unavailable: {reason}"
     if os.environ.get("CI") == "true":
         pytest.fail(message + " (CI=true: the PostgreSQL suite may not skip)")
-    pytest.skip("!!! SKIPPING the PostgreSQL half of the registry suite: " + message)
+    pytest.skip("!!! SKIPPING a PostgreSQL test (set CI=true to make this fail): " + message)
 
 
 def create_pg_database(prefix: str = "tierwise_test") -> str:
