@@ -1,0 +1,108 @@
+"""`python -m bench [--quick]`: in-process cost per customer and replica memory.
+
+Prints a table and writes bench/results/latest.json. Bounded in time: about a minute, a
+quarter of that with --quick.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread for LightGBM's OpenMP before it is imported: per-core figures for everyone.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+def _table(inproc: dict[str, Any]) -> str:
+    head = (f"{'in-process, per customer':44} {'single µs':>10} {'/s/core':>9} {'×':>6} "
+            f"{'batch µs':>10} {'/s/core':>9} {'×':>6}")
+    lines = [head, "-" * len(head)]
+
+    def f(v: Any, fmt: str) -> str:
+        return format(v, fmt) if v is not None else "–"
+
+    for r in inproc["results"].values():
+        lines.append(
+            f"{r['label'][:44]:44} {f(r['single_us_per_customer'], '10.1f')} "
+            f"{f(r['single_customers_per_s_per_core'], '9,.0f')} "
+            f"{f(r['single_speedup_vs_booster'], '6.2f')} "
+            f"{f(r['batch_us_per_customer'], '10.2f')} "
+            f"{f(r['batch_customers_per_s_per_core'], '9,.0f')} "
+            f"{f(r['batch_speedup_vs_booster'], '6.2f')}"
+        )
+    trees = ", ".join(f"{k} {v}" for k, v in inproc["trees"].items())
+    lines.append(f"trees: {inproc['total_trees']} ({trees}); batch of {inproc['batch_rows']:,} "
+                 "rows; × = speed-up over the same work with Booster.predict")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from app.config import get_settings
+
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs, smaller batch")
+    parser.add_argument("--models", type=Path, default=settings.models_dir,
+                        help="directory of the default bundles (models/)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--no-rss", action="store_true", help="skip the replica memory probe")
+    args = parser.parse_args()
+
+    from app.scoring.compiled import TreeWalkEvaluator, fastest_evaluator
+    from bench import inprocess
+
+    started = time.time()
+    ctx = inprocess.load_context(args.models)
+    t0 = time.perf_counter()
+    fast = fastest_evaluator(ctx.layout, cache_dir=settings.compile_cache_dir)
+    build_s = time.perf_counter() - t0
+    if not isinstance(fast, TreeWalkEvaluator):
+        print("warning: the tree walker is unavailable here; measuring the fallback")
+    report: dict[str, Any] = {
+        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": _machine(),
+        "fast_evaluator_ready_s": round(build_s, 3),
+    }
+    inproc = inprocess.run(ctx, fast, quick=args.quick)
+    report["in_process"] = inproc
+    print(_table(inproc))
+    print(f"fast evaluator ready in {build_s:.2f} s (arrays built, walker loaded, checked)")
+    if not args.no_rss:
+        rss = inprocess.replica_rss(args.models, settings.compile_cache_dir)
+        report["replica_rss_mb"] = rss
+        if "error" in rss:
+            print("replica memory: failed:", rss["error"])
+        else:
+            print(f"replica memory (one process, default context, no HTTP stack): "
+                  f"{rss['context_fast']} MB resident ({rss['python']} MB bare Python, "
+                  f"{rss['context_booster']} MB with the boosters loaded)")
+    report["elapsed_s"] = round(time.time() - started, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} in {report['elapsed_s']} s")
+
+
+if __name__ == "__main__":
+    main()

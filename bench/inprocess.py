@@ -1,0 +1,213 @@
+"""In-process cost per customer: plain Booster.predict against the tree walker, and end to end.
+
+Everything runs in this one process on the same rows, one thread (OMP_NUM_THREADS=1, so the
+baseline's OpenMP threads neither help nor spin), and costs are CPU time of the process, so
+"customers/s per core" is 1 / (CPU seconds per customer) even on a busy machine.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.scoring.context import ScoringContext
+from app.scoring.evaluate import BoosterEvaluator, Evaluator
+
+FAMILIES = ("tier", "churn", "products", "catalog", "policy")
+
+
+def load_context(models_dir: Path) -> ScoringContext:
+    """The default models as the service loads them (hash checks, reference replay)."""
+    from app.bundles import read_dir
+    from app.scoring.context import build_context
+
+    missing = [f for f in FAMILIES if not (models_dir / f / "manifest.json").is_file()]
+    if missing:
+        raise SystemExit(f"{models_dir} lacks bundles for {', '.join(missing)}: run `make models`")
+    return build_context({f: read_dir(models_dir / f) for f in FAMILIES}, dict.fromkeys(FAMILIES, 1))
+
+
+def customer_rows(ctx: ScoringContext, n: int, seed: int = 7) -> np.ndarray:
+    """Rows of valid synthetic customers, laid out by the context's schema."""
+    from app.training.dataset import encode_book
+    from app.training.synth import generate_book
+
+    return encode_book(generate_book(n, seed), ctx.schema.specs)
+
+
+def cpu_per_call(fn: Callable[[], Any], *, budget: float, repeats: int = 5) -> float:
+    """Least CPU seconds per call over `repeats` runs of about budget/repeats seconds each."""
+    fn()  # warm caches and lazy paths
+    t0 = time.process_time()
+    fn()
+    once = max(time.process_time() - t0, 1e-7)
+    calls = max(1, int(budget / repeats / once))
+    best = float("inf")
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.process_time()
+            for _ in range(calls):
+                fn()
+            best = min(best, (time.process_time() - t0) / calls)
+    finally:
+        gc.enable()
+    return best
+
+
+@dataclass
+class Row:
+    name: str
+    single_us: float | None
+    batch_us: float | None  # per customer
+
+    def as_dict(self, base: Row | None) -> dict[str, Any]:
+        def ratio(mine: float | None, theirs: float | None) -> float | None:
+            return round(theirs / mine, 2) if mine and theirs else None
+
+        return {
+            "single_us_per_customer": _r(self.single_us),
+            "single_customers_per_s_per_core": _per_s(self.single_us),
+            "batch_us_per_customer": _r(self.batch_us),
+            "batch_customers_per_s_per_core": _per_s(self.batch_us),
+            "single_speedup_vs_booster": ratio(self.single_us, base.single_us) if base else None,
+            "batch_speedup_vs_booster": ratio(self.batch_us, base.batch_us) if base else None,
+        }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def _per_s(us: float | None) -> float | None:
+    return None if not us else round(1e6 / us)
+
+
+def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
+    """Measure Booster.predict, the fast evaluator and the end-to-end path; a JSON-able dict."""
+    batch_n = 2_000 if quick else 10_000
+    budget = 0.6 if quick else 2.0
+    x = customer_rows(ctx, batch_n)
+    # Single rows cycle through different customers: one row asked again and again would let
+    # the branch predictor learn its paths and flatter every tree walker.
+    singles = [np.ascontiguousarray(x[i:i + 1]) for i in range(min(batch_n, 4096))]
+    booster = BoosterEvaluator(ctx.layout)
+    parts = {"tier": True, "churn": True, "products": True}
+    rows: dict[str, Row] = {}
+
+    def evaluator_row(name: str, ev: Evaluator) -> Row:
+        nxt = itertools.cycle(singles).__next__
+        single = cpu_per_call(lambda: ev.raw(nxt(), **parts), budget=budget)
+        batch = cpu_per_call(lambda: ev.raw(x, **parts), budget=budget * 2, repeats=3) / batch_n
+        return Row(name, single * 1e6, batch * 1e6)
+
+    rows["booster"] = evaluator_row("Booster.predict, one call per model", booster)
+    rows["fast"] = evaluator_row(f"{fast.name}, all models in one call", fast)
+    e2e = _end_to_end(ctx, x, budget=budget, booster=booster, fast=fast)
+    rows.update(e2e)
+    if "e2e_fast" in rows:
+        f, ev = rows["e2e_fast"], rows["fast"]
+        rows["e2e_overhead"] = Row(
+            "…of which not tree evaluation",
+            (f.single_us or 0) - (ev.single_us or 0),
+            (f.batch_us or 0) - (ev.batch_us or 0),
+        )
+    base = rows["booster"]
+    results = {}
+    for key, row in rows.items():
+        ref = rows.get("e2e_booster") if key.startswith("e2e") else base
+        results[key] = {"label": row.name, **row.as_dict(
+            None if key in ("booster", "e2e_booster", "e2e_overhead") else ref)}
+    return {
+        "batch_rows": batch_n,
+        "trees": {m.name: m.num_trees for m in ctx.layout.all_models()},
+        "total_trees": sum(m.num_trees for m in ctx.layout.all_models()),
+        "fast_evaluator": fast.name,
+        "results": results,
+    }
+
+
+def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, budget: float, booster: Evaluator,
+                fast: Evaluator) -> dict[str, Row]:
+    """Named features → validated row → models → calibration → arbitration, reasons off."""
+    try:
+        from app.scoring.pipeline import CustomerInput, Options, score_rows
+    except ImportError:
+        return {}
+    schema = ctx.schema
+    features = [schema.decode(r) for r in x]
+    features = [{k: v for k, v in f.items() if v is not None} for f in features]
+    customers = [CustomerInput(customer_id=f"c{i}", features=f) for i, f in enumerate(features)]
+    options = Options()
+    previous = ctx.evaluator
+    out: dict[str, Row] = {}
+    try:
+        for key, label, ev in (("e2e_booster", "end to end with Booster.predict", booster),
+                               ("e2e_fast", f"end to end with {fast.name}", fast)):
+            ctx.use_evaluator(ev)
+
+            nxt = itertools.cycle(customers[:4096]).__next__
+
+            def single() -> Any:
+                customer = nxt()
+                row = schema.row(customer.features)
+                return score_rows(ctx, row[None, :], [customer], options)
+
+            def batch() -> Any:
+                m = schema.matrix([c.features for c in customers])
+                return score_rows(ctx, m, customers, options)
+
+            out[key] = Row(label, cpu_per_call(single, budget=budget) * 1e6,
+                           cpu_per_call(batch, budget=budget * 2, repeats=3) * 1e6 / len(x))
+    finally:
+        ctx.use_evaluator(previous)
+    return out
+
+
+RSS_SCRIPT = r"""
+import json, os, sys, time
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+from pathlib import Path
+
+def rss():
+    f = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+    return int(f["VmRSS"].split()[0]) * 1024, int(f["VmHWM"].split()[0]) * 1024
+
+out = {"python": rss()[0]}
+from bench.inprocess import load_context, customer_rows
+ctx = load_context(Path(sys.argv[1]))
+x = customer_rows(ctx, 1)
+ctx.evaluator.raw(x, tier=True, churn=True, products=True)
+out["context_booster"] = rss()[0]
+from app.scoring.compiled import fastest_evaluator
+ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=Path(sys.argv[2])))
+ctx.evaluator.raw(x, tier=True, churn=True, products=True)
+out["context_fast"], out["peak"] = rss()
+out["evaluator"] = ctx.evaluator.name
+print(json.dumps(out))
+"""
+
+
+def replica_rss(models_dir: Path, cache_dir: Path) -> dict[str, Any]:
+    """Resident memory of a fresh process holding the default context (no HTTP stack)."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(models_dir), str(cache_dir)],
+                          capture_output=True, text=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parent.parent, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()[-500:]}
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return {k: (round(v / 2**20, 1) if isinstance(v, int) else v) for k, v in got.items()}
