@@ -152,10 +152,11 @@ class LiveScoring:
             live = self._live
             production = live.production if live else None
             target = {f: a["production"] for f, a in aliases.items() if "production" in a}
+            announce: list[tuple[str, ScoringContext | None, ScoringContext]] = []
             if production is None or _versions(production) != target:
                 built = self._try_build("production", target, production)
                 if built is not None:
-                    self._announce("load" if production is None else "swap", production, built)
+                    announce.append(("load" if production is None else "swap", production, built))
                     production = built
             if production is None:
                 return False
@@ -166,14 +167,16 @@ class LiveScoring:
             elif challenger is None or _versions(challenger) != chal_target:
                 challenger = self._try_build("challenger", chal_target, None)
                 if challenger is not None:
-                    self._announce("challenger_swap", live.challenger if live else None,
-                                   challenger)
+                    announce.append(("challenger_swap", live.challenger if live else None,
+                                     challenger))
             if live and live.production is production and live.challenger is challenger:
                 return False
             self._live = _Live(production, challenger)  # the swap: one reference
             if live is None or live.production is not production:
                 self._last_swap_at = utcnow()
                 self._swaps += 1
+            for event, old, new in announce:  # after the swap: listeners see the new context
+                self._announce(event, old, new)
             return True
 
     def _challenger_target(self, production: ScoringContext,

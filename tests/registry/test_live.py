@@ -37,6 +37,9 @@ def test_swap_on_alias_move_keeps_old_context_for_inflight(live: LiveScoring,
                                                            seeded: sessionmaker[Session]) -> None:
     events: list[tuple[str, str, int]] = []
     live.add_swap_listener(lambda *e: events.append(e))
+    seen_by_listener: list[int] = []  # listeners run after the swap, on the new context
+    live.add_swap_listener(lambda *e: seen_by_listener.append(
+        live.current().versions["churn"].version))
     with pytest.raises(NotReady):
         live.current()
     assert live.refresh() and live.ready
@@ -46,7 +49,7 @@ def test_swap_on_alias_move_keeps_old_context_for_inflight(live: LiveScoring,
     assert live.refresh()
     assert live.current().versions["churn"].version == 2
     assert in_flight.versions["churn"].version == 1  # the old context is untouched
-    assert events[-1] == ("swap", "churn", 2)
+    assert events[-1] == ("swap", "churn", 2) and seen_by_listener[-1] == 2
     assert not live.refresh()  # nothing moved: no rebuild
     status = live.status()
     assert status["in_sync"] and status["swaps"] == 2 and status["last_failure"] is None
