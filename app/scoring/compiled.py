@@ -45,17 +45,15 @@ from app.scoring.models import TreeModel
 log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
-LOCKSTEP = 8  # trees walked in lock-step (TW_K in treewalk.c)
-_ABI = 2000 + LOCKSTEP
-CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off",
-          f"-DTW_K={LOCKSTEP}")
+_ABI = 3
+CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
 
-# Node flags, as in treewalk.c.
-_NANLEFT, _CAT, _ZERO, _ZLEFT, _RAW = 1, 2, 4, 8, 16
-NODE_DTYPE = np.dtype([("thr", "<u8"), ("skip", "<i4"), ("feat", "<u2"), ("flags", "<u2")])
-assert NODE_DTYPE.itemsize == 16
+# The structs of treewalk.c.
+NODE_DTYPE = np.dtype([("thr", "<f8"), ("skip", "<i4"), ("feat", "<u4")])
+CATCOL_DTYPE = np.dtype([("feat", "<i4"), ("off", "<u4"), ("words", "<u4")])
+assert NODE_DTYPE.itemsize == 16 and CATCOL_DTYPE.itemsize == 12
 
 
 class UnsupportedModelError(ValueError):
@@ -154,46 +152,63 @@ def parse_model(text: str) -> ParsedModel:
 
 @dataclass
 class FlatModels:
-    """Every tree of a layout as the arrays tw_new() takes."""
+    """Every tree of a layout as the arrays tw_new() takes (see treewalk.c)."""
 
     nfeat: int
     ncols: int
     nodes: np.ndarray  # NODE_DTYPE
     val: np.ndarray  # float64 per node (leaf values)
     cat: np.ndarray  # uint32 bitsets
+    catcols: np.ndarray  # CATCOL_DTYPE: the membership columns of the expanded row
     root: np.ndarray  # int32 per tree
     col: np.ndarray  # int32 per tree
-    g_tree: np.ndarray
-    g_n: np.ndarray
-    g_depth: np.ndarray
-    g_special: np.ndarray
-    part_g: np.ndarray  # int32 (parts, 2)
-    part_c: np.ndarray  # int32 (parts, 2)
+    depth: np.ndarray  # int32 per tree
+    part_t: np.ndarray  # int32 (parts, 2): tree range of tier, churn, products
+    part_c: np.ndarray  # int32 (parts, 2): output column range of each part
     trees_per_model: dict[str, int]
     thresholds: dict[int, np.ndarray]  # schema column → numerical thresholds used on it
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, nfeat: int) -> None:
+        self.nfeat = nfeat
         self.thr: list[float] = []
         self.skip: list[int] = []
         self.feat: list[int] = []
-        self.flags: list[int] = []
         self.val: list[float] = []
         self.cat: list[int] = []
-        self.cat_loc: dict[int, tuple[int, int]] = {}  # node → (offset, words)
+        self.catcols: dict[tuple[int, tuple[int, ...]], int] = {}  # (column, bitset) → index
+        self.catloc: list[tuple[int, int, int]] = []  # per membership column: column, off, words
         self.root: list[int] = []
         self.col: list[int] = []
         self.depth: list[int] = []
-        self.special: list[bool] = []
         self.thresholds: dict[int, list[float]] = {}
 
-    def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int, nfeat: int) -> None:
-        """Append one tree; `nfeat` is the row width (nodes read one of three row copies)."""
-        base = len(self.thr)
-        self.root.append(base)
+    def _expanded(self, d: int, column: int, thr: float) -> int:
+        """Which value of the expanded row a numerical node compares (treewalk.c, top)."""
+        nf = self.nfeat
+        default_left = bool(d & 2)
+        missing = (d >> 2) & 3
+        if missing == 1 and default_left != (thr >= 0.0):
+            # Zero as missing, and 0.0 itself would compare to the other side.
+            return column + (2 * nf if default_left else 3 * nf)
+        # None: NaN reads as 0.0, so it goes where 0.0 goes; Zero (with 0.0 going to the
+        # default side anyway) and NaN: NaN goes to the default side.
+        nan_left = thr >= 0.0 if missing == 0 else default_left
+        return column if nan_left else column + nf
+
+    def _membership(self, column: int, bits: list[int]) -> int:
+        key = (column, tuple(bits))
+        index = self.catcols.get(key)
+        if index is None:
+            index = self.catcols[key] = len(self.catloc)
+            self.catloc.append((column, len(self.cat), len(bits)))
+            self.cat.extend(bits)
+        return 4 * self.nfeat + index
+
+    def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int) -> None:
+        self.root.append(len(self.thr))
         self.col.append(out_col)
-        special = False
         max_depth = 0
         # Iterative pre-order walk: (LightGBM node id, depth, index of the parent waiting for
         # its right child's position or -1).
@@ -208,81 +223,49 @@ class _Builder:
                 self.thr.append(math.nan)
                 self.skip.append(-1)
                 self.feat.append(0)
-                self.flags.append(0)
                 self.val.append(t.leaf_value[~node])
                 continue
             d = t.decision_type[node]
             column = int(cols[t.split_feature[node]])
             thr = t.threshold[node]
-            flags = 0
-            if d & 1:  # categorical
+            if d & 1:  # categorical: "in the set" is 0.0 <= 0.5 on its membership column
                 ci = int(thr)
                 b0, b1 = t.cat_boundaries[ci], t.cat_boundaries[ci + 1]
-                self.cat_loc[idx] = (len(self.cat), b1 - b0)
-                self.cat.extend(t.cat_threshold[b0:b1])
-                flags = _CAT
-                special = True
-                thr = 0.0
-                column += 2 * nfeat  # the copy with NaN kept
+                feat = self._membership(column, t.cat_threshold[b0:b1])
+                thr = 0.5
             else:
-                default_left = bool(d & 2)
-                missing = (d >> 2) & 3
-                if missing == 0:  # None: NaN reads as 0.0
-                    nan_left = thr >= 0.0
-                elif missing == 1:  # Zero: 0.0 and NaN go to the default side
-                    nan_left = default_left
-                    if default_left != (thr >= 0.0):
-                        flags |= _ZERO | (_ZLEFT if default_left else 0)
-                        special = True
-                else:  # NaN: NaN goes to the default side
-                    nan_left = default_left
-                if not math.isfinite(thr):
-                    flags |= _RAW  # NaN as ±inf would compare wrongly with it
-                    special = True
+                if math.isnan(thr):
+                    raise UnsupportedModelError("a split threshold is NaN")
                 if math.isfinite(thr):
                     self.thresholds.setdefault(column, []).append(thr)
-                if flags:
-                    flags |= _NANLEFT if nan_left else 0
-                    column += 2 * nfeat  # the copy with NaN kept
-                elif not nan_left:
-                    column += nfeat  # the copy with NaN as +inf (goes right)
+                feat = self._expanded(d, column, thr)
             self.thr.append(thr)
             self.skip.append(0)  # set when the right child is placed
-            self.feat.append(column)
-            self.flags.append(flags)
+            self.feat.append(feat)
             self.val.append(0.0)
             # Pre-order: left child right after this node, right child after the left subtree.
             stack.append((t.right[node], depth + 1, idx))
             stack.append((t.left[node], depth + 1, -1))
         self.depth.append(max_depth)
-        self.special.append(special)
 
     def nodes(self) -> np.ndarray:
         nodes = np.zeros(len(self.thr), dtype=NODE_DTYPE)
-        nodes["thr"] = np.asarray(self.thr, dtype=np.float64).view(np.uint64)
-        for idx, (off, words) in self.cat_loc.items():
-            nodes["thr"][idx] = int(np.array([off, words], dtype="<u4").view("<u8")[0])
+        nodes["thr"] = self.thr
         nodes["skip"] = self.skip
         nodes["feat"] = self.feat
-        nodes["flags"] = self.flags
         return nodes
 
 
-def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
+def flatten(layout: ModelLayout) -> FlatModels:
     """The arrays for every model of `layout`: parts tier, churn, products (in that order)."""
-    lockstep = lockstep or LOCKSTEP
     schema = layout.schema
-    if len(schema) > 65535 // 3:
-        raise UnsupportedModelError("more than 21,845 features")
-    b = _Builder()
+    b = _Builder(len(schema))
     parts: list[tuple[list[TreeModel], int]] = [
         ([layout.tier] if layout.tier else [], layout.tier.num_class if layout.tier else 0),
         ([layout.churn] if layout.churn else [], 1 if layout.churn else 0),
         (list(layout.products), len(layout.products)),
     ]
-    g_tree: list[int] = []
-    g_n: list[int] = []
-    part_g: list[tuple[int, int]] = []
+    part_t: list[tuple[int, int]] = []
     part_c: list[tuple[int, int]] = []
     ncols = 0
     per_model: dict[str, int] = {}
@@ -296,42 +279,37 @@ def flatten(layout: ModelLayout, lockstep: int | None = None) -> FlatModels:
             cols = layout.columns(model)
             k = parsed.per_iteration
             if model.objective == "multiclass" and k != model.num_class:
-                raise UnsupportedModelError(f"model {model.name}: {k} trees per round for "
-                                  f"{model.num_class} classes")
+                raise UnsupportedModelError(
+                    f"model {model.name}: {k} trees per round for {model.num_class} classes")
             if model.objective == "binary" and k != 1:
                 raise UnsupportedModelError(
                     f"model {model.name}: {k} trees per round for a binary model")
             for i, tree in enumerate(parsed.trees):
-                b.add_tree(tree, cols, c0 + (i % k if k > 1 else j), len(schema))
+                b.add_tree(tree, cols, c0 + (i % k if k > 1 else j))
             per_model[model.name] = len(parsed.trees)
         ncols = c0 + width
-        g0 = len(g_tree)
-        for t in range(first_tree, len(b.root), lockstep):
-            g_tree.append(t)
-            g_n.append(min(lockstep, len(b.root) - t))
-        part_g.append((g0, len(g_tree)))
+        part_t.append((first_tree, len(b.root)))
         part_c.append((c0, ncols))
-    depth = np.asarray(b.depth, dtype=np.int32)
-    special = np.asarray(b.special, dtype=bool)
-    g_depth = [int(depth[t:t + n].max()) for t, n in zip(g_tree, g_n, strict=True)]
-    g_special = [int(special[t:t + n].any()) for t, n in zip(g_tree, g_n, strict=True)]
+    if 4 * len(schema) + len(b.catloc) >= 2**31:
+        raise UnsupportedModelError("too many features")
 
     def i32(v: object) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(v, dtype=np.int32))
 
+    catcols = np.zeros(len(b.catloc), dtype=CATCOL_DTYPE)
+    if b.catloc:
+        catcols["feat"], catcols["off"], catcols["words"] = zip(*b.catloc, strict=True)
     return FlatModels(
         nfeat=len(schema),
         ncols=ncols,
         nodes=b.nodes(),
         val=np.asarray(b.val, dtype=np.float64),
         cat=np.asarray(b.cat if b.cat else [0], dtype=np.uint32),
+        catcols=catcols,
         root=i32(b.root),
         col=i32(b.col),
-        g_tree=i32(g_tree),
-        g_n=i32(g_n),
-        g_depth=i32(g_depth),
-        g_special=i32(g_special),
-        part_g=i32(part_g).reshape(-1, 2),
+        depth=i32(b.depth),
+        part_t=i32(part_t).reshape(-1, 2),
         part_c=i32(part_c).reshape(-1, 2),
         trees_per_model=per_model,
         thresholds={c: np.unique(np.asarray(v)) for c, v in b.thresholds.items()},
@@ -378,7 +356,7 @@ def _load(path: Path) -> ctypes.CDLL:
     p = ctypes.c_void_p
     i32 = ctypes.c_int32
     lib.tw_new.restype = p
-    lib.tw_new.argtypes = [i32, i32, i32, p, p, i32, p, i32, p, p, i32, p, p, p, p, i32, p, p]
+    lib.tw_new.argtypes = [i32, i32, i32, p, p, i32, p, i32, p, i32, p, p, p, i32, p, p]
     lib.tw_free.restype = None
     lib.tw_free.argtypes = [p]
     lib.tw_predict.restype = ctypes.c_int
@@ -452,9 +430,9 @@ class TreeWalkEvaluator:
         ptr = lambda a: a.ctypes.data  # noqa: E731
         handle = self._lib.tw_new(
             flat.nfeat, flat.ncols, len(flat.nodes), ptr(flat.nodes), ptr(flat.val),
-            len(flat.cat), ptr(flat.cat), len(flat.root), ptr(flat.root), ptr(flat.col),
-            len(flat.g_tree), ptr(flat.g_tree), ptr(flat.g_n), ptr(flat.g_depth),
-            ptr(flat.g_special), len(flat.part_g), ptr(flat.part_g), ptr(flat.part_c),
+            len(flat.cat), ptr(flat.cat), len(flat.catcols), ptr(flat.catcols),
+            len(flat.root), ptr(flat.root), ptr(flat.col), ptr(flat.depth),
+            len(flat.part_t), ptr(flat.part_t), ptr(flat.part_c),
         )
         if not handle:
             raise MemoryError("tw_new failed")

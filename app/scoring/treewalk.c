@@ -3,13 +3,13 @@
  * native call per batch, with LightGBM's own prediction semantics.
  *
  * Built at first use by app/scoring/compiled.py with the system C compiler (no Python C-API),
- * loaded with ctypes. The model data (flat node arrays) is built in Python from the LightGBM
- * text model and handed over once through tw_new(); tw_predict() only reads it, so any number
- * of threads may call it at once.
+ * loaded with ctypes. The model data (flat arrays) is built in Python from the LightGBM text
+ * model and handed over once through tw_new(); tw_predict() only reads it, so any number of
+ * threads may call it at once.
  *
  * Semantics, as in LightGBM 4.x (include/LightGBM/tree.h and the dense-matrix row reader):
- *   - an input value with |v| <= kZeroThreshold (1e-35f) is read as 0.0 (the row reader drops it
- *     and the predict buffer holds 0.0); NaN is kept;
+ *   - an input value with |v| <= kZeroThreshold (1e-35f) is read as 0.0 (the row reader drops
+ *     it and the predict buffer holds 0.0); NaN is kept;
  *   - numerical split: NaN becomes 0.0 unless missing_type is NaN; missing_type Zero sends 0.0
  *     (and so NaN) to the default side, missing_type NaN sends NaN to the default side, anything
  *     else goes left when v <= threshold;
@@ -19,64 +19,60 @@
  *   - leaf outputs are summed in double per output column, in tree order, starting from 0.0,
  *     exactly as GBDT::PredictRaw does, so the sums are bit-identical.
  *
- * The row is expanded once per call into three copies of nfeat values: [0, nfeat) with NaN as
- * -inf, [nfeat, 2 nfeat) with NaN as +inf, [2 nfeat, 3 nfeat) with NaN kept. A plain numerical
- * node reads the copy in which NaN already lands on its NaN side (-inf <= thr goes left,
- * +inf <= thr goes right, for a finite thr), so its step is a single comparison. Only
- * categorical nodes, zero-as-missing nodes whose default side differs from "0 <= thr" and
- * nodes with an infinite threshold ("special" nodes, flagged, reading the NaN-kept copy) take
- * the slower step.
+ * Every node is reduced to one test, "right unless e[f] <= thr", on an expanded row e that is
+ * computed once per input row:
+ *   e[0 .. nf)        the value, NaN as -inf   (nodes whose NaN side is left: -inf <= any thr)
+ *   e[nf .. 2nf)      the value, NaN kept      (NaN side right: NaN <= thr is false)
+ *   e[2nf .. 3nf)     0 and NaN as -inf        (zero-as-missing nodes, default side left)
+ *   e[3nf .. 4nf)     0 and NaN as NaN         (zero-as-missing nodes, default side right)
+ *   e[4nf + i]        0.0 when the value's category is in bitset i, else 1.0 (thr 0.5)
+ * so a step has no branch on the kind of node, and no node is slower than another.
  *
- * Node layout: trees in pre-order, so the left child of node i is i + 1 and the right child is
- * i + 1 + skip. A leaf has skip = -1 and threshold NaN: "v <= NaN" is false, so a step from a
- * leaf goes "right" onto itself. That lets K trees be walked in lock-step with no data-dependent
- * branch inside a step: K independent chains keep the CPU busy, and the only branch taken on
- * data is "every walk of the group has reached its leaf".
+ * Node layout: trees in pre-order, 16 bytes a node; the left child of node i is i + 1 and the
+ * right child is i + 1 + skip. A leaf has skip = -1 and threshold NaN: "e <= NaN" is false, so
+ * a step from a leaf goes "right" onto itself; that lets several walks advance in lock-step.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef TW_K
-#define TW_K 8 /* trees walked in lock-step */
-#endif
-#define TW_ABI 2
+#define TW_ABI 3
 
-#define TW_NANLEFT 1u /* special numerical node: NaN goes left */
-#define TW_CAT 2u     /* categorical split: thr holds (offset, words) into the bitset array */
-#define TW_ZERO 4u    /* zero-as-missing node whose default side differs from "0 <= thr" */
-#define TW_ZLEFT 8u   /* default side of a TW_ZERO node is left */
-#define TW_RAW 16u    /* numerical node with an infinite threshold: reads NaN as NaN */
-#define TW_SPECIAL (TW_CAT | TW_ZERO | TW_RAW)
+#ifndef TW_LANES
+#define TW_LANES 8 /* rows walked in lock-step through one tree (batch path) */
+#endif
 
 /* LightGBM's kZeroThreshold is the float literal 1e-35f: 1.0000000180025095e-35 as a double. */
 #define TW_ZERO_THRESHOLD ((double)1e-35f)
 
 typedef struct {
-    double thr;    /* threshold; NaN for a leaf; categorical: uint32 offset, uint32 words */
+    double thr;    /* threshold; NaN for a leaf */
     int32_t skip;  /* right child = this + 1 + skip (left child = this + 1); leaf: -1 */
-    uint16_t feat; /* column of the expanded row (see above) */
-    uint16_t flags;
+    uint32_t feat; /* index into the expanded row */
 } tw_node;
 
 typedef struct {
-    int32_t nfeat, ncols, ntrees, ngroups, nnodes;
+    int32_t feat;   /* input column */
+    uint32_t off;   /* first word in the bitset array */
+    uint32_t words; /* bitset length in 32-bit words */
+} tw_catcol;
+
+typedef struct {
+    int32_t nfeat, ncols, ntrees, nnodes, ncatcols, width;
     tw_node *nodes;
-    double *val;     /* per node: leaf value (unused for internal nodes) */
-    uint32_t *cat;   /* categorical bitsets */
-    int32_t *root;   /* per tree: node index of its root */
-    int32_t *col;    /* per tree: output column */
-    int32_t *g_tree; /* per group: first tree */
-    int32_t *g_n;    /* per group: number of trees (1..TW_K) */
-    int32_t *g_depth;
-    int32_t *g_special;
-    int32_t part_g[32][2]; /* per part: group range [begin, end) */
+    double *val;   /* per node: leaf value (unused for internal nodes) */
+    uint32_t *cat; /* categorical bitsets */
+    tw_catcol *catcols;
+    int32_t *root; /* per tree: node index of its root */
+    int32_t *col;  /* per tree: output column */
+    int32_t *depth; /* per tree: depth of its deepest leaf */
+    int32_t part_t[32][2]; /* per part: tree range [begin, end) */
     int32_t part_c[32][2]; /* per part: column range [begin, end) */
     int32_t nparts;
 } tw_model;
 
-int tw_abi(void) { return TW_ABI * 1000 + TW_K; }
+int tw_abi(void) { return TW_ABI; }
 
 static void *dup(const void *src, size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -86,40 +82,38 @@ static void *dup(const void *src, size_t bytes) {
 
 void tw_free(tw_model *m) {
     if (!m) return;
-    free(m->nodes); free(m->val); free(m->cat); free(m->root); free(m->col);
-    free(m->g_tree); free(m->g_n); free(m->g_depth); free(m->g_special);
+    free(m->nodes); free(m->val); free(m->cat); free(m->catcols); free(m->root); free(m->col);
+    free(m->depth);
     free(m);
 }
 
 /* Every index stays inside its array: a bad model can never make tw_predict read astray. */
 static int tw_valid(const tw_model *m, int32_t ncat) {
-    if (m->nfeat < 1 || m->ncols < 0 || m->nnodes < 1) return 0;
+    if (m->nfeat < 1 || m->ncols < 0 || m->nnodes < 1 || m->ntrees < 0 || m->ncatcols < 0)
+        return 0;
     for (int32_t i = 0; i < m->nnodes; ++i) {
         const tw_node *n = m->nodes + i;
-        if (n->feat >= 3 * m->nfeat) return 0;
-        /* A leaf (skip -1) must stay put: threshold NaN, no flags. Any other node moves
-         * forward (pre-order), so every walk ends on a leaf inside the array. */
+        if (n->feat >= (uint32_t)m->width) return 0;
+        /* A leaf (skip -1) stays put (threshold NaN); any other node moves forward (pre-order),
+         * so every walk ends on a leaf inside the array. */
         if (n->skip == -1) {
-            if (n->thr == n->thr || n->flags != 0) return 0;
-        } else if (n->skip < 1 || (int64_t)i + 1 + n->skip >= m->nnodes) {
+            if (n->thr == n->thr) return 0;
+        } else if (n->skip < 1 || (int64_t)i + 1 + n->skip >= m->nnodes || n->thr != n->thr) {
             return 0;
-        }
-        if (n->flags & TW_CAT) {
-            uint32_t loc[2];
-            memcpy(loc, &n->thr, sizeof loc);
-            if ((uint64_t)loc[0] + loc[1] > (uint64_t)ncat) return 0;
         }
     }
-    for (int32_t t = 0; t < m->ntrees; ++t)
-        if (m->root[t] < 0 || m->root[t] >= m->nnodes || m->col[t] < 0 || m->col[t] >= m->ncols)
+    for (int32_t i = 0; i < m->ncatcols; ++i) {
+        const tw_catcol *c = m->catcols + i;
+        if (c->feat < 0 || c->feat >= m->nfeat || (uint64_t)c->off + c->words > (uint64_t)ncat)
             return 0;
-    for (int32_t g = 0; g < m->ngroups; ++g)
-        if (m->g_n[g] < 1 || m->g_n[g] > TW_K || m->g_tree[g] < 0 ||
-            (int64_t)m->g_tree[g] + m->g_n[g] > m->ntrees || m->g_depth[g] < 0)
+    }
+    for (int32_t t = 0; t < m->ntrees; ++t)
+        if (m->root[t] < 0 || m->root[t] >= m->nnodes || m->col[t] < 0 ||
+            m->col[t] >= m->ncols || m->depth[t] < 0)
             return 0;
     for (int32_t p = 0; p < m->nparts; ++p)
-        if (m->part_g[p][0] < 0 || m->part_g[p][0] > m->part_g[p][1] ||
-            m->part_g[p][1] > m->ngroups || m->part_c[p][0] < 0 ||
+        if (m->part_t[p][0] < 0 || m->part_t[p][0] > m->part_t[p][1] ||
+            m->part_t[p][1] > m->ntrees || m->part_c[p][0] < 0 ||
             m->part_c[p][0] > m->part_c[p][1] || m->part_c[p][1] > m->ncols)
             return 0;
     return 1;
@@ -127,107 +121,112 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
 
 /* Copies every array, so the caller's buffers may go away after the call. */
 tw_model *tw_new(int32_t nfeat, int32_t ncols, int32_t nnodes, const tw_node *nodes,
-                 const double *val, int32_t ncat, const uint32_t *cat, int32_t ntrees,
-                 const int32_t *root, const int32_t *col, int32_t ngroups, const int32_t *g_tree,
-                 const int32_t *g_n, const int32_t *g_depth, const int32_t *g_special,
-                 int32_t nparts, const int32_t *part_g, const int32_t *part_c) {
-    if (nparts < 0 || nparts > 32) return NULL;
+                 const double *val, int32_t ncat, const uint32_t *cat, int32_t ncatcols,
+                 const tw_catcol *catcols, int32_t ntrees, const int32_t *root,
+                 const int32_t *col, const int32_t *depth, int32_t nparts,
+                 const int32_t *part_t, const int32_t *part_c) {
+    if (nparts < 0 || nparts > 32 || nfeat < 1 || ncatcols < 0 ||
+        (int64_t)4 * nfeat + ncatcols > 0x7fffffff)
+        return NULL;
     tw_model *m = calloc(1, sizeof(tw_model));
     if (!m) return NULL;
-    m->nfeat = nfeat; m->ncols = ncols; m->ntrees = ntrees; m->ngroups = ngroups;
-    m->nnodes = nnodes; m->nparts = nparts;
+    m->nfeat = nfeat; m->ncols = ncols; m->ntrees = ntrees; m->nnodes = nnodes;
+    m->ncatcols = ncatcols; m->width = 4 * nfeat + ncatcols; m->nparts = nparts;
     m->nodes = dup(nodes, sizeof(tw_node) * (size_t)nnodes);
     m->val = dup(val, sizeof(double) * (size_t)nnodes);
     m->cat = dup(cat, sizeof(uint32_t) * (size_t)ncat);
+    m->catcols = dup(catcols, sizeof(tw_catcol) * (size_t)ncatcols);
     m->root = dup(root, sizeof(int32_t) * (size_t)ntrees);
     m->col = dup(col, sizeof(int32_t) * (size_t)ntrees);
-    m->g_tree = dup(g_tree, sizeof(int32_t) * (size_t)ngroups);
-    m->g_n = dup(g_n, sizeof(int32_t) * (size_t)ngroups);
-    m->g_depth = dup(g_depth, sizeof(int32_t) * (size_t)ngroups);
-    m->g_special = dup(g_special, sizeof(int32_t) * (size_t)ngroups);
+    m->depth = dup(depth, sizeof(int32_t) * (size_t)ntrees);
     for (int i = 0; i < nparts; ++i) {
-        m->part_g[i][0] = part_g[2 * i]; m->part_g[i][1] = part_g[2 * i + 1];
+        m->part_t[i][0] = part_t[2 * i]; m->part_t[i][1] = part_t[2 * i + 1];
         m->part_c[i][0] = part_c[2 * i]; m->part_c[i][1] = part_c[2 * i + 1];
     }
-    if (!m->nodes || !m->val || !m->cat || !m->root || !m->col || !m->g_tree || !m->g_n ||
-        !m->g_depth || !m->g_special || !tw_valid(m, ncat)) {
+    if (!m->nodes || !m->val || !m->cat || !m->catcols || !m->root || !m->col || !m->depth ||
+        !tw_valid(m, ncat)) {
         tw_free(m);
         return NULL;
     }
     return m;
 }
 
-static inline int cat_left(const uint32_t *bits, const tw_node *n, double v) {
-    /* NaN, v <= -1 (negative int) and v >= 2^31 (INT_MIN after conversion) go right. */
-    if (!(v > -1.0) || v >= 2147483648.0) return 0;
-    uint32_t i = (uint32_t)(int32_t)v; /* truncation toward zero, as static_cast<int> */
-    uint32_t loc[2];
-    memcpy(loc, &n->thr, sizeof loc);
-    uint32_t w = i >> 5;
-    if (w >= loc[1]) return 0;
-    return (int)((bits[loc[0] + w] >> (i & 31u)) & 1u);
-}
-
-/* One step of a plain numerical node (or a leaf, which stays put). */
-static inline const tw_node *step(const tw_node *n, const double *x) {
-    const uint32_t right = !(x[n->feat] <= n->thr);
-    return n + 1 + ((-(int32_t)right) & n->skip);
-}
-
-/* One step of any node. */
-static inline const tw_node *step_any(const tw_node *n, const double *x, const uint32_t *bits) {
-    const uint32_t fl = n->flags;
-    const double v = x[n->feat];
-    uint32_t right;
-    if (__builtin_expect((fl & TW_SPECIAL) != 0, 0)) {
-        if (fl & TW_CAT) {
-            right = !cat_left(bits, n, v);
-        } else if (v != v) {
-            right = !(fl & TW_NANLEFT);
-        } else if ((fl & TW_ZERO) && v == 0.0) {
-            right = !(fl & TW_ZLEFT);
-        } else {
-            right = !(v <= n->thr);
-        }
-    } else {
-        right = !(v <= n->thr);
+/* The expanded row e (see the top of this file) of one input row x. */
+static void expand(const tw_model *m, const double *x, double *e) {
+    const int32_t nf = m->nfeat;
+    double *lo = e, *raw = e + nf, *zl = e + 2 * nf, *zr = e + 3 * nf, *cc = e + 4 * nf;
+    for (int32_t j = 0; j < nf; ++j) {
+        double v = x[j];
+        if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0; /* also -0.0 */
+        const int nan = v != v, zero = v == 0.0;
+        raw[j] = v;
+        lo[j] = nan ? -INFINITY : v;
+        zl[j] = (nan || zero) ? -INFINITY : v;
+        zr[j] = (nan || zero) ? NAN : v;
     }
-    return n + 1 + ((-(int32_t)right) & n->skip);
+    for (int32_t i = 0; i < m->ncatcols; ++i) {
+        const tw_catcol *c = m->catcols + i;
+        double v = x[c->feat];
+        if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0;
+        int in = 0;
+        /* NaN, v <= -1 (negative int) and v >= 2^31 (INT_MIN after conversion) go right. */
+        if (v > -1.0 && v < 2147483648.0) {
+            const uint32_t k = (uint32_t)(int32_t)v; /* truncation, as static_cast<int> */
+            const uint32_t w = k >> 5;
+            in = w < c->words && ((m->cat[c->off + w] >> (k & 31u)) & 1u);
+        }
+        cc[i] = in ? 0.0 : 1.0;
+    }
 }
 
-static inline void walk_group(const tw_model *m, int32_t g, const double *x, double *out) {
-    const int32_t t0 = m->g_tree[g], nt = m->g_n[g], depth = m->g_depth[g];
-    const tw_node *p[TW_K];
-    for (int k = 0; k < TW_K; ++k) p[k] = m->nodes + m->root[t0 + (k < nt ? k : 0)];
-    /* At most `depth` steps (the deepest leaf of the group); stop as soon as every walk
-     * stands on a leaf (skip == -1, so ~skip == 0). */
-    if (!m->g_special[g]) {
-        for (int32_t d = 0; d < depth; ++d) {
+/* One step: left child when e[feat] <= thr, right child otherwise; a leaf stays put. */
+static inline const tw_node *step(const tw_node *n, const double *e) {
+    const int32_t right = !(e[n->feat] <= n->thr);
+    return n + 1 + ((-right) & n->skip);
+}
+
+/* A walk to the leaf, branching on each test (the best for one row: the predictor runs
+ * ahead, and most trees are shallow where it matters). */
+static inline double walk(const tw_model *m, const tw_node *n, const double *e) {
+    while (n->skip != -1) n = (e[n->feat] <= n->thr) ? n + 1 : n + 1 + n->skip;
+    return m->val[n - m->nodes];
+}
+
+#ifndef TW_K
+#define TW_K 8 /* trees walked in lock-step for one row */
+#endif
+
+/* Trees t0..t1 for one expanded row, TW_K trees in lock-step: K independent walks, no branch
+ * on the data inside a step, so nothing is mispredicted but the end of each group. The leaf
+ * values are added in tree order afterwards. */
+static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const double *e, double *out) {
+    const tw_node *nodes = m->nodes;
+    const int32_t *root = m->root, *col = m->col, *depth = m->depth;
+    int32_t t = t0;
+    for (; t + TW_K <= t1; t += TW_K) {
+        const tw_node *p[TW_K];
+        int32_t deepest = 0;
+        for (int k = 0; k < TW_K; ++k) {
+            p[k] = nodes + root[t + k];
+            if (depth[t + k] > deepest) deepest = depth[t + k];
+        }
+        for (int32_t d = 0; d < deepest; ++d) {
             int32_t live = 0;
             for (int k = 0; k < TW_K; ++k) {
-                p[k] = step(p[k], x);
+                p[k] = step(p[k], e);
                 live |= ~p[k]->skip;
             }
             if (!live) break;
         }
-    } else {
-        const uint32_t *bits = m->cat;
-        for (int32_t d = 0; d < depth; ++d) {
-            int32_t live = 0;
-            for (int k = 0; k < TW_K; ++k) {
-                p[k] = step_any(p[k], x, bits);
-                live |= ~p[k]->skip;
-            }
-            if (!live) break;
-        }
+        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->val[p[k] - nodes];
     }
-    const int32_t *col = m->col + t0;
-    for (int k = 0; k < nt; ++k) out[col[k]] += m->val[p[k] - m->nodes];
+    for (; t < t1; ++t) out[col[t]] += walk(m, nodes + root[t], e);
 }
 
-/* Rows are read this many at a time into a normalised buffer; each tree group is then walked
- * for every row of the block while its nodes are hot in the cache. */
-#define TW_BLOCK_DOUBLES 4096
+/* Expanded rows are prepared this many doubles at a time. */
+#ifndef TW_BUF_DOUBLES
+#define TW_BUF_DOUBLES 8192
+#endif
 
 /*
  * x: n rows of nfeat doubles (row-major, contiguous); out: n rows of ncols doubles.
@@ -235,36 +234,71 @@ static inline void walk_group(const tw_model *m, int32_t g, const double *x, dou
  * Returns 0, or -1 when memory is short.
  */
 int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint32_t part_mask) {
-    const int32_t nf = m->nfeat, nc = m->ncols, w = 3 * m->nfeat;
-    double stackbuf[TW_BLOCK_DOUBLES];
+    const int32_t nf = m->nfeat, nc = m->ncols, w = m->width;
+    double stackbuf[TW_BUF_DOUBLES];
     double *buf = stackbuf;
-    int64_t block = TW_BLOCK_DOUBLES / w;
+    int64_t block = TW_BUF_DOUBLES / w;
     if (block < 1) {
         block = 1;
         buf = malloc(sizeof(double) * (size_t)w);
         if (!buf) return -1;
     }
-    for (int64_t r0 = 0; r0 < n; r0 += block) {
-        const int64_t nb = (n - r0 < block) ? n - r0 : block;
-        for (int64_t r = 0; r < nb; ++r) {
-            const double *src = x + (r0 + r) * nf;
-            double *lo = buf + r * w, *hi = lo + nf, *raw = hi + nf;
-            for (int32_t j = 0; j < nf; ++j) {
-                double v = src[j];
-                if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0;
-                raw[j] = v;
-                lo[j] = v != v ? -INFINITY : v;
-                hi[j] = v != v ? INFINITY : v;
+#ifdef TW_BATCH_ROWS
+    const int rowmajor = 0;
+#else
+    const int rowmajor = 1;
+#endif
+    if (rowmajor || n == 1) {
+        for (int64_t r = 0; r < n; ++r) {
+            double *o = out + r * nc;
+            expand(m, x + r * nf, buf);
+            for (int32_t p = 0; p < m->nparts; ++p) {
+                if (!((part_mask >> p) & 1u)) continue;
+                for (int32_t c = m->part_c[p][0]; c < m->part_c[p][1]; ++c) o[c] = 0.0;
+                walk_trees(m, m->part_t[p][0], m->part_t[p][1], buf, o);
             }
         }
+        if (buf != stackbuf) free(buf);
+        return 0;
+    }
+    for (int64_t r0 = 0; r0 < n; r0 += block) {
+        const int64_t nb = (n - r0 < block) ? n - r0 : block;
+        for (int64_t r = 0; r < nb; ++r) expand(m, x + (r0 + r) * nf, buf + r * w);
         for (int32_t p = 0; p < m->nparts; ++p) {
             if (!((part_mask >> p) & 1u)) continue;
             const int32_t c0 = m->part_c[p][0], c1 = m->part_c[p][1];
             for (int64_t r = 0; r < nb; ++r)
                 for (int32_t c = c0; c < c1; ++c) out[(r0 + r) * nc + c] = 0.0;
-            const int32_t g0 = m->part_g[p][0], g1 = m->part_g[p][1];
-            for (int32_t g = g0; g < g1; ++g)
-                for (int64_t r = 0; r < nb; ++r) walk_group(m, g, buf + r * w, out + (r0 + r) * nc);
+            const int32_t t0 = m->part_t[p][0], t1 = m->part_t[p][1];
+            for (int32_t t = t0; t < t1; ++t) {
+                const tw_node *root = m->nodes + m->root[t];
+                const int32_t c = m->col[t];
+                int64_t r = 0;
+#if TW_LANES > 1
+                /* TW_LANES rows in lock-step through this tree: independent walks, no branch
+                 * on the data; at most depth[t] steps, fewer when all lanes stand on leaves. */
+                const int32_t depth = m->depth[t];
+                for (; r + TW_LANES <= nb; r += TW_LANES) {
+                    const tw_node *p[TW_LANES];
+                    const double *e[TW_LANES];
+                    for (int k = 0; k < TW_LANES; ++k) {
+                        p[k] = root;
+                        e[k] = buf + (r + k) * w;
+                    }
+                    for (int32_t d = 0; d < depth; ++d) {
+                        int32_t live = 0;
+                        for (int k = 0; k < TW_LANES; ++k) {
+                            p[k] = step(p[k], e[k]);
+                            live |= ~p[k]->skip;
+                        }
+                        if (!live) break;
+                    }
+                    for (int k = 0; k < TW_LANES; ++k)
+                        out[(r0 + r + k) * nc + c] += m->val[p[k] - m->nodes];
+                }
+#endif
+                for (; r < nb; ++r) out[(r0 + r) * nc + c] += walk(m, root, buf + r * w);
+            }
         }
     }
     if (buf != stackbuf) free(buf);
