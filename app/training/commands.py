@@ -1,0 +1,206 @@
+"""Data-science commands: `tierwise synth`, `tierwise train …`, `tierwise bundle verify`."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from app.bundles.io import MANIFEST, Bundle, read_archive, read_dir, to_archive, write_dir
+from app.errors import BundleRejected, PayloadTooLarge
+
+SEED_HELP = "Seed of the train/test split and of LightGBM (same seed, same bundle bytes)."
+ARCHIVE_HELP = "Also write DIR.tar.gz, the form `POST /v1/models/{family}/versions` takes."
+
+
+def _err(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def _summary(bundle: Bundle) -> str:
+    """One line of headline metrics for a freshly trained bundle."""
+    m = bundle.manifest.metrics
+    if bundle.family == "tier":
+        return (f"macro-F1 {m['model']['macro_f1']} (majority baseline "
+                f"{m['baselines']['majority_class']['macro_f1']}), {m['trees']} trees")
+    if bundle.family == "churn":
+        return (f"AUC {m['calibrated']['auc']}, ECE {m['uncalibrated']['ece']} → "
+                f"{m['calibrated']['ece']} ({m['calibration']['chosen']}), {m['trees']} trees")
+    if bundle.family == "products":
+        return f"mean AUC {m['mean_auc']}, min AUC {m['min_auc']}, {m['trees']} trees"
+    return ""
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output path that holds something other than a bundle (before training)."""
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
+    ):
+        raise typer.BadParameter(f"{out} exists and is not a bundle directory",
+                                 param_hint="--out")
+
+
+def write_bundle(bundle: Bundle, out: Path, *, archive: bool = False) -> None:
+    """Write `bundle` as directory `out` (replacing an older bundle there) and read it back."""
+    out = Path(out)
+    check_out(out)
+    if out.exists():
+        shutil.rmtree(out)  # stale files of an older bundle would make this one unreadable
+    write_dir(bundle, out)
+    if read_dir(out).sha256 != bundle.sha256:
+        raise RuntimeError(f"{out} does not read back as the bundle just written")
+    line = f"{bundle.family}: {out} sha256 {bundle.sha256}"
+    if archive:
+        target = out.with_name(out.name + ".tar.gz")
+        target.write_bytes(to_archive(bundle))
+        line += f" (+ {target.name})"
+    typer.echo(line)
+    if summary := _summary(bundle):
+        typer.echo(f"  {summary}")
+
+
+def _guarded(run: Callable[[], Any]) -> Any:
+    """Run a training step, turning data problems into a one-line error and exit code 2."""
+    try:
+        return run()
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        _err(str(exc))
+        raise typer.Exit(2) from None
+
+
+def synth(
+    customers: int = typer.Option(100_000, "--customers", min=1, help="Rows to generate."),
+    seed: int = typer.Option(0, help="Seed of the synthetic book."),
+    out: Path = typer.Option(..., help="Output file, .parquet or .csv."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+) -> None:
+    """Generate a synthetic bank book (features, wallet tier, churn and purchases)."""
+    from app.training.synth import generate_book, write_book
+
+    started = time.perf_counter()
+    book = generate_book(customers, seed, progress=progress)
+    _guarded(lambda: write_book(book, out))
+    typer.echo(f"wrote {customers} customers to {out} in {time.perf_counter() - started:.1f} s")
+
+
+def _book(data: Path) -> dict[str, Any]:
+    from app.training.synth import read_book
+
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    return _guarded(lambda: read_book(data))
+
+
+def _train_default(family: str, data: Path, out: Path, seed: int, archive: bool,
+                   progress: bool) -> None:
+    from app.training import train
+
+    check_out(out)
+    book = _book(data)
+    trainer = {"tier": train.train_tier, "churn": train.train_churn,
+               "products": train.train_products}[family]
+    started = time.perf_counter()
+    bundle = _guarded(lambda: trainer(book, seed, progress=progress, source=data.name))
+    typer.echo(f"trained {family} in {time.perf_counter() - started:.1f} s", err=True)
+    write_bundle(bundle, out, archive=archive)
+
+
+def train_all(
+    data: Path = typer.Option(..., help="Book with features and outcomes (.parquet or .csv)."),
+    out: Path = typer.Option(..., help="Directory; the bundles go to OUT/tier, OUT/churn, "
+                             "OUT/products."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
+    progress: bool = typer.Option(True, help="Show training progress on stderr."),
+) -> None:
+    """Train the tier, churn and products bundles from one book."""
+    for family in ("tier", "churn", "products"):
+        check_out(out / family)
+    for family in ("tier", "churn", "products"):
+        _train_default(family, data, out / family, seed, archive, progress)
+
+
+def _single(family: str) -> Callable[..., None]:
+    def command(
+        data: Path = typer.Option(..., help="Book with features and outcomes."),
+        out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
+        seed: int = typer.Option(0, help=SEED_HELP),
+        archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
+        progress: bool = typer.Option(True, help="Show training progress on stderr."),
+    ) -> None:
+        _train_default(family, data, out, seed, archive, progress)
+
+    command.__doc__ = f"Train the {family} bundle from a book with the default features."
+    return command
+
+
+def train_churn_command(
+    data: Path = typer.Option(..., help="Training file, .csv or .parquet."),
+    out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
+    target: str | None = typer.Option(
+        None, help="0/1 column to predict. When given, every other column (but --id-column) "
+        "becomes a feature of a custom churn model."),
+    id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
+    categorical: str = typer.Option("", help="Comma-separated columns to treat as categories "
+                                    "(text columns always are)."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
+    progress: bool = typer.Option(True, help="Show training progress on stderr."),
+) -> None:
+    """Train a churn bundle: on the default features, or on your own file with --target."""
+    if target is None:
+        if id_column or categorical:
+            raise typer.BadParameter("--id-column and --categorical need --target")
+        _train_default("churn", data, out, seed, archive, progress)
+        return
+    from app.training.custom import train_churn_from_file
+
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    check_out(out)
+    cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
+    started = time.perf_counter()
+    bundle = _guarded(lambda: train_churn_from_file(
+        data, target=target, id_column=id_column, categorical=cats, seed=seed,
+        progress=progress))
+    typer.echo(f"trained custom churn in {time.perf_counter() - started:.1f} s", err=True)
+    write_bundle(bundle, out, archive=archive)
+
+
+def verify(path: Path = typer.Argument(..., help="Bundle directory or .tar.gz archive.")) -> None:
+    """Check a bundle's hashes and replay its reference rows; exit 1 when it is refused."""
+    from app.bundles.loader import load_family
+    from app.config import get_settings
+
+    try:
+        if path.is_dir():
+            bundle = read_dir(path)
+        elif path.is_file():
+            bundle = read_archive(path.read_bytes(), max_bytes=get_settings().max_bundle_bytes)
+        else:
+            raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+        load_family(bundle)
+    except (BundleRejected, PayloadTooLarge) as exc:
+        typer.echo(f"REJECTED {path}: {exc.message}", err=True)
+        for d in exc.details:
+            typer.echo(f"  {d.field}: {d.problem}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"OK {bundle.family} {bundle.sha256}  {path}")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add `synth`, `train …` and `bundle verify` to the root command."""
+    cli.command("synth")(synth)
+    train_app = typer.Typer(help="Train model bundles.", no_args_is_help=True)
+    train_app.command("all")(train_all)
+    train_app.command("tier")(_single("tier"))
+    train_app.command("churn")(train_churn_command)
+    train_app.command("products")(_single("products"))
+    cli.add_typer(train_app, name="train")
+    bundle_app = typer.Typer(help="Inspect model bundles.", no_args_is_help=True)
+    bundle_app.command("verify")(verify)
+    cli.add_typer(bundle_app, name="bundle")
