@@ -21,7 +21,6 @@ WORKDIR /srv/tierwise
 COPY --from=build /srv/tierwise /srv/tierwise
 COPY models ./models
 COPY migrations ./migrations
-COPY alembic.ini ./alembic.ini
 RUN mkdir -p var && chown -R tierwise:tierwise var
 USER tierwise
 ENV PATH=/srv/tierwise/.venv/bin:$PATH \

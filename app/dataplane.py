@@ -56,6 +56,7 @@ def _history(
         if days < 0:
             problems.append(FieldProblem(f"{prefix}context.history[{i}].date",
                                          f"is after the decision day {as_of.isoformat()}"))
+            continue
         events.append(ContactEvent(action_id=e.action_id, days_ago=days, outcome=e.outcome))
     if problems:
         raise InvalidRequest("the contact history is inconsistent", problems)
@@ -94,25 +95,30 @@ def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, An
                              history=history)
     result = score_rows(ctx, x, [customer], opts)[0]
     if shadow is not None:
-        _shadow(shadow, features, [customer], opts, [result])
+        _shadow(shadow, [customer], opts, [result])
     result["models"] = ctx.models_served
     return result
 
 
 def score_batch(*, live: LiveContexts, items: Sequence[Mapping[str, Any]],
                 options: ScoreOptions | None) -> dict[str, Any]:
-    """Score many customers; an invalid item gets its own error entry, results in input order."""
+    """Score many customers; an invalid item gets its own error entry, results in input order.
+
+    Each item is routed on its own customer id (a challenger split applies per customer);
+    the items of each context are then scored together in one vectorised call.
+    """
     opts, pins = _options(options)
-    ctx, shadow = live.for_request(customer_id="", pins=pins)
-    x = np.empty((len(items), len(ctx.schema)))
-    valid_rows: list[int] = []
-    customers: list[CustomerInput] = []
     results: list[dict[str, Any]] = [{} for _ in items]
+    groups: dict[int, _Group] = {}
     for i, raw in enumerate(items):
         prefix = f"items[{i}]."
         try:
             item = _BATCH_ITEM.validate_python(raw)
-            problems = _encode(ctx, item.features, x[len(valid_rows)], opts.parts, prefix)
+            ctx, shadow = live.for_request(customer_id=item.customer_id, pins=pins)
+            group = groups.get(id(ctx))
+            if group is None:
+                group = groups[id(ctx)] = _Group(ctx, shadow, len(items))
+            problems = _encode(ctx, item.features, group.x[len(group.rows)], opts.parts, prefix)
             if problems:
                 raise InvalidFeature("some features are invalid", problems)
             channel, history = _history(item.context, prefix)
@@ -123,22 +129,40 @@ def score_batch(*, live: LiveContexts, items: Sequence[Mapping[str, Any]],
         except (InvalidFeature, InvalidRequest) as err:
             results[i] = _item_error(i, raw, err)
             continue
-        valid_rows.append(i)
-        customers.append(CustomerInput(customer_id=item.customer_id, features=item.features,
-                                       channel=channel, history=history))
-    if customers:
-        scored = score_rows(ctx, x[: len(customers)], customers, opts)
-        for i, res in zip(valid_rows, scored, strict=True):
+        group.rows.append(i)
+        group.customers.append(CustomerInput(customer_id=item.customer_id,
+                                             features=item.features, channel=channel,
+                                             history=history))
+    scored = 0
+    models: dict[str, Any] = {}
+    for group in groups.values():
+        if not group.rows:
+            continue
+        out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers, opts)
+        for i, res in zip(group.rows, out, strict=True):
             res["index"] = i
+            if len(groups) > 1:
+                res["models"] = group.ctx.models_served
             results[i] = res
-        if shadow is not None:
-            _shadow(shadow, None, customers, opts, scored)
-    return {
-        "results": results,
-        "models": ctx.models_served,
-        "scored": len(customers),
-        "failed": len(items) - len(customers),
-    }
+        if group.shadow is not None:
+            _shadow(group.shadow, group.customers, opts, out)
+        scored += len(group.rows)
+        models = models or group.ctx.models_served
+    if not models:
+        models = live.for_request(customer_id="", pins=pins)[0].models_served
+    return {"results": results, "models": models, "scored": scored,
+            "failed": len(items) - scored}
+
+
+class _Group:
+    """The items of a batch answered by one context."""
+
+    def __init__(self, ctx: ScoringContext, shadow: ScoringContext | None, capacity: int) -> None:
+        self.ctx = ctx
+        self.shadow = shadow
+        self.x = np.empty((capacity, len(ctx.schema)))
+        self.rows: list[int] = []
+        self.customers: list[CustomerInput] = []
 
 
 def _item_error(index: int, raw: Any, err: InvalidFeature | InvalidRequest) -> dict[str, Any]:
@@ -158,8 +182,8 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[FieldPro
     return problems
 
 
-def _shadow(shadow: ScoringContext, features: Mapping[str, Any] | None,
-            customers: list[CustomerInput], opts: Options, served: list[dict[str, Any]]) -> None:
+def _shadow(shadow: ScoringContext, customers: list[CustomerInput], opts: Options,
+            served: list[dict[str, Any]]) -> None:
     """Score the challenger too and log how it differs; never affects the response."""
     try:
         x = np.empty((len(customers), len(shadow.schema)))

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from app import __version__
 from app.api.handlers import install_error_handlers
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import build_openapi
+from app.api.responses import JSONBytes
 from app.api.routes import health, scores
 from app.config import Settings, get_settings
 
@@ -54,8 +54,9 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
         title="tierwise",
         version=__version__,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONBytes,
     )
+    app.state.settings = settings  # auth and routes read the app's own settings
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -6,9 +6,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.responses import JSONBytes
 from app.errors import FieldProblem, TierwiseError
 
 log = logging.getLogger("tierwise.api")
@@ -26,11 +26,11 @@ _HTTP_CODES = {
 
 def error_response(status: int, code: str, message: str,
                    details: list[FieldProblem] | None = None,
-                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+                   headers: dict[str, str] | None = None) -> JSONBytes:
     """The one JSON error shape."""
     body = {"error": {"code": code, "message": message,
                       "details": [d.as_dict() for d in details or []]}}
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JSONBytes(body, status_code=status, headers=headers)
 
 
 def _location(loc: tuple[object, ...]) -> str:
@@ -41,13 +41,13 @@ def _location(loc: tuple[object, ...]) -> str:
     return path or (str(loc[0]) if loc else "body")
 
 
-async def _domain(request: Request, exc: Exception) -> ORJSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, TierwiseError)
     headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 
-async def _validation(request: Request, exc: Exception) -> ORJSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -58,13 +58,13 @@ async def _validation(request: Request, exc: Exception) -> ORJSONResponse:
                           details)
 
 
-async def _http(request: Request, exc: Exception) -> ORJSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
     log.exception("unexpected error")
     return error_response(500, "internal_error", "an unexpected error occurred; see the logs")
 

@@ -13,8 +13,6 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import FieldProblem, PayloadTooLarge
-
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -66,20 +64,30 @@ class RequestContextMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
 
+        if length is not None:
+            await self.app(scope, receive, send_with_id)
+            return
+        # A chunked body has no declared length: read it here, bounded, and replay it.
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # Raised inside the route's body read, so the one error handler
-                    # renders it like every other error.
-                    raise PayloadTooLarge(
-                        f"the request body exceeds {limit} bytes",
-                        [FieldProblem("body", f"larger than {limit} bytes")],
-                    )
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                start, body = _too_large(limit)
+                await send_with_id(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        buffered: list[Message] = [{"type": "http.request", "body": b"".join(chunks),
+                                    "more_body": False}]
 
-        await self.app(scope, limited_receive, send_with_id)
+        async def replay() -> Message:
+            return buffered.pop() if buffered else await receive()
+
+        await self.app(scope, replay, send_with_id)

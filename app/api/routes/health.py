@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+
+from app.api.responses import JSONBytes
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process is alive")
-async def healthz() -> ORJSONResponse:
-    return ORJSONResponse({"status": "ok"})
+async def healthz() -> JSONBytes:
+    return JSONBytes({"status": "ok"})
 
 
 @router.get("/readyz", summary="A verified scoring context is live",
             responses={503: {"description": "Still loading, or no verified context"}})
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONBytes:
     live = getattr(request.app.state, "live", None)
     ready = bool(live is not None and live.ready)
-    return ORJSONResponse({"ready": ready}, status_code=200 if ready else 503)
+    return JSONBytes({"ready": ready}, status_code=200 if ready else 503)

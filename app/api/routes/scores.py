@@ -6,12 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import ORJSONResponse
 
 from app import dataplane
 from app.api.auth import RequireScorer
+from app.api.responses import JSONBytes
 from app.api.schemas import BatchRequest, BatchResponse, ErrorResponse, ScoreRequest, ScoreResponse
-from app.config import get_settings
 from app.errors import FieldProblem, PayloadTooLarge
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
@@ -32,22 +31,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/score", response_model=ScoreResponse, responses=_ERRORS,
              summary="Score one customer: tier, churn and next-best actions")
-async def score(body: ScoreRequest, request: Request, principal: RequireScorer) -> ORJSONResponse:
+async def score(body: ScoreRequest, request: Request, principal: RequireScorer) -> JSONBytes:
     # One customer costs tens of microseconds of CPU: less than a thread-pool hop, so it
     # runs inline; batches go to the thread pool below.
-    result = dataplane.score_one(
-        live=request.app.state.live, customer_id=body.customer_id, features=body.features,
-        context=body.context, options=body.options,
-    )
+    kwargs = {"live": request.app.state.live, "customer_id": body.customer_id,
+              "features": body.features, "context": body.context, "options": body.options}
+    if body.options is not None and body.options.pin:
+        # A pin may load an older version from the registry: never on the event loop.
+        result = await run_in_threadpool(lambda: dataplane.score_one(**kwargs))
+    else:
+        result = dataplane.score_one(**kwargs)
     result["request_id"] = request.state.request_id
-    return ORJSONResponse(result)
+    return JSONBytes(result)
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=_ERRORS,
              summary="Score many customers; invalid items get their own error entry")
 async def score_batch(body: BatchRequest, request: Request,
-                      principal: RequireScorer) -> ORJSONResponse:
-    limit = get_settings().max_batch_items
+                      principal: RequireScorer) -> JSONBytes:
+    limit = request.app.state.settings.max_batch_items
     if len(body.items) > limit:
         raise PayloadTooLarge(
             f"a batch may hold at most {limit} customers",
@@ -58,4 +60,4 @@ async def score_batch(body: BatchRequest, request: Request,
         options=body.options,
     )
     result["request_id"] = request.state.request_id
-    return ORJSONResponse(result)
+    return JSONBytes(result)
