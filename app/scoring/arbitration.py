@@ -1,0 +1,314 @@
+"""Next-best-action arbitration: eligibility → suitability → contact policy → priority → top N.
+
+Pure and fast: plain Python on the hot path. The pydantic catalogue is flattened once into a
+`PreparedCatalog` (cached per catalogue object), so one call costs a few comparisons per
+action. Every catalogue action comes back exactly once: recommended, or suppressed with the
+reason code of the first step it fails. priority = P × C × V × L, where P is the product's
+propensity (or the churn probability for retention actions), C the channel weight of its
+category, V its value and L its lever. Ties are broken by action id.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from app.scoring import contact_policy, eligibility, suitability
+from app.scoring.catalog import Catalog
+from app.scoring.contact_policy import ContactEvent, ContactRule, check_contact
+from app.scoring.eligibility import EligibilityRule, check_eligibility
+from app.scoring.suitability import SuitabilityLimits, check_suitability, customer_limits
+
+__all__ = [
+    "REASON_CODES", "ContactEvent", "Customer", "PreparedAction", "PreparedCatalog",
+    "Recommendation", "Suppressed", "arbitrate", "arbitrate_prepared", "prepare",
+]
+
+NO_PROPENSITY = "no_propensity"
+RANKED_BELOW_TOP_N = "ranked_below_top_n"
+REASON_CODES: tuple[str, ...] = (
+    *eligibility.REASON_CODES,
+    *suitability.REASON_CODES,
+    *contact_policy.REASON_CODES,
+    NO_PROPENSITY,
+    RANKED_BELOW_TOP_N,
+)
+
+# Categories where a maturing deposit or wealth product is the moment to pitch (换单).
+_REINVEST_CATEGORIES = frozenset(("fixed_income", "money_market", "structured_deposit", "fund",
+                                  "systematic_investment", "pension"))
+_MATURITY_HORIZON_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """What arbitration needs to know about one customer."""
+
+    age: int
+    aum: float
+    booked_tier: str
+    risk_profile: str | None  # "C1".."C5" or None (never assessed)
+    risk_assessment_age_days: int | None
+    flags: Mapping[str, bool]  # boolean features by name; missing = False
+    churn_probability: float | None  # calibrated; None when churn was not scored
+    days_to_next_maturity: int | None = None  # only feeds an RM reason, never the ranking
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One recommended action, its priority factors and why it was chosen."""
+
+    action_id: str
+    name: str
+    category: str
+    kind: str
+    risk_level: str | None
+    priority: float
+    propensity: float
+    context_weight: float
+    value: float
+    lever: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """One action not recommended, with the first rule it failed."""
+
+    action_id: str
+    reason_code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAction:
+    """One catalogue action flattened into plain Python for the hot path."""
+
+    id: str
+    name: str
+    category: str
+    kind: str
+    is_retention: bool
+    risk_level: str | None
+    risk_rank: int  # 0 = no risk level
+    elderly_allowed: bool
+    propensity_model: str | None
+    value: float
+    lever: float
+    eligibility: EligibilityRule
+    contact: ContactRule
+    never_contact: bool  # max_offers 0: suppressed even with no history
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCatalog:
+    """A catalogue ready for arbitration: flat actions and per-channel weight vectors."""
+
+    actions: tuple[PreparedAction, ...]
+    weights: Mapping[str, tuple[float, ...]]  # channel key ("" for None) → C per action
+    ones: tuple[float, ...]  # weights of a channel the catalogue does not configure
+    assessment_valid_days: int
+    elderly_age: int
+    elderly_max_risk: str
+
+    def weights_for(self, channel: str | None) -> tuple[float, ...]:
+        """Context weight C of every action, in catalogue order, for a channel."""
+        return self.weights.get(channel or "", self.ones)
+
+
+def _prepare_uncached(catalog: Catalog) -> PreparedCatalog:
+    actions = tuple(
+        PreparedAction(
+            id=a.id,
+            name=a.name,
+            category=a.category,
+            kind=a.kind,
+            is_retention=a.kind == "retention",
+            risk_level=a.risk_level,
+            risk_rank=suitability.level_rank(a.risk_level),
+            elderly_allowed=a.elderly_allowed,
+            propensity_model=a.propensity_model,
+            value=float(a.value),
+            lever=float(a.lever),
+            eligibility=EligibilityRule.from_action(a),
+            contact=ContactRule.from_action(a),
+            never_contact=a.contact_policy.max_offers == 0,
+        )
+        for a in catalog.actions
+    )
+    # Catalog.channel_weight stays the single definition of C; it is only evaluated here.
+    keys = {*catalog.channel_weights, ""}
+    weights = {
+        k: tuple(float(catalog.channel_weight(k or None, a.category)) for a in actions)
+        for k in keys
+    }
+    return PreparedCatalog(
+        actions, weights, tuple(1.0 for _ in actions),
+        catalog.assessment_valid_days, catalog.elderly_age, catalog.elderly_max_risk,
+    )
+
+
+# id(catalog) → (weak reference, prepared). The weak reference guards against id reuse after
+# a catalogue is garbage-collected, and its callback drops the entry, so the cache holds no
+# more than the catalogues alive. Hashing a pydantic model per call would cost more than this.
+_CACHE: dict[int, tuple[weakref.ref[Catalog], PreparedCatalog]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def prepare(catalog: Catalog) -> PreparedCatalog:
+    """The prepared form of `catalog`, built once per catalogue object and cached."""
+    key = id(catalog)
+    entry = _CACHE.get(key)
+    if entry is not None and entry[0]() is catalog:
+        return entry[1]
+    prepared = _prepare_uncached(catalog)
+
+    def _drop(ref: weakref.ref[Catalog], key: int = key) -> None:
+        with _CACHE_LOCK:
+            current = _CACHE.get(key)
+            if current is not None and current[0] is ref:
+                del _CACHE[key]
+
+    with _CACHE_LOCK:
+        _CACHE[key] = (weakref.ref(catalog, _drop), prepared)
+    return prepared
+
+
+def arbitrate(
+    *,
+    catalog: Catalog,
+    customer: Customer,
+    propensities: Mapping[str, float],
+    channel: str | None,
+    history: Sequence[ContactEvent],
+    top_n: int,
+) -> tuple[list[Recommendation], list[Suppressed]]:
+    """Recommend the top N actions of `catalog` for `customer`; say why each other is not."""
+    return arbitrate_prepared(prepare(catalog), customer=customer, propensities=propensities,
+                              channel=channel, history=history, top_n=top_n)
+
+
+def arbitrate_prepared(
+    prepared: PreparedCatalog,
+    *,
+    customer: Customer,
+    propensities: Mapping[str, float],
+    channel: str | None,
+    history: Sequence[ContactEvent],
+    top_n: int,
+) -> tuple[list[Recommendation], list[Suppressed]]:
+    """`arbitrate` on an already prepared catalogue (skips the cache look-up).
+
+    Suppressed actions come in catalogue order, then those ranked out, in rank order.
+    """
+    if top_n < 0:
+        raise ValueError(f"top_n must be >= 0, got {top_n}")
+    limits = customer_limits(
+        customer.risk_profile,
+        customer.risk_assessment_age_days,
+        customer.age,
+        assessment_valid_days=prepared.assessment_valid_days,
+        elderly_age=prepared.elderly_age,
+        elderly_max_risk=prepared.elderly_max_risk,
+    )
+    churn = customer.churn_probability
+    if churn is not None and not 0.0 <= churn <= 1.0:  # NaN included: it would poison sorting
+        churn = None
+    age, aum, tier, flags = customer.age, customer.aum, customer.booked_tier, customer.flags
+    weights = prepared.weights_for(channel)
+
+    by_action: dict[str, list[ContactEvent]] = {}
+    for event in history:
+        by_action.setdefault(event.action_id, []).append(event)
+
+    suppressed: list[Suppressed] = []
+    ranked: list[tuple[float, str, int, float]] = []  # (-priority, id, index, P)
+    for i, a in enumerate(prepared.actions):
+        fail = check_eligibility(a.eligibility, age, aum, tier, flags, churn)
+        if fail is None and a.risk_rank:
+            fail = check_suitability(a.risk_rank, a.elderly_allowed, limits)
+        if fail is None and (a.never_contact or a.id in by_action):
+            fail = check_contact(a.contact, by_action.get(a.id, ()))
+        if fail is None:
+            if a.is_retention:
+                p = churn  # eligibility guarantees a churn probability for retention actions
+            else:
+                p = propensities.get(a.propensity_model)  # type: ignore[arg-type]
+                if p is None or not 0.0 <= p <= 1.0:
+                    fail = (NO_PROPENSITY, _no_propensity_detail(a.propensity_model, p))
+        if fail is not None:
+            suppressed.append(Suppressed(a.id, fail[0], fail[1]))
+            continue
+        p = float(p)  # type: ignore[arg-type]  # numpy scalars in, plain floats out
+        ranked.append((-(p * weights[i] * a.value * a.lever), a.id, i, p))
+
+    ranked.sort()  # ids are unique, so the tuple never compares past the id
+    recommendations = []
+    for neg, _, i, p in ranked[:top_n]:
+        a, c = prepared.actions[i], weights[i]
+        reasons = _reasons(a, p, c, channel, customer, limits)
+        recommendations.append(Recommendation(
+            a.id, a.name, a.category, a.kind, a.risk_level, -neg, p, c, a.value, a.lever, reasons
+        ))
+    for rank, (neg, action_id, _, _) in enumerate(ranked[top_n:], start=top_n + 1):
+        suppressed.append(
+            Suppressed(
+                action_id,
+                RANKED_BELOW_TOP_N,
+                f"ranked {rank} (priority {-neg:.4g}); only the top {top_n} are shown",
+            )
+        )
+    return recommendations, suppressed
+
+
+def _no_propensity_detail(model: str | None, p: object) -> str:
+    if p is None:
+        return f"no propensity from model {model}"
+    return f"propensity {p!r} from model {model} is not a probability"
+
+
+def _pct(x: float) -> str:
+    # Small propensities are the norm; "0%" would tell the RM nothing.
+    return f"{x:.0%}" if x >= 0.1 or x == 0 else f"{x:.1%}"
+
+
+def _reasons(
+    a: PreparedAction,
+    p: float,
+    c: float,
+    channel: str | None,
+    customer: Customer,
+    limits: SuitabilityLimits,
+) -> tuple[str, ...]:
+    """Short reasons an RM can read; built for recommended actions only, so cheap overall."""
+    e = a.eligibility
+    out: list[str] = []
+    if a.is_retention:
+        threshold = e.min_churn_probability
+        out.append(
+            f"churn risk {_pct(p)}"
+            + (f" (retention threshold {_pct(threshold)})" if threshold is not None else "")
+        )
+    else:
+        out.append(f"propensity {_pct(p)} for this product")
+    if a.risk_rank:
+        if limits.profile is not None:
+            out.append(f"suitable: {limits.profile} covers {a.risk_level}")
+        else:
+            out.append(f"{a.risk_level}: allowed without a current risk assessment")
+        if limits.elderly_cap is not None and a.risk_rank > limits.elderly_cap:
+            out.append(f"{a.risk_level} cleared above the elderly risk cap")
+    d = customer.days_to_next_maturity
+    if d is not None and d <= _MATURITY_HORIZON_DAYS and a.category in _REINVEST_CATEGORIES:
+        out.append(f"maturity in {d} days: a moment to reinvest")
+    for flag in e.requires_flags:
+        out.append(flag.replace("_", " "))
+    if e.allowed_tiers is not None:
+        out.append(f"offered to {customer.booked_tier} customers")
+    if c != 1.0 and channel:
+        out.append(f"{'suits' if c > 1.0 else 'less suited to'} the {channel} channel (x{c:g})")
+    if a.lever != 1.0:
+        out.append(f"campaign lever x{a.lever:g}")
+    return tuple(out)

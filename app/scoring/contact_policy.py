@@ -1,0 +1,100 @@
+"""Step 3 of arbitration: contact fatigue, from the contacts the caller reports.
+
+"Within N days" means days_ago < N (today is day 0), so a 90-day cool-off allows the action
+again on day 90. Checks, in this order:
+
+1. an "accepted" event within max(window_days, decline_cooloff_days) → `accepted_recently`.
+   Why suppress: held flags are refreshed in the nightly feature load, so a product taken
+   today still looks "not held"; and a retention action just delivered (a call, an offer)
+   must not be repeated at once. After that period the held flag (or a new churn score)
+   decides again, so e.g. a stopped SIP can be offered anew.
+2. a "declined" event within decline_cooloff_days → `declined_recently`.
+3. at least max_offers "offered" events within window_days → `contact_limit_reached`
+   (max_offers 0 therefore means "never proactively"). Only "offered" events count, as
+   specified; a declined or accepted offer is governed by rules 1 and 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from app.scoring.catalog import Action
+from app.scoring.eligibility import Failure
+
+ACCEPTED_RECENTLY = "accepted_recently"
+DECLINED_RECENTLY = "declined_recently"
+CONTACT_LIMIT_REACHED = "contact_limit_reached"
+
+REASON_CODES: tuple[str, ...] = (ACCEPTED_RECENTLY, DECLINED_RECENTLY, CONTACT_LIMIT_REACHED)
+
+Outcome = Literal["offered", "declined", "accepted"]
+_OUTCOMES = frozenset(("offered", "declined", "accepted"))
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEvent:
+    """One past contact about an action, as the caller reports it."""
+
+    action_id: str
+    days_ago: int  # >= 0, today is 0
+    outcome: Outcome
+
+    def __post_init__(self) -> None:
+        # Validated here, once, so the hot path can trust events.
+        if self.days_ago < 0:
+            raise ValueError(f"days_ago must be >= 0, got {self.days_ago}")
+        if self.outcome not in _OUTCOMES:
+            raise ValueError(f"unknown contact outcome {self.outcome!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRule:
+    """An action's contact policy in plain Python types, built once per catalogue."""
+
+    max_offers: int = 2
+    window_days: int = 30
+    decline_cooloff_days: int = 90
+
+    @property
+    def accepted_block_days(self) -> int:
+        """How long an acceptance suppresses the action (see the module docstring)."""
+        return max(self.window_days, self.decline_cooloff_days)
+
+    @classmethod
+    def from_action(cls, action: Action) -> ContactRule:
+        """Flatten the pydantic contact policy of `action`."""
+        c = action.contact_policy
+        return cls(c.max_offers, c.window_days, c.decline_cooloff_days)
+
+
+def check_contact(rule: ContactRule, events: Sequence[ContactEvent]) -> Failure:
+    """The contact rule this action's past events break, or None. `events` are its own only."""
+    accepted = declined = None
+    offers = 0
+    for e in events:
+        d = e.days_ago
+        if e.outcome == "offered":
+            if d < rule.window_days:
+                offers += 1
+        elif e.outcome == "declined":
+            if declined is None or d < declined:
+                declined = d
+        elif accepted is None or d < accepted:
+            accepted = d
+    if accepted is not None and accepted < rule.accepted_block_days:
+        return ACCEPTED_RECENTLY, f"accepted {accepted} days ago"
+    if declined is not None and declined < rule.decline_cooloff_days:
+        return (
+            DECLINED_RECENTLY,
+            f"declined {declined} days ago (cool-off {rule.decline_cooloff_days} days)",
+        )
+    if offers >= rule.max_offers:
+        if rule.max_offers == 0:
+            return CONTACT_LIMIT_REACHED, "contact policy allows no offers (max_offers 0)"
+        return (
+            CONTACT_LIMIT_REACHED,
+            f"{offers} offers in the last {rule.window_days} days (limit {rule.max_offers})",
+        )
+    return None
