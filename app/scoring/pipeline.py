@@ -140,6 +140,7 @@ def _customer(features: Mapping[str, Any], booked: str | None, churn: float | No
         risk_assessment_age_days=features.get("risk_assessment_age_days"),
         flags=features,
         churn_probability=churn,
+        days_to_next_maturity=features.get("days_to_next_maturity"),
     )
 
 
