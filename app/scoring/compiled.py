@@ -45,15 +45,15 @@ from app.scoring.models import TreeModel
 log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
-_ABI = 3
+_ABI = 5
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
 
 # The structs of treewalk.c.
-NODE_DTYPE = np.dtype([("thr", "<f8"), ("skip", "<i4"), ("feat", "<u4")])
+NODE_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("left", "<i2"), ("right", "<i2")])
 CATCOL_DTYPE = np.dtype([("feat", "<i4"), ("off", "<u4"), ("words", "<u4")])
-assert NODE_DTYPE.itemsize == 16 and CATCOL_DTYPE.itemsize == 12
+assert NODE_DTYPE.itemsize == 8 and CATCOL_DTYPE.itemsize == 12
 
 
 class UnsupportedModelError(ValueError):
@@ -156,36 +156,48 @@ class FlatModels:
 
     nfeat: int
     ncols: int
-    nodes: np.ndarray  # NODE_DTYPE
-    val: np.ndarray  # float64 per node (leaf values)
+    nodes: np.ndarray  # NODE_DTYPE, trees in pre-order, leaves included
+    leaf: np.ndarray  # float64 leaf values, tree after tree
+    thr: np.ndarray  # float64 sorted thresholds, column after column
+    thr_off: np.ndarray  # int32 (nfeat + 1)
     cat: np.ndarray  # uint32 bitsets
-    catcols: np.ndarray  # CATCOL_DTYPE: the membership columns of the expanded row
+    catcols: np.ndarray  # CATCOL_DTYPE: the membership entries of the ranked row
     root: np.ndarray  # int32 per tree
+    leaf0: np.ndarray  # int32 per tree
     col: np.ndarray  # int32 per tree
     depth: np.ndarray  # int32 per tree
     part_t: np.ndarray  # int32 (parts, 2): tree range of tier, churn, products
     part_c: np.ndarray  # int32 (parts, 2): output column range of each part
     trees_per_model: dict[str, int]
-    thresholds: dict[int, np.ndarray]  # schema column → numerical thresholds used on it
+    thresholds: dict[int, np.ndarray]  # schema column → finite thresholds used on it
+
+
+_BIG = 65535
+_LEAF_ENTRY = -1  # placeholder for the always-BIG entry, the last of the ranked row
 
 
 class _Builder:
+    """Collects trees; node thresholds become indices into per-column sorted lists at the end."""
+
     def __init__(self, nfeat: int) -> None:
         self.nfeat = nfeat
-        self.thr: list[float] = []
-        self.skip: list[int] = []
-        self.feat: list[int] = []
-        self.val: list[float] = []
+        # Per internal node: ranked-row entry, threshold (or None: categorical), children.
+        self.entry: list[int] = []
+        self.thr: list[float | None] = []
+        self.left: list[int] = []
+        self.right: list[int] = []
+        self.leaf: list[float] = []
         self.cat: list[int] = []
         self.catcols: dict[tuple[int, tuple[int, ...]], int] = {}  # (column, bitset) → index
-        self.catloc: list[tuple[int, int, int]] = []  # per membership column: column, off, words
+        self.catloc: list[tuple[int, int, int]] = []  # per membership entry: column, off, words
         self.root: list[int] = []
+        self.leaf0: list[int] = []
         self.col: list[int] = []
         self.depth: list[int] = []
-        self.thresholds: dict[int, list[float]] = {}
+        self.by_column: dict[int, set[float]] = {}
 
-    def _expanded(self, d: int, column: int, thr: float) -> int:
-        """Which value of the expanded row a numerical node compares (treewalk.c, top)."""
+    def _entry(self, d: int, column: int, thr: float) -> int:
+        """Which entry of the ranked row a numerical node compares (treewalk.c, top)."""
         nf = self.nfeat
         default_left = bool(d & 2)
         missing = (d >> 2) & 3
@@ -207,53 +219,72 @@ class _Builder:
         return 4 * self.nfeat + index
 
     def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int) -> None:
-        self.root.append(len(self.thr))
+        self.leaf0.append(len(self.leaf))
         self.col.append(out_col)
+        self.leaf.extend(t.leaf_value[: max(t.num_leaves, 1)])
+        if t.num_leaves > 32768:
+            raise UnsupportedModelError("a tree with more than 32,768 leaves")
+        base = len(self.entry)
+        self.root.append(base)
         max_depth = 0
-        # Iterative pre-order walk: (LightGBM node id, depth, index of the parent waiting for
-        # its right child's position or -1).
-        stack: list[tuple[int, int, int]] = [(0 if t.num_leaves > 1 else -1, 0, -1)]
+        # Iterative pre-order walk: (LightGBM node id, ~leaf for a leaf; depth; parent
+        # position or -1; which child slot of the parent to fill).
+        stack: list[tuple[int, int, int, int]] = [(0 if t.num_leaves > 1 else -1, 0, -1, 0)]
         while stack:
-            node, depth, parent = stack.pop()
-            idx = len(self.thr)
+            node, depth, parent, slot = stack.pop()
+            idx = len(self.entry)
+            if idx - base > 32767:
+                raise UnsupportedModelError("a tree with more than 32,767 nodes")
             if parent >= 0:
-                self.skip[parent] = idx - parent - 1
+                (self.left if slot == 0 else self.right)[parent] = idx - parent
             max_depth = max(max_depth, depth)
-            if node < 0:  # leaf ~node
-                self.thr.append(math.nan)
-                self.skip.append(-1)
-                self.feat.append(0)
-                self.val.append(t.leaf_value[~node])
+            if node < 0:  # leaf ~node: reads the always-BIG entry, stays (right offset 0)
+                self.entry.append(_LEAF_ENTRY)
+                self.thr.append(None)
+                self.left.append(~node)
+                self.right.append(0)
                 continue
             d = t.decision_type[node]
             column = int(cols[t.split_feature[node]])
-            thr = t.threshold[node]
-            if d & 1:  # categorical: "in the set" is 0.0 <= 0.5 on its membership column
-                ci = int(thr)
+            thr: float | None = t.threshold[node]
+            if d & 1:  # categorical: "in the set" is rank 0 <= 0 on its membership entry
+                ci = int(t.threshold[node])
                 b0, b1 = t.cat_boundaries[ci], t.cat_boundaries[ci + 1]
-                feat = self._membership(column, t.cat_threshold[b0:b1])
-                thr = 0.5
+                entry = self._membership(column, t.cat_threshold[b0:b1])
+                thr = None
             else:
+                assert thr is not None
                 if math.isnan(thr):
                     raise UnsupportedModelError("a split threshold is NaN")
-                if math.isfinite(thr):
-                    self.thresholds.setdefault(column, []).append(thr)
-                feat = self._expanded(d, column, thr)
+                entry = self._entry(d, column, thr)
+                self.by_column.setdefault(column, set()).add(thr)
+            self.entry.append(entry)
             self.thr.append(thr)
-            self.skip.append(0)  # set when the right child is placed
-            self.feat.append(feat)
-            self.val.append(0.0)
-            # Pre-order: left child right after this node, right child after the left subtree.
-            stack.append((t.right[node], depth + 1, idx))
-            stack.append((t.left[node], depth + 1, -1))
+            self.left.append(0)  # set when the children are placed
+            self.right.append(0)
+            stack.append((t.right[node], depth + 1, idx, 1))
+            stack.append((t.left[node], depth + 1, idx, 0))
         self.depth.append(max_depth)
 
-    def nodes(self) -> np.ndarray:
-        nodes = np.zeros(len(self.thr), dtype=NODE_DTYPE)
-        nodes["thr"] = self.thr
-        nodes["skip"] = self.skip
-        nodes["feat"] = self.feat
-        return nodes
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nodes, sorted thresholds and their offsets per column."""
+        nf = self.nfeat
+        lists = [np.unique(np.fromiter(self.by_column.get(j, ()), dtype=np.float64))
+                 for j in range(nf)]
+        if any(len(v) > _BIG for v in lists):
+            raise UnsupportedModelError("more than 65,535 distinct thresholds on one feature")
+        offsets = np.zeros(nf + 1, dtype=np.int32)
+        offsets[1:] = np.cumsum([len(v) for v in lists])
+        index = [{v: i for i, v in enumerate(vals.tolist())} for vals in lists]
+        width = 4 * nf + len(self.catloc) + 1
+        nodes = np.zeros(len(self.entry), dtype=NODE_DTYPE)
+        nodes["col"] = [width - 1 if e == _LEAF_ENTRY else e for e in self.entry]
+        nodes["thr"] = [0 if thr is None else index[e % nf][thr]
+                        for e, thr in zip(self.entry, self.thr, strict=True)]
+        nodes["left"] = self.left
+        nodes["right"] = self.right
+        thr = np.concatenate(lists) if lists else np.zeros(0)
+        return nodes, np.ascontiguousarray(thr, dtype=np.float64), offsets
 
 
 def flatten(layout: ModelLayout) -> FlatModels:
@@ -290,8 +321,9 @@ def flatten(layout: ModelLayout) -> FlatModels:
         ncols = c0 + width
         part_t.append((first_tree, len(b.root)))
         part_c.append((c0, ncols))
-    if 4 * len(schema) + len(b.catloc) >= 2**31:
-        raise UnsupportedModelError("too many features")
+    if 4 * len(schema) + len(b.catloc) + 1 > _BIG:
+        raise UnsupportedModelError("too many features and category sets for 16-bit entries")
+    nodes, thr, thr_off = b.finish()
 
     def i32(v: object) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(v, dtype=np.int32))
@@ -302,17 +334,21 @@ def flatten(layout: ModelLayout) -> FlatModels:
     return FlatModels(
         nfeat=len(schema),
         ncols=ncols,
-        nodes=b.nodes(),
-        val=np.asarray(b.val, dtype=np.float64),
+        nodes=nodes,
+        leaf=np.asarray(b.leaf, dtype=np.float64),
+        thr=thr,
+        thr_off=thr_off,
         cat=np.asarray(b.cat if b.cat else [0], dtype=np.uint32),
         catcols=catcols,
         root=i32(b.root),
+        leaf0=i32(b.leaf0),
         col=i32(b.col),
         depth=i32(b.depth),
         part_t=i32(part_t).reshape(-1, 2),
         part_c=i32(part_c).reshape(-1, 2),
         trees_per_model=per_model,
-        thresholds={c: np.unique(np.asarray(v)) for c, v in b.thresholds.items()},
+        thresholds={c: np.unique(np.fromiter((v for v in vals if math.isfinite(v)), dtype=float))
+                    for c, vals in b.by_column.items()},
     )
 
 
@@ -356,7 +392,8 @@ def _load(path: Path) -> ctypes.CDLL:
     p = ctypes.c_void_p
     i32 = ctypes.c_int32
     lib.tw_new.restype = p
-    lib.tw_new.argtypes = [i32, i32, i32, p, p, i32, p, i32, p, i32, p, p, p, i32, p, p]
+    lib.tw_new.argtypes = [i32, i32, i32, p, i32, p, p, p, i32, p, i32, p, i32, p, p, p, p,
+                           i32, p, p]
     lib.tw_free.restype = None
     lib.tw_free.argtypes = [p]
     lib.tw_predict.restype = ctypes.c_int
@@ -429,10 +466,11 @@ class TreeWalkEvaluator:
         self.trees_per_model = flat.trees_per_model
         ptr = lambda a: a.ctypes.data  # noqa: E731
         handle = self._lib.tw_new(
-            flat.nfeat, flat.ncols, len(flat.nodes), ptr(flat.nodes), ptr(flat.val),
-            len(flat.cat), ptr(flat.cat), len(flat.catcols), ptr(flat.catcols),
-            len(flat.root), ptr(flat.root), ptr(flat.col), ptr(flat.depth),
-            len(flat.part_t), ptr(flat.part_t), ptr(flat.part_c),
+            flat.nfeat, flat.ncols, len(flat.nodes), ptr(flat.nodes), len(flat.leaf),
+            ptr(flat.leaf), ptr(flat.thr), ptr(flat.thr_off), len(flat.cat), ptr(flat.cat),
+            len(flat.catcols), ptr(flat.catcols), len(flat.root), ptr(flat.root),
+            ptr(flat.leaf0), ptr(flat.col), ptr(flat.depth), len(flat.part_t),
+            ptr(flat.part_t), ptr(flat.part_c),
         )
         if not handle:
             raise MemoryError("tw_new failed")

@@ -19,37 +19,53 @@
  *   - leaf outputs are summed in double per output column, in tree order, starting from 0.0,
  *     exactly as GBDT::PredictRaw does, so the sums are bit-identical.
  *
- * Every node is reduced to one test, "right unless e[f] <= thr", on an expanded row e that is
- * computed once per input row:
- *   e[0 .. nf)        the value, NaN as -inf   (nodes whose NaN side is left: -inf <= any thr)
- *   e[nf .. 2nf)      the value, NaN kept      (NaN side right: NaN <= thr is false)
- *   e[2nf .. 3nf)     0 and NaN as -inf        (zero-as-missing nodes, default side left)
- *   e[3nf .. 4nf)     0 and NaN as NaN         (zero-as-missing nodes, default side right)
- *   e[4nf + i]        0.0 when the value's category is in bitset i, else 1.0 (thr 0.5)
- * so a step has no branch on the kind of node, and no node is slower than another.
+ * Ranks instead of doubles. For each input column, T is the sorted list of every threshold
+ * any node uses on it; a node stores the index i of its threshold in T (16 bits), and a row
+ * value v is replaced once per row by its rank r(v) = number of thresholds below v. Then
+ * v <= T[i] exactly when r(v) <= i, so every test is a 16-bit integer comparison and a node
+ * takes 8 bytes: the internal nodes of ~2,600 trees fit in a 1 MB L2 cache.
  *
- * Node layout: trees in pre-order, 16 bytes a node; the left child of node i is i + 1 and the
- * right child is i + 1 + skip. A leaf has skip = -1 and threshold NaN: "e <= NaN" is false, so
- * a step from a leaf goes "right" onto itself; that lets several walks advance in lock-step.
+ * Each node compares one entry of the ranked row b, computed once per input row:
+ *   b[0 .. nf)      rank, NaN as 0        (nodes whose NaN side is left)
+ *   b[nf .. 2nf)    rank, NaN as BIG      (NaN side right)
+ *   b[2nf .. 3nf)   rank, 0 and NaN as 0  (zero-as-missing nodes with default side left)
+ *   b[3nf .. 4nf)   rank, 0 and NaN as BIG (zero-as-missing nodes with default side right)
+ *   b[4nf + i]      0 when the category is in bitset i, else BIG (categorical nodes, index 0)
+ *   b[width - 1]    always BIG (leaves)
+ * BIG = 65535 exceeds every threshold index, so BIG always goes right and 0 always left.
+ *
+ * Nodes of a tree are stored in pre-order and hold their children as int16 offsets from
+ * themselves. A leaf is a node too: it compares the always-BIG entry, so it goes right, and
+ * its right offset is 0, so it stays put; its left field holds the leaf's number. A step is
+ * then the same few instructions for every node, with no branch, and walks in lock-step can
+ * run past their leaf at no risk; a group of walks is done when no walk moved.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_ABI 3
+#define TW_ABI 5
+#define TW_BIG 65535u
 
+#ifndef TW_K
+#define TW_K 8 /* trees walked in lock-step for one row */
+#endif
 #ifndef TW_LANES
-#define TW_LANES 8 /* rows walked in lock-step through one tree (batch path) */
+#define TW_LANES 8 /* rows walked in lock-step through one tree (batches) */
+#endif
+#ifndef TW_BLOCK
+#define TW_BLOCK 64 /* rows ranked at a time in a batch */
 #endif
 
 /* LightGBM's kZeroThreshold is the float literal 1e-35f: 1.0000000180025095e-35 as a double. */
 #define TW_ZERO_THRESHOLD ((double)1e-35f)
 
 typedef struct {
-    double thr;    /* threshold; NaN for a leaf */
-    int32_t skip;  /* right child = this + 1 + skip (left child = this + 1); leaf: -1 */
-    uint32_t feat; /* index into the expanded row */
+    uint16_t thr;  /* index of the threshold in its column's sorted list (0 for categorical) */
+    uint16_t col;  /* entry of the ranked row */
+    int16_t left;  /* offset of the left child; a leaf: its number in the tree */
+    int16_t right; /* offset of the right child; a leaf: 0 */
 } tw_node;
 
 typedef struct {
@@ -59,14 +75,17 @@ typedef struct {
 } tw_catcol;
 
 typedef struct {
-    int32_t nfeat, ncols, ntrees, nnodes, ncatcols, width;
+    int32_t nfeat, ncols, ntrees, nnodes, nleaves, ncatcols, width;
     tw_node *nodes;
-    double *val;   /* per node: leaf value (unused for internal nodes) */
-    uint32_t *cat; /* categorical bitsets */
+    double *leaf;     /* leaf values, tree after tree */
+    double *thr;      /* sorted thresholds, column after column */
+    int32_t *thr_off; /* per input column: first threshold; thr_off[nfeat] = total */
+    uint32_t *cat;    /* categorical bitsets */
     tw_catcol *catcols;
-    int32_t *root; /* per tree: node index of its root */
-    int32_t *col;  /* per tree: output column */
-    int32_t *depth; /* per tree: depth of its deepest leaf */
+    int32_t *root;    /* per tree: node index of its root */
+    int32_t *leaf0;   /* per tree: index of its leaf 0 in `leaf` */
+    int32_t *col;     /* per tree: output column */
+    int32_t *depth;   /* per tree: depth of its deepest leaf */
     int32_t part_t[32][2]; /* per part: tree range [begin, end) */
     int32_t part_c[32][2]; /* per part: column range [begin, end) */
     int32_t nparts;
@@ -82,35 +101,49 @@ static void *dup(const void *src, size_t bytes) {
 
 void tw_free(tw_model *m) {
     if (!m) return;
-    free(m->nodes); free(m->val); free(m->cat); free(m->catcols); free(m->root); free(m->col);
-    free(m->depth);
+    free(m->nodes); free(m->leaf); free(m->thr); free(m->thr_off); free(m->cat);
+    free(m->catcols); free(m->root); free(m->leaf0); free(m->col); free(m->depth);
     free(m);
 }
 
-/* Every index stays inside its array: a bad model can never make tw_predict read astray. */
+/* Every index stays inside its array, and every walk moves forward to a leaf of its own tree:
+ * a bad model can never make tw_predict read astray or loop. */
 static int tw_valid(const tw_model *m, int32_t ncat) {
-    if (m->nfeat < 1 || m->ncols < 0 || m->nnodes < 1 || m->ntrees < 0 || m->ncatcols < 0)
+    if (m->nfeat < 1 || m->ncols < 0 || m->nnodes < 0 || m->ntrees < 0 || m->ncatcols < 0 ||
+        m->nleaves < 0 || m->width > 65535)
         return 0;
-    for (int32_t i = 0; i < m->nnodes; ++i) {
-        const tw_node *n = m->nodes + i;
-        if (n->feat >= (uint32_t)m->width) return 0;
-        /* A leaf (skip -1) stays put (threshold NaN); any other node moves forward (pre-order),
-         * so every walk ends on a leaf inside the array. */
-        if (n->skip == -1) {
-            if (n->thr == n->thr) return 0;
-        } else if (n->skip < 1 || (int64_t)i + 1 + n->skip >= m->nnodes || n->thr != n->thr) {
+    if (m->thr_off[0] != 0) return 0;
+    for (int32_t j = 0; j < m->nfeat; ++j)
+        if (m->thr_off[j + 1] < m->thr_off[j] || m->thr_off[j + 1] - m->thr_off[j] > 65535)
             return 0;
-        }
-    }
     for (int32_t i = 0; i < m->ncatcols; ++i) {
         const tw_catcol *c = m->catcols + i;
         if (c->feat < 0 || c->feat >= m->nfeat || (uint64_t)c->off + c->words > (uint64_t)ncat)
             return 0;
     }
-    for (int32_t t = 0; t < m->ntrees; ++t)
-        if (m->root[t] < 0 || m->root[t] >= m->nnodes || m->col[t] < 0 ||
-            m->col[t] >= m->ncols || m->depth[t] < 0)
+    /* Trees own consecutive node ranges, in order. Children stay inside their tree and come
+     * after their parent; a leaf reads the always-BIG entry and stays put. */
+    int32_t end = m->nnodes, lend = m->nleaves;
+    for (int32_t t = m->ntrees - 1; t >= 0; --t) {
+        const int32_t r0 = m->root[t];
+        if (m->col[t] < 0 || m->col[t] >= m->ncols || m->depth[t] < 0 || m->leaf0[t] < 0 ||
+            m->leaf0[t] >= lend || r0 < 0 || r0 >= end)
             return 0;
+        for (int32_t i = r0; i < end; ++i) {
+            const tw_node *n = m->nodes + i;
+            if (n->col >= m->width) return 0;
+            if (n->right == 0) {
+                if (n->col != m->width - 1 || n->left < 0 || m->leaf0[t] + n->left >= lend)
+                    return 0;
+            } else if (n->left < 1 || n->right < 1 || i + n->left >= end ||
+                       i + n->right >= end || n->col == m->width - 1) {
+                return 0;
+            }
+        }
+        end = r0;
+        lend = m->leaf0[t];
+    }
+    if (end != 0 || lend != 0) return 0;
     for (int32_t p = 0; p < m->nparts; ++p)
         if (m->part_t[p][0] < 0 || m->part_t[p][0] > m->part_t[p][1] ||
             m->part_t[p][1] > m->ntrees || m->part_c[p][0] < 0 ||
@@ -121,53 +154,79 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
 
 /* Copies every array, so the caller's buffers may go away after the call. */
 tw_model *tw_new(int32_t nfeat, int32_t ncols, int32_t nnodes, const tw_node *nodes,
-                 const double *val, int32_t ncat, const uint32_t *cat, int32_t ncatcols,
-                 const tw_catcol *catcols, int32_t ntrees, const int32_t *root,
-                 const int32_t *col, const int32_t *depth, int32_t nparts,
-                 const int32_t *part_t, const int32_t *part_c) {
+                 int32_t nleaves, const double *leaf, const double *thr, const int32_t *thr_off,
+                 int32_t ncat, const uint32_t *cat, int32_t ncatcols, const tw_catcol *catcols,
+                 int32_t ntrees, const int32_t *root, const int32_t *leaf0, const int32_t *col,
+                 const int32_t *depth, int32_t nparts, const int32_t *part_t,
+                 const int32_t *part_c) {
     if (nparts < 0 || nparts > 32 || nfeat < 1 || ncatcols < 0 ||
-        (int64_t)4 * nfeat + ncatcols > 0x7fffffff)
+        (int64_t)4 * nfeat + ncatcols + 1 > 65535)
         return NULL;
     tw_model *m = calloc(1, sizeof(tw_model));
     if (!m) return NULL;
     m->nfeat = nfeat; m->ncols = ncols; m->ntrees = ntrees; m->nnodes = nnodes;
-    m->ncatcols = ncatcols; m->width = 4 * nfeat + ncatcols; m->nparts = nparts;
+    m->nleaves = nleaves; m->ncatcols = ncatcols; m->width = 4 * nfeat + ncatcols + 1;
+    m->nparts = nparts;
     m->nodes = dup(nodes, sizeof(tw_node) * (size_t)nnodes);
-    m->val = dup(val, sizeof(double) * (size_t)nnodes);
+    m->leaf = dup(leaf, sizeof(double) * (size_t)nleaves);
+    m->thr_off = dup(thr_off, sizeof(int32_t) * (size_t)(nfeat + 1));
+    m->thr = m->thr_off ? dup(thr, sizeof(double) * (size_t)m->thr_off[nfeat]) : NULL;
     m->cat = dup(cat, sizeof(uint32_t) * (size_t)ncat);
     m->catcols = dup(catcols, sizeof(tw_catcol) * (size_t)ncatcols);
     m->root = dup(root, sizeof(int32_t) * (size_t)ntrees);
+    m->leaf0 = dup(leaf0, sizeof(int32_t) * (size_t)ntrees);
     m->col = dup(col, sizeof(int32_t) * (size_t)ntrees);
     m->depth = dup(depth, sizeof(int32_t) * (size_t)ntrees);
     for (int i = 0; i < nparts; ++i) {
         m->part_t[i][0] = part_t[2 * i]; m->part_t[i][1] = part_t[2 * i + 1];
         m->part_c[i][0] = part_c[2 * i]; m->part_c[i][1] = part_c[2 * i + 1];
     }
-    if (!m->nodes || !m->val || !m->cat || !m->catcols || !m->root || !m->col || !m->depth ||
-        !tw_valid(m, ncat)) {
+    if (!m->nodes || !m->leaf || !m->thr_off || !m->thr || !m->cat || !m->catcols || !m->root ||
+        !m->leaf0 || !m->col || !m->depth || !tw_valid(m, ncat)) {
         tw_free(m);
         return NULL;
     }
     return m;
 }
 
-/* The expanded row e (see the top of this file) of one input row x. */
-static void expand(const tw_model *m, const double *x, double *e) {
+/* Number of thresholds t[0..n) below v (v not NaN). */
+static inline uint32_t rank(const double *t, uint32_t n, double v) {
+    uint32_t lo = 0;
+    while (n > 0) {
+        const uint32_t half = n >> 1;
+        if (t[lo + half] < v) {
+            lo += half + 1;
+            n -= half + 1;
+        } else {
+            n = half;
+        }
+    }
+    return lo;
+}
+
+/* The ranked row b (see the top of this file) of one input row x. */
+static void expand(const tw_model *m, const double *x, uint16_t *b) {
     const int32_t nf = m->nfeat;
-    double *lo = e, *raw = e + nf, *zl = e + 2 * nf, *zr = e + 3 * nf, *cc = e + 4 * nf;
+    uint16_t *lo = b, *raw = b + nf, *zl = b + 2 * nf, *zr = b + 3 * nf, *cc = b + 4 * nf;
     for (int32_t j = 0; j < nf; ++j) {
         double v = x[j];
         if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0; /* also -0.0 */
-        const int nan = v != v, zero = v == 0.0;
-        raw[j] = v;
-        lo[j] = nan ? -INFINITY : v;
-        zl[j] = (nan || zero) ? -INFINITY : v;
-        zr[j] = (nan || zero) ? NAN : v;
+        if (v != v) {
+            lo[j] = 0; raw[j] = TW_BIG; zl[j] = 0; zr[j] = TW_BIG;
+            continue;
+        }
+        const int32_t o = m->thr_off[j];
+        const uint16_t r = (uint16_t)rank(m->thr + o, (uint32_t)(m->thr_off[j + 1] - o), v);
+        lo[j] = r; raw[j] = r;
+        if (v == 0.0) {
+            zl[j] = 0; zr[j] = TW_BIG;
+        } else {
+            zl[j] = r; zr[j] = r;
+        }
     }
     for (int32_t i = 0; i < m->ncatcols; ++i) {
         const tw_catcol *c = m->catcols + i;
-        double v = x[c->feat];
-        if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0;
+        const double v = x[c->feat]; /* values near 0 truncate to category 0 either way */
         int in = 0;
         /* NaN, v <= -1 (negative int) and v >= 2^31 (INT_MIN after conversion) go right. */
         if (v > -1.0 && v < 2147483648.0) {
@@ -175,58 +234,56 @@ static void expand(const tw_model *m, const double *x, double *e) {
             const uint32_t w = k >> 5;
             in = w < c->words && ((m->cat[c->off + w] >> (k & 31u)) & 1u);
         }
-        cc[i] = in ? 0.0 : 1.0;
+        cc[i] = in ? 0 : TW_BIG;
     }
+    b[m->width - 1] = TW_BIG;
 }
 
-/* One step: left child when e[feat] <= thr, right child otherwise; a leaf stays put. */
-static inline const tw_node *step(const tw_node *n, const double *e) {
-    const int32_t right = !(e[n->feat] <= n->thr);
-    return n + 1 + ((-right) & n->skip);
+/* One step: to the left child when b[col] <= thr, else to the right one; a leaf stays. */
+#define TW_STEP(i, b, moved)                                                   \
+    do {                                                                       \
+        const tw_node *n_ = nodes + (i);                                       \
+        const int32_t right_ = (b)[n_->col] > n_->thr;                         \
+        const int32_t l_ = n_->left, r_ = n_->right;                           \
+        const int32_t rel_ = l_ + ((r_ - l_) & -right_); /* no branch */       \
+        (i) += rel_;                                                           \
+        (moved) |= rel_;                                                       \
+    } while (0)
+
+/* A walk to the leaf, branching on each test (remainders). */
+static inline int32_t walk(const tw_node *nodes, int32_t i, const uint16_t *b) {
+    while (nodes[i].right != 0) {
+        const tw_node *n = nodes + i;
+        i += b[n->col] <= n->thr ? n->left : n->right;
+    }
+    return nodes[i].left;
 }
 
-/* A walk to the leaf, branching on each test (the best for one row: the predictor runs
- * ahead, and most trees are shallow where it matters). */
-static inline double walk(const tw_model *m, const tw_node *n, const double *e) {
-    while (n->skip != -1) n = (e[n->feat] <= n->thr) ? n + 1 : n + 1 + n->skip;
-    return m->val[n - m->nodes];
-}
-
-#ifndef TW_K
-#define TW_K 8 /* trees walked in lock-step for one row */
-#endif
-
-/* Trees t0..t1 for one expanded row, TW_K trees in lock-step: K independent walks, no branch
- * on the data inside a step, so nothing is mispredicted but the end of each group. The leaf
- * values are added in tree order afterwards. */
-static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const double *e, double *out) {
+/* Trees t0..t1 for one ranked row, TW_K trees in lock-step: K independent walks and no
+ * branch on the data inside a step; the leaf values are added in tree order afterwards. */
+static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t *b,
+                       double *out) {
     const tw_node *nodes = m->nodes;
-    const int32_t *root = m->root, *col = m->col, *depth = m->depth;
+    const int32_t *root = m->root, *depth = m->depth, *col = m->col, *leaf0 = m->leaf0;
     int32_t t = t0;
     for (; t + TW_K <= t1; t += TW_K) {
-        const tw_node *p[TW_K];
+        int32_t p[TW_K];
         int32_t deepest = 0;
+#pragma GCC unroll 16
         for (int k = 0; k < TW_K; ++k) {
-            p[k] = nodes + root[t + k];
-            if (depth[t + k] > deepest) deepest = depth[t + k];
+            p[k] = root[t + k];
+            deepest = depth[t + k] > deepest ? depth[t + k] : deepest;
         }
         for (int32_t d = 0; d < deepest; ++d) {
-            int32_t live = 0;
-            for (int k = 0; k < TW_K; ++k) {
-                p[k] = step(p[k], e);
-                live |= ~p[k]->skip;
-            }
-            if (!live) break;
+            int32_t moved = 0;
+#pragma GCC unroll 16
+            for (int k = 0; k < TW_K; ++k) TW_STEP(p[k], b, moved);
+            if (!moved) break; /* every walk stands on its leaf */
         }
-        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->val[p[k] - nodes];
+        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->leaf[leaf0[t + k] + nodes[p[k]].left];
     }
-    for (; t < t1; ++t) out[col[t]] += walk(m, nodes + root[t], e);
+    for (; t < t1; ++t) out[col[t]] += m->leaf[leaf0[t] + walk(nodes, root[t], b)];
 }
-
-/* Expanded rows are prepared this many doubles at a time. */
-#ifndef TW_BUF_DOUBLES
-#define TW_BUF_DOUBLES 8192
-#endif
 
 /*
  * x: n rows of nfeat doubles (row-major, contiguous); out: n rows of ncols doubles.
@@ -235,20 +292,10 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const double *
  */
 int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint32_t part_mask) {
     const int32_t nf = m->nfeat, nc = m->ncols, w = m->width;
-    double stackbuf[TW_BUF_DOUBLES];
-    double *buf = stackbuf;
-    int64_t block = TW_BUF_DOUBLES / w;
-    if (block < 1) {
-        block = 1;
-        buf = malloc(sizeof(double) * (size_t)w);
-        if (!buf) return -1;
-    }
-#ifdef TW_BATCH_ROWS
-    const int rowmajor = 0;
-#else
-    const int rowmajor = 1;
-#endif
-    if (rowmajor || n == 1) {
+    uint16_t *buf = malloc(sizeof(uint16_t) * (size_t)w * (n < TW_BLOCK ? (size_t)n : TW_BLOCK));
+    if (!buf) return n ? -1 : 0;
+    if (n < TW_LANES) {
+        /* Few rows (one customer): each row through every tree, trees in lock-step. */
         for (int64_t r = 0; r < n; ++r) {
             double *o = out + r * nc;
             expand(m, x + r * nf, buf);
@@ -258,49 +305,42 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
                 walk_trees(m, m->part_t[p][0], m->part_t[p][1], buf, o);
             }
         }
-        if (buf != stackbuf) free(buf);
+        free(buf);
         return 0;
     }
-    for (int64_t r0 = 0; r0 < n; r0 += block) {
-        const int64_t nb = (n - r0 < block) ? n - r0 : block;
+    /* Batches: a block of rows is ranked, then each tree takes every row of the block while
+     * its nodes are hot, TW_LANES rows in lock-step. */
+    const tw_node *nodes = m->nodes;
+    for (int64_t r0 = 0; r0 < n; r0 += TW_BLOCK) {
+        const int64_t nb = (n - r0 < TW_BLOCK) ? n - r0 : TW_BLOCK;
         for (int64_t r = 0; r < nb; ++r) expand(m, x + (r0 + r) * nf, buf + r * w);
+        double *o = out + r0 * nc;
         for (int32_t p = 0; p < m->nparts; ++p) {
             if (!((part_mask >> p) & 1u)) continue;
             const int32_t c0 = m->part_c[p][0], c1 = m->part_c[p][1];
             for (int64_t r = 0; r < nb; ++r)
-                for (int32_t c = c0; c < c1; ++c) out[(r0 + r) * nc + c] = 0.0;
-            const int32_t t0 = m->part_t[p][0], t1 = m->part_t[p][1];
-            for (int32_t t = t0; t < t1; ++t) {
-                const tw_node *root = m->nodes + m->root[t];
-                const int32_t c = m->col[t];
+                for (int32_t c = c0; c < c1; ++c) o[r * nc + c] = 0.0;
+            for (int32_t t = m->part_t[p][0]; t < m->part_t[p][1]; ++t) {
+                const int32_t root = m->root[t], depth = m->depth[t], c = m->col[t];
+                const double *leaf = m->leaf + m->leaf0[t];
                 int64_t r = 0;
-#if TW_LANES > 1
-                /* TW_LANES rows in lock-step through this tree: independent walks, no branch
-                 * on the data; at most depth[t] steps, fewer when all lanes stand on leaves. */
-                const int32_t depth = m->depth[t];
                 for (; r + TW_LANES <= nb; r += TW_LANES) {
-                    const tw_node *p[TW_LANES];
-                    const double *e[TW_LANES];
-                    for (int k = 0; k < TW_LANES; ++k) {
-                        p[k] = root;
-                        e[k] = buf + (r + k) * w;
-                    }
+                    int32_t q[TW_LANES];
+                    const uint16_t *bb = buf + r * w;
+#pragma GCC unroll 16
+                    for (int k = 0; k < TW_LANES; ++k) q[k] = root;
                     for (int32_t d = 0; d < depth; ++d) {
-                        int32_t live = 0;
-                        for (int k = 0; k < TW_LANES; ++k) {
-                            p[k] = step(p[k], e[k]);
-                            live |= ~p[k]->skip;
-                        }
-                        if (!live) break;
+                        int32_t moved = 0;
+#pragma GCC unroll 16
+                        for (int k = 0; k < TW_LANES; ++k) TW_STEP(q[k], bb + k * w, moved);
+                        if (!moved) break;
                     }
-                    for (int k = 0; k < TW_LANES; ++k)
-                        out[(r0 + r + k) * nc + c] += m->val[p[k] - m->nodes];
+                    for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[nodes[q[k]].left];
                 }
-#endif
-                for (; r < nb; ++r) out[(r0 + r) * nc + c] += walk(m, root, buf + r * w);
+                for (; r < nb; ++r) o[r * nc + c] += leaf[walk(nodes, root, buf + r * w)];
             }
         }
     }
-    if (buf != stackbuf) free(buf);
+    free(buf);
     return 0;
 }
