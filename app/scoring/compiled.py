@@ -45,7 +45,7 @@ from app.scoring.models import TreeModel
 log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
-_ABI = 5
+_ABI = 6
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
@@ -398,7 +398,25 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.tw_free.argtypes = [p]
     lib.tw_predict.restype = ctypes.c_int
     lib.tw_predict.argtypes = [p, p, ctypes.c_int64, p, ctypes.c_uint32]
+    lib.tw_predict_arrays.restype = ctypes.c_int
+    lib.tw_predict_arrays.argtypes = [p, ctypes.py_object, ctypes.c_int64, ctypes.py_object,
+                                      ctypes.c_uint32, ctypes.c_int64]
     return lib
+
+
+def _data_offset() -> int | None:
+    """Where an ndarray object keeps its data pointer, when that can be read safely."""
+    if sys.implementation.name != "cpython":
+        return None
+    probe = np.zeros((3, 2))
+    offset = 2 * ctypes.sizeof(ctypes.c_void_p)  # after the object header (refcount, type)
+    for a in (probe, probe[1:], np.empty((1, 7)), np.empty((0, 3))):
+        if ctypes.c_void_p.from_address(id(a) + offset).value != a.ctypes.data:
+            return None
+    return offset
+
+
+_DATA_AT = _data_offset()
 
 
 def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDLL:
@@ -477,6 +495,7 @@ class TreeWalkEvaluator:
         self._handle = handle
         self._free = self._lib.tw_free
         self._predict = self._lib.tw_predict
+        self._predict_arrays = self._lib.tw_predict_arrays
         self._nfeat = flat.nfeat
         self._ncols = flat.ncols
         (t_c0, t_c1), (c_c0, _), (p_c0, p_c1) = (tuple(r) for r in flat.part_c.tolist())
@@ -495,7 +514,7 @@ class TreeWalkEvaluator:
         return len(self.flat.root)
 
     def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:
-        if x.dtype != np.float64 or not x.flags.c_contiguous:
+        if type(x) is not np.ndarray or x.dtype != np.float64 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self._nfeat:
             raise ValueError(f"rows must have shape (n, {self._nfeat}), got {x.shape}")
@@ -505,8 +524,13 @@ class TreeWalkEvaluator:
         want_c = churn and self._churn is not None
         want_p = products and self._products is not None
         mask = want_t | (want_c << 1) | (want_p << 2)
-        if n and mask and self._predict(self._handle, x.ctypes.data, n, out.ctypes.data, mask):
-            raise MemoryError("tw_predict failed")
+        if n and mask:
+            if _DATA_AT is not None:  # both are exact ndarrays here: read their data pointers
+                failed = self._predict_arrays(self._handle, x, n, out, mask, _DATA_AT)
+            else:
+                failed = self._predict(self._handle, x.ctypes.data, n, out.ctypes.data, mask)
+            if failed:
+                raise MemoryError("tw_predict failed")
         return RawScores(
             tier=out[:, self._tier] if want_t else None,
             churn=out[:, self._churn] if want_c else None,

@@ -157,6 +157,18 @@ def test_single_rows_and_parts(layout: ModelLayout, walker: TreeWalkEvaluator) -
         walker.raw(x[:, :-1], **ALL)
 
 
+def test_both_ways_of_passing_arrays(walker: TreeWalkEvaluator,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert compiled._DATA_AT is not None, "CPython: the array objects are passed directly"
+    x = probe_rows(SCHEMA, 300, seed=16)
+    direct = walker.raw(x, **ALL)
+    monkeypatch.setattr(compiled, "_DATA_AT", None)  # through ndarray.ctypes.data instead
+    _assert_same(walker.raw(x, **ALL), direct, 0.0)
+    assert direct.tier is not None and direct.churn is not None and direct.products is not None
+    first = RawScores(tier=direct.tier[:1], churn=direct.churn[:1], products=direct.products[:1])
+    _assert_same(walker.raw(x[:1], **ALL), first, 0.0)
+
+
 def test_edge_values(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
     z = float(np.float32(1e-35))
     specials = [math.nan, 0.0, -0.0, z, -z, np.nextafter(z, 1), 1e-300, -1e-300, math.inf,
