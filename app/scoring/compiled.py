@@ -45,15 +45,15 @@ from app.scoring.models import TreeModel
 log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
-_ABI = 6
+_ABI = 7
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
 
 # The structs of treewalk.c.
-NODE_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("left", "<i2"), ("right", "<i2")])
+NODE_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("rm1", "<i2")])
 CATCOL_DTYPE = np.dtype([("feat", "<i4"), ("off", "<u4"), ("words", "<u4")])
-assert NODE_DTYPE.itemsize == 8 and CATCOL_DTYPE.itemsize == 12
+assert NODE_DTYPE.itemsize == 6 and CATCOL_DTYPE.itemsize == 12
 
 
 class UnsupportedModelError(ValueError):
@@ -181,11 +181,12 @@ class _Builder:
 
     def __init__(self, nfeat: int) -> None:
         self.nfeat = nfeat
-        # Per internal node: ranked-row entry, threshold (or None: categorical), children.
+        # Per node: ranked-row entry, threshold (None: categorical or leaf), right child offset
+        # (the left child is the next node), leaf number (leaves).
         self.entry: list[int] = []
         self.thr: list[float | None] = []
-        self.left: list[int] = []
         self.right: list[int] = []
+        self.leafno: list[int] = []
         self.leaf: list[float] = []
         self.cat: list[int] = []
         self.catcols: dict[tuple[int, tuple[int, ...]], int] = {}  # (column, bitset) → index
@@ -235,14 +236,14 @@ class _Builder:
             idx = len(self.entry)
             if idx - base > 32767:
                 raise UnsupportedModelError("a tree with more than 32,767 nodes")
-            if parent >= 0:
-                (self.left if slot == 0 else self.right)[parent] = idx - parent
+            if parent >= 0 and slot == 1:
+                self.right[parent] = idx - parent
             max_depth = max(max_depth, depth)
             if node < 0:  # leaf ~node: reads the always-BIG entry, stays (right offset 0)
                 self.entry.append(_LEAF_ENTRY)
                 self.thr.append(None)
-                self.left.append(~node)
                 self.right.append(0)
+                self.leafno.append(~node)
                 continue
             d = t.decision_type[node]
             column = int(cols[t.split_feature[node]])
@@ -260,8 +261,9 @@ class _Builder:
                 self.by_column.setdefault(column, set()).add(thr)
             self.entry.append(entry)
             self.thr.append(thr)
-            self.left.append(0)  # set when the children are placed
-            self.right.append(0)
+            self.right.append(0)  # set when the right child is placed
+            self.leafno.append(0)
+            # Pre-order: the left child is the next node, the right one follows its subtree.
             stack.append((t.right[node], depth + 1, idx, 1))
             stack.append((t.left[node], depth + 1, idx, 0))
         self.depth.append(max_depth)
@@ -279,10 +281,9 @@ class _Builder:
         width = 4 * nf + len(self.catloc) + 1
         nodes = np.zeros(len(self.entry), dtype=NODE_DTYPE)
         nodes["col"] = [width - 1 if e == _LEAF_ENTRY else e for e in self.entry]
-        nodes["thr"] = [0 if thr is None else index[e % nf][thr]
-                        for e, thr in zip(self.entry, self.thr, strict=True)]
-        nodes["left"] = self.left
-        nodes["right"] = self.right
+        nodes["thr"] = [leaf if e == _LEAF_ENTRY else 0 if thr is None else index[e % nf][thr]
+                        for e, thr, leaf in zip(self.entry, self.thr, self.leafno, strict=True)]
+        nodes["rm1"] = np.asarray(self.right, dtype=np.int32) - 1
         thr = np.concatenate(lists) if lists else np.zeros(0)
         return nodes, np.ascontiguousarray(thr, dtype=np.float64), offsets
 

@@ -34,18 +34,19 @@
  *   b[width - 1]    always BIG (leaves)
  * BIG = 65535 exceeds every threshold index, so BIG always goes right and 0 always left.
  *
- * Nodes of a tree are stored in pre-order and hold their children as int16 offsets from
- * themselves. A leaf is a node too: it compares the always-BIG entry, so it goes right, and
- * its right offset is 0, so it stays put; its left field holds the leaf's number. A step is
- * then the same few instructions for every node, with no branch, and walks in lock-step can
- * run past their leaf at no risk; a group of walks is done when no walk moved.
+ * Nodes of a tree are stored in pre-order, so a left child is always the next node; a node
+ * keeps (right child offset - 1) as int16: 6 bytes a node. A leaf is a node too: it compares
+ * the always-BIG entry, so it goes right, and its stored offset is -1, so it stays put; its
+ * threshold field holds the leaf's number. A step is then the same few instructions for
+ * every node, with no branch, and walks in lock-step can run past their leaf at no risk; a
+ * group of walks is done when no walk moved.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_ABI 6
+#define TW_ABI 7
 #define TW_BIG 65535u
 
 #ifndef TW_K
@@ -62,10 +63,10 @@
 #define TW_ZERO_THRESHOLD ((double)1e-35f)
 
 typedef struct {
-    uint16_t thr;  /* index of the threshold in its column's sorted list (0 for categorical) */
+    uint16_t thr;  /* index of the threshold in its column's sorted list (0 for categorical);
+                      a leaf: its number in the tree */
     uint16_t col;  /* entry of the ranked row */
-    int16_t left;  /* offset of the left child; a leaf: its number in the tree */
-    int16_t right; /* offset of the right child; a leaf: 0 */
+    int16_t rm1;   /* offset of the right child - 1 (the left child is the next node); leaf: -1 */
 } tw_node;
 
 typedef struct {
@@ -132,11 +133,9 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
         for (int32_t i = r0; i < end; ++i) {
             const tw_node *n = m->nodes + i;
             if (n->col >= m->width) return 0;
-            if (n->right == 0) {
-                if (n->col != m->width - 1 || n->left < 0 || m->leaf0[t] + n->left >= lend)
-                    return 0;
-            } else if (n->left < 1 || n->right < 1 || i + n->left >= end ||
-                       i + n->right >= end || n->col == m->width - 1) {
+            if (n->col == m->width - 1) { /* a leaf */
+                if (n->rm1 != -1 || m->leaf0[t] + n->thr >= lend) return 0;
+            } else if (n->rm1 < 1 || i + 1 + n->rm1 >= end) {
                 return 0;
             }
         }
@@ -244,19 +243,18 @@ static void expand(const tw_model *m, const double *x, uint16_t *b) {
     do {                                                                       \
         const tw_node *n_ = nodes + (i);                                       \
         const int32_t right_ = (b)[n_->col] > n_->thr;                         \
-        const int32_t l_ = n_->left, r_ = n_->right;                           \
-        const int32_t rel_ = l_ + ((r_ - l_) & -right_); /* no branch */       \
+        const int32_t rel_ = 1 + (n_->rm1 & -right_); /* no branch */          \
         (i) += rel_;                                                           \
         (moved) |= rel_;                                                       \
     } while (0)
 
 /* A walk to the leaf, branching on each test (remainders). */
 static inline int32_t walk(const tw_node *nodes, int32_t i, const uint16_t *b) {
-    while (nodes[i].right != 0) {
+    while (nodes[i].rm1 != -1) {
         const tw_node *n = nodes + i;
-        i += b[n->col] <= n->thr ? n->left : n->right;
+        i += b[n->col] <= n->thr ? 1 : 1 + n->rm1;
     }
-    return nodes[i].left;
+    return nodes[i].thr;
 }
 
 /* Trees t0..t1 for one ranked row, TW_K trees in lock-step: K independent walks and no
@@ -280,7 +278,7 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t
             for (int k = 0; k < TW_K; ++k) TW_STEP(p[k], b, moved);
             if (!moved) break; /* every walk stands on its leaf */
         }
-        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->leaf[leaf0[t + k] + nodes[p[k]].left];
+        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->leaf[leaf0[t + k] + nodes[p[k]].thr];
     }
     for (; t < t1; ++t) out[col[t]] += m->leaf[leaf0[t] + walk(nodes, root[t], b)];
 }
@@ -335,7 +333,7 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
                         for (int k = 0; k < TW_LANES; ++k) TW_STEP(q[k], bb + k * w, moved);
                         if (!moved) break;
                     }
-                    for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[nodes[q[k]].left];
+                    for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[nodes[q[k]].thr];
                 }
                 for (; r < nb; ++r) o[r * nc + c] += leaf[walk(nodes, root, buf + r * w)];
             }
