@@ -13,7 +13,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    """Every operator-facing setting; the README's configuration reference lists them all."""
+    """Every operator-facing setting; docs/configuration.md lists them all (generated from
+    these fields by `tierwise config --markdown`, so each needs a description)."""
 
     model_config = SettingsConfigDict(env_prefix="TIERWISE_", extra="ignore")
 
@@ -50,7 +51,14 @@ class Settings(BaseSettings):
         default=64 * 1024 * 1024, gt=0, description="Largest model bundle accepted on upload."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level of the JSON logs."
+        default="INFO",
+        description="Level of the JSON logs on stderr; INFO writes one line per request, "
+        "WARNING and above leave those out.",
+    )
+    graceful_timeout_seconds: float = Field(
+        default=30.0, gt=0,
+        description="On SIGTERM, how long in-flight requests may take to finish before the "
+        "server cancels them (keep the orchestrator's grace period longer).",
     )
     compile_models: bool = Field(
         default=True,

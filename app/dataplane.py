@@ -16,6 +16,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.api.schemas import BatchItem, ScoreContext, ScoreOptions
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
+from app.observability.logging import note_request
+from app.observability.metrics import count_scored
 from app.scoring.arbitration import ContactEvent
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
@@ -32,15 +34,29 @@ class LiveContexts(Protocol):
     ) -> tuple[ScoringContext, ScoringContext | None]: ...
 
 
+# Suppressed actions are always listed so the metrics can count them; _observe() drops them
+# from the responses that did not ask.
+_DEFAULT_OPTIONS = Options(include_suppressed=True)
+
+
 def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
     if options is None:
-        return Options(), {}
+        return _DEFAULT_OPTIONS, {}
     parts = frozenset(options.parts) if options.parts else frozenset(PARTS)
     return (
         Options(parts=parts, top_n=options.top_n, explain=options.explain,
-                include_suppressed=options.include_suppressed),
+                include_suppressed=True),
         options.pin,
     )
+
+
+def _observe(models: Mapping[str, Any], results: Sequence[dict[str, Any]],
+             options: ScoreOptions | None, *, defer: bool) -> None:
+    """Count the outcomes for the metrics, then drop the suppressed lists nobody asked for."""
+    count_scored(models, results, defer=defer)
+    if options is None or not options.include_suppressed:
+        for result in results:
+            result.pop("suppressed", None)
 
 
 def _history(
@@ -97,6 +113,8 @@ def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, An
     if shadow is not None:
         _shadow(shadow, [customer], opts, [result])
     result["models"] = ctx.models_served
+    _observe(ctx.models_served, (result,), options, defer=True)
+    note_request(models=ctx.models_served, customer_id=customer_id)
     return result
 
 
@@ -146,10 +164,12 @@ def score_batch(*, live: LiveContexts, items: Sequence[Mapping[str, Any]],
             results[i] = res
         if group.shadow is not None:
             _shadow(group.shadow, group.customers, opts, out)
+        _observe(group.ctx.models_served, out, options, defer=False)
         scored += len(group.rows)
         models = models or group.ctx.models_served
     if not models:
         models = live.for_request(customer_id="", pins=pins)[0].models_served
+    note_request(models=models, scored=scored, failed=len(items) - scored)
     return {"results": results, "models": models, "scored": scored,
             "failed": len(items) - scored}
 

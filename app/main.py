@@ -14,8 +14,11 @@ from app.api.handlers import install_error_handlers
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import build_openapi
 from app.api.responses import JSONBytes
-from app.api.routes import health, scores
+from app.api.routes import health, metrics, scores
 from app.config import Settings, get_settings
+from app.observability.exposition import metrics_kept_current
+from app.observability.logging import configure_logging
+from app.observability.metrics import count_registry_event
 
 log = logging.getLogger("tierwise")
 
@@ -28,13 +31,16 @@ def _open_live(app: FastAPI, settings: Settings) -> Any:
         from app.scoring.static import StaticContexts
 
         return None, StaticContexts.from_dir(settings.models_dir)
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, start_poller=False)
+    runtime.live.add_swap_listener(count_registry_event)  # before the first load: counted too
+    runtime.start_polling()
     return runtime, runtime.live
 
 
 def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI:
     """The ASGI application. `live` injects fixed scoring contexts (tests)."""
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +51,8 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
             runtime, app.state.live = _open_live(app, settings)
         app.state.runtime = runtime
         try:
-            yield
+            async with metrics_kept_current(lambda: app.state.live):
+                yield
         finally:
             if runtime is not None:
                 runtime.close()
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(scores.router)
     for module in ("app.api.routes.models", "app.api.routes.status"):
         try:

@@ -7,11 +7,15 @@ must stay cheap.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability.logging import end_request, start_request
+from app.observability.requests import request_finished
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -40,6 +44,16 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Every request is counted, timed and logged here, the early 413 answers included.
+        started = time.perf_counter()
+        fields, token = start_request()  # the data plane adds the versions it served
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            end_request(token)
+            request_finished(scope, started, fields)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = None
         length = None
         for name, value in scope["headers"]:
@@ -54,6 +68,7 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                scope["state"]["status"] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], rid_header]
             await send(message)

@@ -46,6 +46,13 @@ class RegistryRuntime:
             time.sleep(0.02)
         return self.live.ready
 
+    def start_polling(self) -> None:
+        """Watch the aliases from a background thread; its first refresh loads the first
+        context at once. open_runtime() calls it unless told not to (to add listeners first)."""
+        if self.poller is None:
+            self.poller = AliasPoller(self.live, interval=self.settings.poll_interval_seconds)
+            self.poller.start()
+
     def close(self) -> None:
         """Stop polling and release the database."""
         if self.poller is not None:
@@ -77,8 +84,7 @@ def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRu
     runtime = RegistryRuntime(settings=settings, engine=engine, sessionmaker=sessions, live=live,
                               keys=KeyCache(sessions))
     if start_poller:
-        runtime.poller = AliasPoller(live, interval=settings.poll_interval_seconds)
-        runtime.poller.start()
+        runtime.start_polling()
     return runtime
 
 

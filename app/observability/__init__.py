@@ -1,0 +1,1 @@
+"""What operators see of a replica: Prometheus metrics and structured JSON logs."""

@@ -1,0 +1,117 @@
+"""Structured logs: one JSON object per line, and one line per HTTP request.
+
+A request's line carries its id, method, route template, status, duration and, when a score
+was served, the model versions and the caller's customer id. Nothing else about the
+customer: feature values never reach a log line (tests/ops/test_logs.py searches for them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+import orjson
+
+REQUEST_LOG = logging.getLogger("tierwise.requests")
+
+# LogRecord's own attributes; anything else on a record came from `extra=` and is logged.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName",
+}
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# Loggers that say nothing an operator needs at INFO.
+_QUIET = {"alembic.runtime.plugins": logging.WARNING}
+# Probes and scrapes arrive every few seconds: their lines are DEBUG unless they fail.
+_PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+# The fields the data plane adds to the current request's line (set by the middleware).
+_request_fields: ContextVar[dict[str, Any] | None] = ContextVar("tierwise_request_fields",
+                                                               default=None)
+
+
+class JsonFormatter(logging.Formatter):
+    """timestamp, level, logger, message, pid, then every `extra=` field; exceptions as text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
+    """Send the root and uvicorn loggers, as JSON lines, to `stream` (stderr) at `level`.
+
+    Idempotent. Replaces console handlers (plain StreamHandlers, ours included) and leaves
+    other handlers alone, so test log capture keeps working.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "tierwise_json", False) or type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.tierwise_json = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _UVICORN_LOGGERS:  # uvicorn's own lines become JSON lines on the root handler
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    for name, quiet_level in _QUIET.items():
+        logging.getLogger(name).setLevel(quiet_level)
+
+
+def start_request() -> tuple[dict[str, Any], Any]:
+    """Open the current request's field dict (middleware); returns it and a reset token."""
+    fields: dict[str, Any] = {}
+    return fields, _request_fields.set(fields)
+
+
+def end_request(token: Any) -> None:
+    _request_fields.reset(token)
+
+
+def note_request(**fields: Any) -> None:
+    """Add fields to the current request's log line; a no-op outside a request."""
+    current = _request_fields.get()
+    if current is not None:
+        current.update(fields)
+
+
+def log_request(*, request_id: str, method: str, route: str, status: int, seconds: float,
+                fields: Mapping[str, Any]) -> None:
+    """The request's one line: INFO (DEBUG for probes and scrapes), ERROR for a 5xx."""
+    if status >= 500:
+        level = logging.ERROR
+    elif route in _PROBE_ROUTES:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
+    if not REQUEST_LOG.isEnabledFor(level):
+        return
+    extra: dict[str, Any] = {"request_id": request_id, "method": method, "route": route,
+                             "status": status, "duration_ms": round(seconds * 1000.0, 3)}
+    models = fields.get("models")
+    if models is not None:  # a response's models: {family: {"version": …, "sha256": …}}
+        extra["models"] = {family: served["version"] for family, served in models.items()}
+    for key in ("customer_id", "scored", "failed"):
+        if key in fields:
+            extra[key] = fields[key]
+    REQUEST_LOG.log(level, "request", extra=extra)

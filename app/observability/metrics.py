@@ -1,0 +1,198 @@
+"""The Prometheus metrics of a replica, and the cheap ways the request path feeds them.
+
+Works in prometheus_client's multi-process mode too: `tierwise serve --workers N` sets
+PROMETHEUS_MULTIPROC_DIR before the workers import this module, each worker writes its own
+files and /metrics (app/observability/exposition.py) sums them.
+
+Cost on the scoring path: a Prometheus increment takes about a microsecond (twice that in
+multi-process mode), and one customer yields about fifteen outcomes to count (a band, the
+actions shown, the actions suppressed, five model versions). So outcomes are tallied in
+plain dicts on the thread that scores and added to the counters once a second, at the end
+of a batch, and before every scrape; per request only the HTTP counter and histogram are
+touched directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()  # no *_created series: they double the series count for little
+
+HTTP_REQUESTS = Counter(
+    "tierwise_http_requests",
+    "HTTP requests answered, by route template (unmatched for unknown paths), method, status.",
+    ("route", "method", "status"),
+)
+HTTP_DURATION = Histogram(
+    "tierwise_http_request_duration_seconds",
+    "Time from receiving a request to the end of its response, by route template and method.",
+    ("route", "method"),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+             30.0),
+)
+SCORES = Counter(
+    "tierwise_scores",
+    "Customers scored, by model family and the version that answered (a response's models).",
+    ("family", "version"),
+)
+RECOMMENDATIONS = Counter(
+    "tierwise_recommendations",
+    "Actions recommended to customers (returned in recommendations), by action.",
+    ("action_id",),
+)
+SUPPRESSED = Counter(
+    "tierwise_suppressed",
+    "Catalogue actions not recommended, by action and the first rule they failed "
+    "(ranked_below_top_n when eligible but outranked); counted whether or not returned.",
+    ("action_id", "reason_code"),
+)
+CHURN_BANDS = Counter(
+    "tierwise_churn_band",
+    "Customers scored for churn, by the policy's churn band.",
+    ("band",),
+)
+REGISTRY_EVENTS = Counter(
+    "tierwise_registry_events",
+    "Registry events in this replica, per family: load (first context), swap, swap_failed "
+    "(a version refused), challenger_swap, challenger_failed.",
+    ("event", "family"),
+)
+MODEL_INFO = Gauge(
+    "tierwise_model_info",
+    "1 for each production version live in this replica; 0 for versions it served earlier.",
+    ("family", "version", "sha256"),
+    multiprocess_mode="livemax",
+)
+
+FLUSH_SECONDS = 1.0
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request and its duration (labels bound once per combination)."""
+    if method not in _METHODS:  # the method comes from the client: bound the label values
+        method = "OTHER"
+    key = (route, method, status)
+    children = _http_children.get(key)
+    if children is None:
+        children = _http_children.setdefault(key, (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_DURATION.labels(route, method),
+        ))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+class ScoreTally:
+    """Scoring outcomes counted in plain dicts; flush() adds them to the Prometheus counters."""
+
+    __slots__ = ("bands", "contexts", "flushed_at", "recommended", "suppressed")
+
+    def __init__(self) -> None:
+        # id(models) → [models, customers]: holding the reference keeps the id from reuse
+        self.contexts: dict[int, list[Any]] = {}
+        self.recommended: dict[str, int] = {}
+        self.suppressed: dict[tuple[str, str], int] = {}
+        self.bands: dict[str, int] = {}
+        self.flushed_at = time.monotonic()
+
+    def add(self, models: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> None:
+        """Count results scored on the context serving `models` (a response's models)."""
+        n = 0
+        recommended, suppressed, bands = self.recommended, self.suppressed, self.bands
+        for result in results:
+            if "error" in result:  # a batch item that was refused
+                continue
+            n += 1
+            churn = result.get("churn")
+            if churn is not None:
+                band = churn["band"]
+                bands[band] = bands.get(band, 0) + 1
+            for rec in result.get("recommendations", ()):
+                action = rec["action_id"]
+                recommended[action] = recommended.get(action, 0) + 1
+            for sup in result.get("suppressed", ()):
+                key = (sup["action_id"], sup["reason_code"])
+                suppressed[key] = suppressed.get(key, 0) + 1
+        entry = self.contexts.get(id(models))
+        if entry is None:
+            self.contexts[id(models)] = [models, n]
+        else:
+            entry[1] += n
+
+    def flush(self) -> None:
+        """Add what was counted to the counters and start again from zero."""
+        contexts, self.contexts = self.contexts, {}
+        recommended, self.recommended = self.recommended, {}
+        suppressed, self.suppressed = self.suppressed, {}
+        bands, self.bands = self.bands, {}
+        self.flushed_at = time.monotonic()
+        for models, n in contexts.values():
+            if n:
+                for family, served in models.items():
+                    SCORES.labels(family, str(served["version"])).inc(n)
+        for action, n in recommended.items():
+            RECOMMENDATIONS.labels(action).inc(n)
+        for (action, reason), n in suppressed.items():
+            SUPPRESSED.labels(action, reason).inc(n)
+        for band, n in bands.items():
+            CHURN_BANDS.labels(band).inc(n)
+
+
+_local = threading.local()
+
+
+def count_scored(models: Mapping[str, Any], results: Iterable[Mapping[str, Any]], *,
+                 defer: bool) -> None:
+    """Count scoring outcomes. `defer`: keep them in this thread's tally (flushed at least
+    once a second while it scores, and by flush_thread_tally()); otherwise add them now."""
+    if not defer:
+        tally = ScoreTally()
+        tally.add(models, results)
+        tally.flush()
+        return
+    tally = getattr(_local, "tally", None)
+    if tally is None:
+        tally = _local.tally = ScoreTally()
+    tally.add(models, results)
+    if time.monotonic() - tally.flushed_at >= FLUSH_SECONDS:
+        tally.flush()
+
+
+def flush_thread_tally() -> None:
+    """Flush this thread's deferred tally (the event loop's: by /metrics and a 1 s timer)."""
+    tally = getattr(_local, "tally", None)
+    if tally is not None:
+        tally.flush()
+
+
+def count_registry_event(event: str, family: str, version: int) -> None:
+    """A LiveScoring swap listener: load, swap, swap_failed, challenger_swap, challenger_failed."""
+    REGISTRY_EVENTS.labels(event, family).inc()
+
+
+_model_info: dict[str, tuple[str, str]] = {}
+_model_info_lock = threading.Lock()
+
+
+def sync_model_info(models: Mapping[str, Any] | None) -> None:
+    """Mark the production `models` ({family: {"version", "sha256"}}) live with 1, and the
+    versions they replaced with 0."""
+    if models is None:
+        return
+    with _model_info_lock:
+        for family, served in models.items():
+            now = (str(served["version"]), served["sha256"])
+            before = _model_info.get(family)
+            if before == now:
+                continue
+            if before is not None:
+                MODEL_INFO.labels(family, *before).set(0)
+            MODEL_INFO.labels(family, *now).set(1)
+            _model_info[family] = now
