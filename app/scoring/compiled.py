@@ -45,7 +45,8 @@ from app.scoring.models import TreeModel
 log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
-_ABI = 7
+LANES = 8  # TW_LANES in treewalk.c: node entries are stored multiplied by it
+_ABI = 800 + LANES
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
@@ -280,7 +281,7 @@ class _Builder:
         index = [{v: i for i, v in enumerate(vals.tolist())} for vals in lists]
         width = 4 * nf + len(self.catloc) + 1
         nodes = np.zeros(len(self.entry), dtype=NODE_DTYPE)
-        nodes["col"] = [width - 1 if e == _LEAF_ENTRY else e for e in self.entry]
+        nodes["col"] = [(width - 1 if e == _LEAF_ENTRY else e) * LANES for e in self.entry]
         nodes["thr"] = [leaf if e == _LEAF_ENTRY else 0 if thr is None else index[e % nf][thr]
                         for e, thr, leaf in zip(self.entry, self.thr, self.leafno, strict=True)]
         nodes["rm1"] = np.asarray(self.right, dtype=np.int32) - 1
@@ -322,7 +323,7 @@ def flatten(layout: ModelLayout) -> FlatModels:
         ncols = c0 + width
         part_t.append((first_tree, len(b.root)))
         part_c.append((c0, ncols))
-    if 4 * len(schema) + len(b.catloc) + 1 > _BIG:
+    if (4 * len(schema) + len(b.catloc) + 1) * LANES > _BIG:
         raise UnsupportedModelError("too many features and category sets for 16-bit entries")
     nodes, thr, thr_off = b.finish()
 

@@ -46,15 +46,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_ABI 7
+#define TW_ABI 8
 #define TW_BIG 65535u
 
 #ifndef TW_K
 #define TW_K 8 /* trees walked in lock-step for one row */
 #endif
-#ifndef TW_LANES
-#define TW_LANES 8 /* rows walked in lock-step through one tree (batches) */
-#endif
+/* Rows walked in lock-step through one tree (batches). The ranked rows of a lane group are
+ * interleaved, entry after entry (b[entry * TW_LANES + lane]), and nodes store their entry
+ * already multiplied by TW_LANES, so lane k reads b[col + k]: no per-lane row pointer. */
+#define TW_LANES 8
 #ifndef TW_BLOCK
 #define TW_BLOCK 64 /* rows ranked at a time in a batch */
 #endif
@@ -92,7 +93,7 @@ typedef struct {
     int32_t nparts;
 } tw_model;
 
-int tw_abi(void) { return TW_ABI; }
+int tw_abi(void) { return TW_ABI * 100 + TW_LANES; }
 
 static void *dup(const void *src, size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -132,8 +133,8 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
             return 0;
         for (int32_t i = r0; i < end; ++i) {
             const tw_node *n = m->nodes + i;
-            if (n->col >= m->width) return 0;
-            if (n->col == m->width - 1) { /* a leaf */
+            if (n->col % TW_LANES != 0 || n->col / TW_LANES >= m->width) return 0;
+            if (n->col / TW_LANES == m->width - 1) { /* a leaf */
                 if (n->rm1 != -1 || m->leaf0[t] + n->thr >= lend) return 0;
             } else if (n->rm1 < 1 || i + 1 + n->rm1 >= end) {
                 return 0;
@@ -159,7 +160,7 @@ tw_model *tw_new(int32_t nfeat, int32_t ncols, int32_t nnodes, const tw_node *no
                  const int32_t *depth, int32_t nparts, const int32_t *part_t,
                  const int32_t *part_c) {
     if (nparts < 0 || nparts > 32 || nfeat < 1 || ncatcols < 0 ||
-        (int64_t)4 * nfeat + ncatcols + 1 > 65535)
+        ((int64_t)4 * nfeat + ncatcols + 1) * TW_LANES > 65535)
         return NULL;
     tw_model *m = calloc(1, sizeof(tw_model));
     if (!m) return NULL;
@@ -203,25 +204,26 @@ static inline uint32_t rank(const double *t, uint32_t n, double v) {
     return lo;
 }
 
-/* The ranked row b (see the top of this file) of one input row x. */
+/* The ranked row (see the top of this file) of one input row x, entry e at b[e * TW_LANES]. */
 static void expand(const tw_model *m, const double *x, uint16_t *b) {
     const int32_t nf = m->nfeat;
-    uint16_t *lo = b, *raw = b + nf, *zl = b + 2 * nf, *zr = b + 3 * nf, *cc = b + 4 * nf;
+#define TW_B(e) b[(size_t)(e) * TW_LANES]
     for (int32_t j = 0; j < nf; ++j) {
         double v = x[j];
         if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0; /* also -0.0 */
+        uint16_t lo, raw, zl, zr;
         if (v != v) {
-            lo[j] = 0; raw[j] = TW_BIG; zl[j] = 0; zr[j] = TW_BIG;
-            continue;
-        }
-        const int32_t o = m->thr_off[j];
-        const uint16_t r = (uint16_t)rank(m->thr + o, (uint32_t)(m->thr_off[j + 1] - o), v);
-        lo[j] = r; raw[j] = r;
-        if (v == 0.0) {
-            zl[j] = 0; zr[j] = TW_BIG;
+            lo = 0; raw = TW_BIG; zl = 0; zr = TW_BIG;
         } else {
-            zl[j] = r; zr[j] = r;
+            const int32_t o = m->thr_off[j];
+            lo = raw = (uint16_t)rank(m->thr + o, (uint32_t)(m->thr_off[j + 1] - o), v);
+            if (v == 0.0) {
+                zl = 0; zr = TW_BIG;
+            } else {
+                zl = zr = lo;
+            }
         }
+        TW_B(j) = lo; TW_B(nf + j) = raw; TW_B(2 * nf + j) = zl; TW_B(3 * nf + j) = zr;
     }
     for (int32_t i = 0; i < m->ncatcols; ++i) {
         const tw_catcol *c = m->catcols + i;
@@ -233,9 +235,10 @@ static void expand(const tw_model *m, const double *x, uint16_t *b) {
             const uint32_t w = k >> 5;
             in = w < c->words && ((m->cat[c->off + w] >> (k & 31u)) & 1u);
         }
-        cc[i] = in ? 0 : TW_BIG;
+        TW_B(4 * nf + i) = in ? 0 : TW_BIG;
     }
-    b[m->width - 1] = TW_BIG;
+    TW_B(m->width - 1) = TW_BIG;
+#undef TW_B
 }
 
 /* One step: to the left child when b[col] <= thr, else to the right one; a leaf stays. */
@@ -289,8 +292,10 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t
  * Returns 0, or -1 when memory is short.
  */
 int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint32_t part_mask) {
-    const int32_t nf = m->nfeat, nc = m->ncols, w = m->width;
-    uint16_t *buf = malloc(sizeof(uint16_t) * (size_t)w * (n < TW_BLOCK ? (size_t)n : TW_BLOCK));
+    const int32_t nf = m->nfeat, nc = m->ncols;
+    const size_t tile = (size_t)m->width * TW_LANES; /* ranked rows of one lane group */
+    const int64_t rows = n < TW_BLOCK ? n : TW_BLOCK;
+    uint16_t *buf = malloc(sizeof(uint16_t) * tile * (size_t)((rows + TW_LANES - 1) / TW_LANES));
     if (!buf) return n ? -1 : 0;
     if (n < TW_LANES) {
         /* Few rows (one customer): each row through every tree, trees in lock-step. */
@@ -311,7 +316,8 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
     const tw_node *nodes = m->nodes;
     for (int64_t r0 = 0; r0 < n; r0 += TW_BLOCK) {
         const int64_t nb = (n - r0 < TW_BLOCK) ? n - r0 : TW_BLOCK;
-        for (int64_t r = 0; r < nb; ++r) expand(m, x + (r0 + r) * nf, buf + r * w);
+        for (int64_t r = 0; r < nb; ++r)
+            expand(m, x + (r0 + r) * nf, buf + (size_t)(r / TW_LANES) * tile + r % TW_LANES);
         double *o = out + r0 * nc;
         for (int32_t p = 0; p < m->nparts; ++p) {
             if (!((part_mask >> p) & 1u)) continue;
@@ -324,18 +330,20 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
                 int64_t r = 0;
                 for (; r + TW_LANES <= nb; r += TW_LANES) {
                     int32_t q[TW_LANES];
-                    const uint16_t *bb = buf + r * w;
+                    const uint16_t *bb = buf + (size_t)(r / TW_LANES) * tile;
 #pragma GCC unroll 16
                     for (int k = 0; k < TW_LANES; ++k) q[k] = root;
                     for (int32_t d = 0; d < depth; ++d) {
                         int32_t moved = 0;
 #pragma GCC unroll 16
-                        for (int k = 0; k < TW_LANES; ++k) TW_STEP(q[k], bb + k * w, moved);
+                        for (int k = 0; k < TW_LANES; ++k) TW_STEP(q[k], bb + k, moved);
                         if (!moved) break;
                     }
                     for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[nodes[q[k]].thr];
                 }
-                for (; r < nb; ++r) o[r * nc + c] += leaf[walk(nodes, root, buf + r * w)];
+                for (; r < nb; ++r)
+                    o[r * nc + c] += leaf[walk(nodes, root, buf + (size_t)(r / TW_LANES) * tile +
+                                                               r % TW_LANES)];
             }
         }
     }
