@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 cli = typer.Typer(
@@ -22,6 +24,27 @@ def serve(
     from app.server import run_server
 
     run_server(host=host, port=port, workers=workers)
+
+
+@cli.command("config")
+def config_command(
+    markdown: bool = typer.Option(False, "--markdown",
+                                  help="Print the reference of every setting in Markdown."),
+    write: Path | None = typer.Option(None, "--write", help="With --markdown: replace the "
+                                      "generated table in this file (docs/configuration.md)."),
+) -> None:
+    """Show the settings in force (password masked), or the reference of every setting."""
+    from app import config_reference
+    from app.config import get_settings
+
+    if not markdown:
+        for line in config_reference.effective_settings(get_settings()):
+            typer.echo(line)
+    elif write is not None:
+        config_reference.write_reference(write)
+        typer.echo(f"wrote the settings reference into {write}")
+    else:
+        typer.echo(config_reference.settings_markdown(), nl=False)
 
 
 @cli.command()
