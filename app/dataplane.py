@@ -46,7 +46,7 @@ def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
     return (
         Options(parts=parts, top_n=options.top_n, explain=options.explain,
                 include_suppressed=True),
-        options.pin,
+        {str(family): pin for family, pin in options.pin.items()},
     )
 
 

@@ -61,7 +61,8 @@ async def _validation(request: Request, exc: Exception) -> JSONBytes:
 async def _http(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONBytes:

@@ -105,7 +105,7 @@ class ScoreRequest(_In):
         json_schema_extra={
             "examples": [{
                 "customer_id": "C000123",
-                "features": default_example(),
+                "features": default_example(),  # type: ignore[dict-item]
                 "context": {"channel": "mobile", "history": [
                     {"action_id": "credit_card", "date": "2026-11-01", "outcome": "declined"}]},
                 "options": {"explain": True, "include_suppressed": True},

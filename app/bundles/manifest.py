@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.features.spec import FeatureSpec
 
-FORMAT = "tierwise-bundle/1"
+FORMAT: Literal["tierwise-bundle/1"] = "tierwise-bundle/1"
 Family = Literal["tier", "churn", "products", "catalog", "policy"]
 FAMILIES: tuple[str, ...] = ("tier", "churn", "products", "catalog", "policy")
 MODEL_FAMILIES: tuple[str, ...] = ("tier", "churn", "products")
