@@ -1,4 +1,5 @@
-"""Pure ASGI middleware around every request: request id and body size limit.
+"""Pure ASGI middleware around every request: request id, body size limit, and the request's
+metrics and log line (app/observability/requests.py).
 
 Written as raw ASGI (not BaseHTTPMiddleware) because it runs on every scoring call and
 must stay cheap.
@@ -34,7 +35,8 @@ def _too_large(limit: int) -> tuple[dict[str, Any], bytes]:
 
 
 class RequestContextMiddleware:
-    """Assigns the request id (from X-Request-ID or new) and enforces the body limit."""
+    """Assigns the request id (from X-Request-ID or new), enforces the body limit, and
+    counts, times and logs the request once its response has ended."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app

@@ -153,11 +153,11 @@ def count_scored(models: Mapping[str, Any], results: Iterable[Mapping[str, Any]]
     """Count scoring outcomes. `defer`: keep them in this thread's tally (flushed at least
     once a second while it scores, and by flush_thread_tally()); otherwise add them now."""
     if not defer:
-        tally = ScoreTally()
-        tally.add(models, results)
-        tally.flush()
+        once = ScoreTally()
+        once.add(models, results)
+        once.flush()
         return
-    tally = getattr(_local, "tally", None)
+    tally: ScoreTally | None = getattr(_local, "tally", None)
     if tally is None:
         tally = _local.tally = ScoreTally()
     tally.add(models, results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from starlette.routing import Match
@@ -13,7 +14,7 @@ from app.observability.metrics import observe_request
 UNMATCHED = "unmatched"
 
 
-def route_template(scope: dict[str, Any]) -> str:
+def route_template(scope: Mapping[str, Any]) -> str:
     """The route's path template (/v1/models/{family}/versions), never the raw path, so
     label values stay bounded; "unmatched" for paths no route serves."""
     route = scope.get("route")
@@ -27,7 +28,8 @@ def route_template(scope: dict[str, Any]) -> str:
     return getattr(route, "path", None) or UNMATCHED
 
 
-def request_finished(scope: dict[str, Any], started: float, fields: dict[str, Any]) -> None:
+def request_finished(scope: MutableMapping[str, Any], started: float,
+                     fields: Mapping[str, Any]) -> None:
     """Count, time and log a request that ended; `started` is its time.perf_counter()."""
     seconds = time.perf_counter() - started
     state = scope.get("state") or {}

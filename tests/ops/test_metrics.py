@@ -3,8 +3,12 @@ and values (uvicorn on 127.0.0.1, the default models)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +17,7 @@ import pytest
 from app.bundles.manifest import FAMILIES
 from app.config import Settings
 from app.main import create_app
+from app.observability.exposition import forget_dead_workers
 from app.scoring.context import ScoringContext
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
@@ -102,7 +107,18 @@ def test_metrics_is_prometheus_text_and_not_in_the_api_document(client: httpx.Cl
     resp = client.get("/metrics")
     assert resp.headers["content-type"].startswith("text/plain; version=")
     assert "# TYPE tierwise_http_request_duration_seconds histogram" in resp.text
-    assert "# TYPE tierwise_scores_total counter" in resp.text or \
-        "# TYPE tierwise_scores counter" in resp.text
+    assert "# TYPE tierwise_scores_total counter" in resp.text
     assert "_created" not in resp.text
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_dead_workers_are_forgotten_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid in (dead.pid, os.getpid()):
+        (tmp_path / f"gauge_livemax_{pid}.db").write_bytes(b"")
+        (tmp_path / f"counter_{pid}.db").write_bytes(b"")
+    forget_dead_workers(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        f"counter_{dead.pid}.db", f"counter_{os.getpid()}.db",  # counters keep counting
+        f"gauge_livemax_{os.getpid()}.db"])
