@@ -1,7 +1,7 @@
-"""`python -m bench [--quick]`: in-process cost per customer and replica memory.
+"""`python -m bench [--quick]`: in-process cost per customer, HTTP, replica memory.
 
-Prints a table and writes bench/results/latest.json. Bounded in time: about a minute, a
-quarter of that with --quick.
+Prints a table and writes bench/results/latest.json. Bounded in time: about a minute and a
+half, a third of that with --quick.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import os
 # One thread for LightGBM's OpenMP before it is imported: per-core figures for everyone.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,10 +24,9 @@ HERE = Path(__file__).resolve().parent
 def _machine() -> dict[str, Any]:
     model = ""
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh
+                          if line.startswith("model name")), "")
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
@@ -67,6 +66,7 @@ def main() -> None:
                         help="directory of the default bundles (models/)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--no-rss", action="store_true", help="skip the replica memory probe")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP load test")
     args = parser.parse_args()
 
     from app.scoring.compiled import TreeWalkEvaluator, fastest_evaluator
@@ -98,6 +98,23 @@ def main() -> None:
             print(f"replica memory (one process, default context, no HTTP stack): "
                   f"{rss['context_fast']} MB resident ({rss['python']} MB bare Python, "
                   f"{rss['context_booster']} MB with the boosters loaded)")
+    if not args.no_http:
+        from bench import http
+
+        x = inprocess.customer_rows(ctx, 256, seed=11)
+        bodies = [{"customer_id": f"C{i:06d}",
+                   "features": {k: v for k, v in ctx.schema.decode(r).items() if v is not None}}
+                  for i, r in enumerate(x)]
+        report["http"] = {}
+        for key, label, walker in (("as_served", "HTTP /v1/score, as served", False),
+                                   ("tree_walker", "HTTP, tree walker forced", True)):
+            try:
+                report["http"][key] = http.run(args.models, bodies, quick=args.quick,
+                                               walker=walker)
+                print(http.table(report["http"][key], label))
+            except RuntimeError as exc:
+                report["http"][key] = {"error": str(exc)[-800:]}
+                print(f"{label}: failed:", exc)
     report["elapsed_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

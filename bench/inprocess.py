@@ -32,7 +32,8 @@ def load_context(models_dir: Path) -> ScoringContext:
     missing = [f for f in FAMILIES if not (models_dir / f / "manifest.json").is_file()]
     if missing:
         raise SystemExit(f"{models_dir} lacks bundles for {', '.join(missing)}: run `make models`")
-    return build_context({f: read_dir(models_dir / f) for f in FAMILIES}, dict.fromkeys(FAMILIES, 1))
+    bundles = {f: read_dir(models_dir / f) for f in FAMILIES}
+    return build_context(bundles, dict.fromkeys(FAMILIES, 1))
 
 
 def customer_rows(ctx: ScoringContext, n: int, seed: int = 7) -> np.ndarray:
@@ -155,9 +156,8 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, budget: float, booster: E
                                ("e2e_fast", f"end to end with {fast.name}", fast)):
             ctx.use_evaluator(ev)
 
-            nxt = itertools.cycle(customers[:4096]).__next__
-
-            def single() -> Any:
+            def single(nxt: Callable[[], Any] = itertools.cycle(customers[:4096]).__next__
+                       ) -> Any:
                 customer = nxt()
                 row = schema.row(customer.features)
                 return score_rows(ctx, row[None, :], [customer], options)

@@ -1,0 +1,212 @@
+"""HTTP: req/s and p50/p99 latency against `tierwise serve` on 127.0.0.1, one customer a request.
+
+The server runs in its own process (one worker, a throw-away SQLite registry seeded from the
+default models); the load comes from a small asyncio HTTP/1.1 keep-alive client in this
+process (no dependency, far cheaper per request than an HTTP library), `concurrency`
+connections each sending its next request as soon as the previous answer is in. Bounded in
+time: a fixed number of seconds per concurrency level. The server's own CPU time per request
+comes from /proc, so its req/s per core is known even when the load generator shares the
+machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children that have been waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(v) for v in fields[11:13]) / ticks
+
+
+def _rss_mb(pid: int) -> float | None:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+# Run in the server process when the bench measures "with the tree walker" before the service
+# itself wires it in: every context built gets fastest_evaluator() right away.
+_WITH_WALKER = """
+from app.scoring import context as _c
+from app.scoring.compiled import fastest_evaluator as _fast
+from app.config import get_settings as _gs
+_post = _c.ScoringContext.__post_init__
+def _post_init(self):
+    _post(self)
+    self.use_evaluator(_fast(self.layout, cache_dir=_gs().compile_cache_dir))
+_c.ScoringContext.__post_init__ = _post_init
+"""
+
+
+class Server:
+    """`tierwise serve` on a free port with a private registry; a context manager."""
+
+    def __init__(self, models_dir: Path, *, workers: int = 1, walker: bool = False) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="tierwise-bench-")
+        self.port = free_port()
+        self.key_file = Path(self.tmp.name) / "admin.key"
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "TIERWISE_DATABASE_URL": f"sqlite:///{self.tmp.name}/registry.sqlite3",
+            "TIERWISE_BOOTSTRAP_ADMIN_KEY_FILE": str(self.key_file),
+            "TIERWISE_MODELS_DIR": str(models_dir),
+            "TIERWISE_LOG_LEVEL": "WARNING",
+        }
+        self.log = open(Path(self.tmp.name) / "server.log", "w+b")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", (_WITH_WALKER if walker else "")
+             + "\nfrom app.cli import main; main()", "serve",
+             "--port", str(self.port), "--workers", str(workers)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({self.proc.returncode}): {self.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the server was not ready in {timeout:.0f} s: {self.tail()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")[-800:]
+
+    def key(self) -> str:
+        return self.key_file.read_text().strip()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.tmp.cleanup()
+
+
+def requests_for(bodies: Sequence[dict[str, Any]], path: str, key: str) -> list[bytes]:
+    out = []
+    for body in bodies:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+        out.append(head.encode() + data)
+    return out
+
+
+async def _connection(port: int, reqs: list[bytes], start: int, stop_at: float,
+                      lat: list[float], status: dict[int, int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = start
+    try:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            writer.write(reqs[i % len(reqs)])
+            i += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            code = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            lat.append(time.perf_counter() - t0)
+            status[code] = status.get(code, 0) + 1
+    finally:
+        writer.close()
+
+
+async def _load(port: int, reqs: list[bytes], concurrency: int, seconds: float
+                ) -> tuple[list[float], dict[int, int], float]:
+    lat: list[float] = []
+    status: dict[int, int] = {}
+    t0 = time.perf_counter()
+    stop_at = t0 + seconds
+    await asyncio.gather(*(_connection(port, reqs, k * 7, stop_at, lat, status)
+                           for k in range(concurrency)))
+    return lat, status, time.perf_counter() - t0
+
+
+def run(models_dir: Path, bodies: Sequence[dict[str, Any]], *, quick: bool,
+        levels: Sequence[int] = (1, 8, 64), walker: bool = False) -> dict[str, Any]:
+    """Start the server, load it at each concurrency level, return the figures.
+
+    walker=True makes the server use the tree walker even where the service does not wire it
+    in itself (see _WITH_WALKER)."""
+    seconds = 2.0 if quick else 4.0
+    with Server(models_dir, walker=walker) as server:
+        server.wait_ready()
+        reqs = requests_for(bodies, "/v1/score", server.key())
+        asyncio.run(_load(server.port, reqs, 4, 1.0))  # warm up (first requests, caches)
+        out: dict[str, Any] = {"seconds_per_level": seconds, "workers": 1,
+                               "forced_tree_walker": walker, "levels": {}}
+        for c in levels:
+            cpu0 = _cpu_seconds(server.proc.pid)
+            lat, status, wall = asyncio.run(_load(server.port, reqs, c, seconds))
+            cpu = _cpu_seconds(server.proc.pid) - cpu0
+            ok = status.get(200, 0)
+            ms = np.asarray(lat) * 1e3
+            out["levels"][str(c)] = {
+                "requests": len(lat),
+                "ok": ok,
+                "errors": {str(k): v for k, v in status.items() if k != 200},
+                "req_per_s": round(len(lat) / wall, 1),
+                "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
+                "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
+                "server_cpu_us_per_request": round(cpu / max(len(lat), 1) * 1e6, 1),
+                "server_req_per_s_per_core": round(len(lat) / cpu, 1) if cpu else None,
+            }
+        out["server_rss_mb"] = _rss_mb(server.proc.pid)
+    return out
+
+
+def table(http: dict[str, Any], label: str) -> str:
+    head = (f"{label:26} {'conc.':>6} {'req/s':>8} {'p50 ms':>8} "
+            f"{'p99 ms':>8} {'srv CPU µs/req':>15} {'req/s/core':>11} {'errors':>7}")
+    lines = [head, "-" * len(head)]
+    for c, r in http["levels"].items():
+        lines.append(f"{'':26} {c:>6} {r['req_per_s']:8,.0f} {r['p50_ms']:8.2f} "
+                     f"{r['p99_ms']:8.2f} {r['server_cpu_us_per_request']:15.0f} "
+                     f"{r['server_req_per_s_per_core'] or 0:11,.0f} "
+                     f"{sum(r['errors'].values()):7d}")
+    lines.append(f"server resident memory after the run: {http['server_rss_mb']} MB")
+    return "\n".join(lines)
