@@ -21,6 +21,7 @@ run: $(STAMP)
 ## Run the whole suite (PostgreSQL tests run when CI=true, skip loudly otherwise if it is down).
 test: $(STAMP)
 	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Regenerate the default bundles in models/ (synthetic book + training, fixed seeds).
