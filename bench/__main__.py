@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import json
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--no-rss", action="store_true", help="skip the replica memory probe")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP load test")
+    parser.add_argument("--no-mlserver", action="store_true",
+                        help="skip the MLServer comparison (installs MLServer on first use)")
     args = parser.parse_args()
 
     from app.scoring.compiled import TreeWalkEvaluator, fastest_evaluator
@@ -115,6 +118,17 @@ def main() -> None:
             except RuntimeError as exc:
                 report["http"][key] = {"error": str(exc)[-800:]}
                 print(f"{label}: failed:", exc)
+    if not args.no_http and not args.no_mlserver:
+        from bench import mlserver
+
+        try:
+            x = inprocess.customer_rows(ctx, 512, seed=13)
+            report["mlserver"] = mlserver.run(args.models, x, ctx.schema,
+                                              ctx.churn.model.feature_names, quick=args.quick)
+            print(mlserver.table(report["mlserver"]))
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            report["mlserver"] = {"error": str(exc)[-800:]}
+            print("MLServer comparison: failed:", str(exc)[-400:])
     report["elapsed_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
