@@ -14,23 +14,18 @@ from app.api.handlers import install_error_handlers
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import build_openapi
 from app.api.responses import JSONBytes
-from app.api.routes import health, metrics, scores
+from app.api.routes import health, metrics, models, scores, status
 from app.config import Settings, get_settings
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import count_registry_event
+from app.registry.runtime import RegistryRuntime, open_runtime
 
 log = logging.getLogger("tierwise")
 
 
-def _open_live(app: FastAPI, settings: Settings) -> Any:
-    """The registry runtime when it is built; otherwise bundles straight from models/."""
-    try:
-        from app.registry.runtime import open_runtime
-    except ImportError:
-        from app.scoring.static import StaticContexts
-
-        return None, StaticContexts.from_dir(settings.models_dir)
+def _open_live(settings: Settings) -> tuple[RegistryRuntime, Any]:
+    """Open the registry (migrate, seed, first load in the background) and its live state."""
     runtime = open_runtime(settings, start_poller=False)
     runtime.live.add_swap_listener(count_registry_event)  # before the first load: counted too
     runtime.start_polling()
@@ -48,7 +43,7 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
         if live is not None:
             app.state.live = live
         else:
-            runtime, app.state.live = _open_live(app, settings)
+            runtime, app.state.live = _open_live(settings)
         app.state.runtime = runtime
         try:
             async with metrics_kept_current(lambda: app.state.live):
@@ -70,10 +65,6 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(scores.router)
-    for module in ("app.api.routes.models", "app.api.routes.status"):
-        try:
-            router = __import__(module, fromlist=["router"]).router
-        except ImportError:  # registry routes not built yet
-            continue
-        app.include_router(router)
+    app.include_router(models.router)
+    app.include_router(status.router)
     return app
