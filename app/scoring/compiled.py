@@ -46,7 +46,7 @@ log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
 LANES = 8  # TW_LANES in treewalk.c: node entries are stored multiplied by it
-_ABI = 800 + LANES
+_ABI = 900 + LANES
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
@@ -284,7 +284,12 @@ class _Builder:
         nodes["col"] = [(width - 1 if e == _LEAF_ENTRY else e) * LANES for e in self.entry]
         nodes["thr"] = [leaf if e == _LEAF_ENTRY else 0 if thr is None else index[e % nf][thr]
                         for e, thr, leaf in zip(self.entry, self.thr, self.leafno, strict=True)]
-        nodes["rm1"] = np.asarray(self.right, dtype=np.int32) - 1
+        # Bytes from the left child (the next node) to the right one; leaves -6 (stay put).
+        gap = (np.asarray(self.right, dtype=np.int64) - 1) * NODE_DTYPE.itemsize
+        if len(gap) and gap.max() > 32767:
+            raise UnsupportedModelError("a tree too large for 16-bit node offsets "
+                                        "(more than ~2,700 leaves)")
+        nodes["rm1"] = gap
         thr = np.concatenate(lists) if lists else np.zeros(0)
         return nodes, np.ascontiguousarray(thr, dtype=np.float64), offsets
 

@@ -35,7 +35,9 @@
  * BIG = 65535 exceeds every threshold index, so BIG always goes right and 0 always left.
  *
  * Nodes of a tree are stored in pre-order, so a left child is always the next node; a node
- * keeps (right child offset - 1) as int16: 6 bytes a node. A leaf is a node too: it compares
+ * keeps the distance in bytes from its left child to its right child as int16 (so a right
+ * child is at most 5,461 nodes away: trees up to ~2,700 leaves): 6 bytes a node, and a walk
+ * is a byte pointer moved by 6 or 6 + that distance. A leaf is a node too: it compares
  * the always-BIG entry, so it goes right, and its stored offset is -1, so it stays put; its
  * threshold field holds the leaf's number. A step is then the same few instructions for
  * every node, with no branch, and walks in lock-step can run past their leaf at no risk; a
@@ -46,7 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_ABI 8
+#define TW_ABI 9
 #define TW_BIG 65535u
 
 #ifndef TW_K
@@ -67,7 +69,7 @@ typedef struct {
     uint16_t thr;  /* index of the threshold in its column's sorted list (0 for categorical);
                       a leaf: its number in the tree */
     uint16_t col;  /* entry of the ranked row */
-    int16_t rm1;   /* offset of the right child - 1 (the left child is the next node); leaf: -1 */
+    int16_t rm1;   /* bytes from the left child (the next node) to the right child; leaf: -6 */
 } tw_node;
 
 typedef struct {
@@ -135,8 +137,9 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
             const tw_node *n = m->nodes + i;
             if (n->col % TW_LANES != 0 || n->col / TW_LANES >= m->width) return 0;
             if (n->col / TW_LANES == m->width - 1) { /* a leaf */
-                if (n->rm1 != -1 || m->leaf0[t] + n->thr >= lend) return 0;
-            } else if (n->rm1 < 1 || i + 1 + n->rm1 >= end) {
+                if (n->rm1 != -(int16_t)sizeof(tw_node) || m->leaf0[t] + n->thr >= lend) return 0;
+            } else if (n->rm1 < 1 || n->rm1 % (int16_t)sizeof(tw_node) != 0 ||
+                       i + 1 + n->rm1 / (int16_t)sizeof(tw_node) >= end) {
                 return 0;
             }
         }
@@ -242,22 +245,25 @@ static void expand(const tw_model *m, const double *x, uint16_t *b) {
 }
 
 /* One step: to the left child when b[col] <= thr, else to the right one; a leaf stays. */
-#define TW_STEP(i, b, moved)                                                   \
+/* p: a byte pointer to the current node. */
+#define TW_STEP(p, b, moved)                                                   \
     do {                                                                       \
-        const tw_node *n_ = nodes + (i);                                       \
-        const int32_t right_ = (b)[n_->col] > n_->thr;                         \
-        const int32_t rel_ = 1 + (n_->rm1 & -right_); /* no branch */          \
-        (i) += rel_;                                                           \
+        const tw_node *n_ = (const tw_node *)(p);                              \
+        const intptr_t right_ = (b)[n_->col] > n_->thr;                        \
+        const intptr_t rel_ = (intptr_t)sizeof(tw_node) + (n_->rm1 & -right_); \
+        (p) += rel_; /* no branch */                                           \
         (moved) |= rel_;                                                       \
     } while (0)
 
+#define TW_NODE(p) ((const tw_node *)(p))
+
 /* A walk to the leaf, branching on each test (remainders). */
 static inline int32_t walk(const tw_node *nodes, int32_t i, const uint16_t *b) {
-    while (nodes[i].rm1 != -1) {
-        const tw_node *n = nodes + i;
-        i += b[n->col] <= n->thr ? 1 : 1 + n->rm1;
+    const tw_node *n = nodes + i;
+    while (n->rm1 != -(int16_t)sizeof(tw_node)) {
+        n = b[n->col] <= n->thr ? n + 1 : (const tw_node *)((const char *)(n + 1) + n->rm1);
     }
-    return nodes[i].thr;
+    return n->thr;
 }
 
 /* Trees t0..t1 for one ranked row, TW_K trees in lock-step: K independent walks and no
@@ -268,20 +274,20 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t
     const int32_t *root = m->root, *depth = m->depth, *col = m->col, *leaf0 = m->leaf0;
     int32_t t = t0;
     for (; t + TW_K <= t1; t += TW_K) {
-        int32_t p[TW_K];
+        const char *p[TW_K];
         int32_t deepest = 0;
 #pragma GCC unroll 16
         for (int k = 0; k < TW_K; ++k) {
-            p[k] = root[t + k];
+            p[k] = (const char *)(nodes + root[t + k]);
             deepest = depth[t + k] > deepest ? depth[t + k] : deepest;
         }
         for (int32_t d = 0; d < deepest; ++d) {
-            int32_t moved = 0;
+            intptr_t moved = 0;
 #pragma GCC unroll 16
             for (int k = 0; k < TW_K; ++k) TW_STEP(p[k], b, moved);
             if (!moved) break; /* every walk stands on its leaf */
         }
-        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->leaf[leaf0[t + k] + nodes[p[k]].thr];
+        for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->leaf[leaf0[t + k] + TW_NODE(p[k])->thr];
     }
     for (; t < t1; ++t) out[col[t]] += m->leaf[leaf0[t] + walk(nodes, root[t], b)];
 }
@@ -329,17 +335,17 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
                 const double *leaf = m->leaf + m->leaf0[t];
                 int64_t r = 0;
                 for (; r + TW_LANES <= nb; r += TW_LANES) {
-                    int32_t q[TW_LANES];
+                    const char *q[TW_LANES];
                     const uint16_t *bb = buf + (size_t)(r / TW_LANES) * tile;
 #pragma GCC unroll 16
-                    for (int k = 0; k < TW_LANES; ++k) q[k] = root;
+                    for (int k = 0; k < TW_LANES; ++k) q[k] = (const char *)(nodes + root);
                     for (int32_t d = 0; d < depth; ++d) {
-                        int32_t moved = 0;
+                        intptr_t moved = 0;
 #pragma GCC unroll 16
                         for (int k = 0; k < TW_LANES; ++k) TW_STEP(q[k], bb + k, moved);
                         if (!moved) break;
                     }
-                    for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[nodes[q[k]].thr];
+                    for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[TW_NODE(q[k])->thr];
                 }
                 for (; r < nb; ++r)
                     o[r * nc + c] += leaf[walk(nodes, root, buf + (size_t)(r / TW_LANES) * tile +
