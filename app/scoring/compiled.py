@@ -1,8 +1,8 @@
 """The fast evaluator: every tree of every model of a context walked in one native call.
 
 `TreeWalkEvaluator` flattens the LightGBM text models of a `ModelLayout` into node arrays
-(pre-order, 16 bytes a node, feature indices already mapped to schema columns) and hands
-them to a small C tree walker (treewalk.c beside this file). The C source is compiled once
+(pre-order, 6 bytes a node, thresholds as 16-bit ranks, feature indices already mapped to
+schema columns; treewalk.c explains the layout) and hands them to a small C tree walker. The C source is compiled once
 per machine with the system C compiler into the compile cache (keyed by the sha256 of the
 source, the flags and the compiler) and loaded with ctypes: there is no per-model or
 per-version compile, so a new version gets the fast path as soon as its arrays are built
@@ -12,8 +12,8 @@ The walker follows LightGBM's prediction rules exactly (see treewalk.c) and sums
 in the same order, so raw scores are bit-identical to `Booster.predict(raw_score=True)`.
 `fastest_evaluator` checks that on probe rows before returning it, and falls back to the
 plain `BoosterEvaluator` (logging once) when no compiler is available, the build fails, a
-model uses something the walker does not support (linear trees, random-forest averaging)
-or the check fails, so a broken fast path can never serve.
+model uses something the walker does not support (linear trees, random-forest averaging,
+very large trees) or the check fails, so a broken fast path can never serve.
 
 ctypes releases the GIL for the duration of the foreign call, and the native model is
 read-only after it is built, so any number of request threads may call `raw` at once.
@@ -52,7 +52,7 @@ CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contrac
 TOLERANCE = 1e-9
 
 # The structs of treewalk.c.
-NODE_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("rm1", "<i2")])
+NODE_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("rm1", "<i2")])  # rm1: bytes to right
 CATCOL_DTYPE = np.dtype([("feat", "<i4"), ("off", "<u4"), ("words", "<u4")])
 assert NODE_DTYPE.itemsize == 6 and CATCOL_DTYPE.itemsize == 12
 
@@ -498,7 +498,7 @@ class TreeWalkEvaluator:
             ptr(flat.part_t), ptr(flat.part_c),
         )
         if not handle:
-            raise MemoryError("tw_new failed")
+            raise BuildError("the tree walker refused the model arrays (or memory is short)")
         self._handle = handle
         self._free = self._lib.tw_free
         self._predict = self._lib.tw_predict
@@ -633,6 +633,7 @@ def fastest_evaluator(layout: ModelLayout, *, cache_dir: Path | None,
     """
     try:
         fast = TreeWalkEvaluator(layout, cache_dir=cache_dir, cc=cc)
+        diff = check_against_booster(fast, layout)
     except BuildError as exc:
         _warn_once("build", "compiled tree evaluation unavailable, using plain LightGBM: %s", exc)
         return BoosterEvaluator(layout)
@@ -640,7 +641,9 @@ def fastest_evaluator(layout: ModelLayout, *, cache_dir: Path | None,
         _warn_once(f"unsupported:{exc}", "a model is not supported by the tree walker, using "
                    "plain LightGBM: %s", exc)
         return BoosterEvaluator(layout)
-    diff = check_against_booster(fast, layout)
+    except Exception as exc:  # a fast path must never stop a context from serving
+        log.exception("the tree walker failed, using plain LightGBM: %s", exc)
+        return BoosterEvaluator(layout)
     if not diff <= TOLERANCE:
         _warn_once("mismatch", "the tree walker differs from LightGBM by %g on probe rows, "
                    "using plain LightGBM", diff)

@@ -262,6 +262,15 @@ def test_a_wrong_fast_path_never_serves(layout: ModelLayout, tmp_path: Path,
     assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), BoosterEvaluator)
 
 
+def test_a_failing_build_falls_back(layout: ModelLayout, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_: ModelLayout) -> compiled.FlatModels:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(compiled, "flatten", broken)
+    assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), BoosterEvaluator)
+
+
 def test_unsupported_model_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compiled, "_warned", set())
     x = _data(1000, seed=6)[:, [0, 1, 2, 6]]
