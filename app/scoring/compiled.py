@@ -2,11 +2,11 @@
 
 `TreeWalkEvaluator` flattens the LightGBM text models of a `ModelLayout` into node arrays
 (pre-order, 6 bytes a node, thresholds as 16-bit ranks, feature indices already mapped to
-schema columns; treewalk.c explains the layout) and hands them to a small C tree walker. The C source is compiled once
-per machine with the system C compiler into the compile cache (keyed by the sha256 of the
-source, the flags and the compiler) and loaded with ctypes: there is no per-model or
-per-version compile, so a new version gets the fast path as soon as its arrays are built
-(a fraction of a second for ~2,600 trees).
+schema columns; treewalk.c explains the layout) and hands them to a small C tree walker.
+The C source is compiled once per machine with the system C compiler into the compile cache
+(keyed by the sha256 of the source, the flags and the compiler) and loaded with ctypes:
+there is no per-model or per-version compile, so a new version gets the fast path as soon
+as its arrays are built (a fraction of a second for ~2,600 trees).
 
 The walker follows LightGBM's prediction rules exactly (see treewalk.c) and sums leaf values
 in the same order, so raw scores are bit-identical to `Booster.predict(raw_score=True)`.
