@@ -60,8 +60,11 @@ class _Live:
 class LiveScoring:
     """The scoring contexts live in this replica, and how a request picks one."""
 
-    def __init__(self, *, sessions: sessionmaker[Session], pin_cache_size: int = 4) -> None:
+    def __init__(self, *, sessions: sessionmaker[Session], pin_cache_size: int = 4,
+                 accelerate: Callable[[ScoringContext], None] | None = None) -> None:
         self._sessions = sessions
+        # Runs on every context built here, before it can serve (e.g. the native evaluator).
+        self._accelerate = accelerate
         self._live: _Live | None = None
         self._aliases: dict[str, dict[str, int]] = {}
         self._build_lock = threading.Lock()
@@ -128,6 +131,8 @@ class LiveScoring:
                     self._pinned.move_to_end(key)
                     return hit
                 built = service.build_from(session, wanted)
+                if self._accelerate is not None:
+                    self._accelerate(built)
                 self._pinned[key] = built
                 while len(self._pinned) > self._pin_cache_size:
                     self._pinned.popitem(last=False)
@@ -194,7 +199,10 @@ class LiveScoring:
             return None  # refused before: an immutable version will not verify next time either
         try:
             with self._sessions() as session:
-                return service.build_from(session, target)
+                built = service.build_from(session, target)
+            if self._accelerate is not None:
+                self._accelerate(built)
+            return built
         except Exception as exc:
             if isinstance(exc, TierwiseError):
                 self._refused.add(key)
@@ -239,6 +247,8 @@ class LiveScoring:
             "ready": live is not None,
             "in_sync": bool(production and _versions(production) == registry),
             "versions": production.models_served if production else {},
+            "evaluator": production.evaluator.name if production else None,
+            "trees": production.num_trees if production else {},
             "registry_production": registry,
             "aliases": self._aliases,
             "challenger": {

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from app.registry import database, repository
 from app.registry.auth_keys import KeyCache, create_key
 from app.registry.live import AliasPoller, LiveScoring
 from app.registry.seed import RegistryStartupError, seed_from_dir
+from app.scoring.context import ScoringContext
 
 log = logging.getLogger("tierwise.registry")
 
@@ -80,12 +82,25 @@ def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRu
     except BaseException:
         engine.dispose()
         raise
-    live = LiveScoring(sessions=sessions)
+    live = LiveScoring(sessions=sessions, accelerate=_accelerator(settings))
     runtime = RegistryRuntime(settings=settings, engine=engine, sessionmaker=sessions, live=live,
                               keys=KeyCache(sessions))
     if start_poller:
         runtime.start_polling()
     return runtime
+
+
+def _accelerator(settings: Settings) -> Callable[[ScoringContext], None] | None:
+    """Native tree evaluation for every context built, when the settings allow it."""
+    if not settings.compile_models:
+        return None
+    from app.scoring.compiled import fastest_evaluator
+
+    def accelerate(ctx: ScoringContext) -> None:
+        # Verified against Booster.predict inside; falls back to it, never raises for that.
+        ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=settings.compile_cache_dir))
+
+    return accelerate
 
 
 def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings) -> None:

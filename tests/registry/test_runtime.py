@@ -69,3 +69,22 @@ def test_missing_default_models_fail_fast(tmp_path: Path) -> None:
     (tmp_path / "models" / "tier").mkdir(parents=True)
     with pytest.raises(RegistryStartupError, match="has no bundle for tier, churn"):
         open_runtime(_settings(tmp_path, tmp_path / "models"))
+
+
+def test_live_contexts_use_the_native_evaluator_unless_disabled(tmp_path: Path,
+                                                                models_dir: Path) -> None:
+    settings = _settings(tmp_path, models_dir, compile_cache_dir=tmp_path / "compiled")
+    runtime = open_runtime(settings)
+    try:
+        assert runtime.wait_ready(30)
+        assert runtime.live.current().evaluator.name == "treewalk"
+        assert runtime.live.status()["evaluator"] == "treewalk"
+    finally:
+        runtime.close()
+    slow = _settings(tmp_path / "plain", models_dir, compile_models=False)
+    runtime = open_runtime(slow)
+    try:
+        assert runtime.wait_ready(30)
+        assert runtime.live.current().evaluator.name == "lightgbm"
+    finally:
+        runtime.close()
