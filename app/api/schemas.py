@@ -131,6 +131,107 @@ class BatchRequest(_In):
 
 # --- responses (documented; the routes serialise plain dicts for speed)
 
+# A real response of the default models (README's curl example), trimmed to two actions.
+_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "customer_id": "C000123",
+    "tier": {
+        "booked": "affluent",
+        "predicted": "hnw",
+        "probabilities": {
+            "mass": 0.0008624377518587454,
+            "affluent": 0.015466943780425738,
+            "hnw": 0.9762745184668634,
+            "private": 0.007396100000852102
+        },
+        "upgrade_candidate": True
+    },
+    "churn": {
+        "probability": 0.5497233811053193,
+        "band": "high",
+        "reasons": [
+            {
+                "code": "balance_trend",
+                "feature": "balance_trend_90d",
+                "direction": "raises_risk",
+                "contribution": 1.978236,
+                "text": "balance down 45% in 90 days"
+            },
+            {
+                "code": "outflow_trend",
+                "feature": "outflow_trend_90d",
+                "direction": "raises_risk",
+                "contribution": 1.226369,
+                "text": "transfers to other banks rising 120%"
+            },
+            {
+                "code": "outflow_other_banks",
+                "feature": "outflow_other_banks_90d",
+                "direction": "raises_risk",
+                "contribution": 1.048778,
+                "text": "CNY 310,000 moved to other banks in 90 days"
+            }
+        ]
+    },
+    "recommendations": [
+        {
+            "action_id": "retention_rm_call",
+            "name": "Relationship manager call",
+            "category": "retention",
+            "kind": "retention",
+            "risk_level": None,
+            "priority": 0.8245850716579789,
+            "propensity": 0.5497233811053193,
+            "context_weight": 1.5,
+            "value": 1.0,
+            "lever": 1.0,
+            "reasons": [
+                "churn risk 55% (retention threshold 35%)",
+                "suits the rm channel (x1.5)"
+            ]
+        },
+        {
+            "action_id": "retention_rate_offer",
+            "name": "Preferential rate offer",
+            "category": "retention",
+            "kind": "retention",
+            "risk_level": None,
+            "priority": 0.6596680573263831,
+            "propensity": 0.5497233811053193,
+            "context_weight": 1.5,
+            "value": 0.8,
+            "lever": 1.0,
+            "reasons": [
+                "churn risk 55% (retention threshold 35%)",
+                "suits the rm channel (x1.5)"
+            ]
+        }
+    ],
+    "models": {
+        "tier": {
+            "version": 1,
+            "sha256": "008bc2110bb192b201954d4768b424779baf5d96bd63f09400eea724060a16dc"
+        },
+        "churn": {
+            "version": 1,
+            "sha256": "330114ec4c5b8ed454381b5a2861acbe427aecce61c8bc8811163b3052e762ee"
+        },
+        "products": {
+            "version": 1,
+            "sha256": "1f135e75589c280598a221d4c42ad58c1b1935a85771ff8e2dea0ac9bd50d398"
+        },
+        "catalog": {
+            "version": 1,
+            "sha256": "52c7f41860dec7dc645f449b4a1c7266eff1924c342e02d271d574599a81f1f2"
+        },
+        "policy": {
+            "version": 1,
+            "sha256": "12b6757634b1f541f16f5fcc12ef45938eaceaf30e4c97c80623961be4584330"
+        }
+    },
+    "request_id": "24a8eab8377944b5ba289078d8309b7d"
+}
+
+
 
 class TierOut(BaseModel):
     booked: str | None = Field(description="Tier booked from AUM at this bank (policy thresholds).")
@@ -189,6 +290,8 @@ class ScoreResult(BaseModel):
 class ScoreResponse(ScoreResult):
     models: dict[str, VersionOut]
     request_id: str
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_RESPONSE_EXAMPLE]})
 
 
 class ErrorDetail(BaseModel):
