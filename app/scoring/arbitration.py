@@ -23,7 +23,8 @@ from app.scoring.suitability import SuitabilityLimits, check_suitability, custom
 
 __all__ = [
     "REASON_CODES", "ContactEvent", "Customer", "PreparedAction", "PreparedCatalog",
-    "Recommendation", "Suppressed", "arbitrate", "arbitrate_prepared", "prepare",
+    "Recommendation", "Suppressed", "arbitrate", "arbitrate_prepared", "arbitrate_tuples",
+    "prepare",
 ]
 
 NO_PROPENSITY = "no_propensity"
@@ -203,30 +204,69 @@ def arbitrate_prepared(
 
     Suppressed actions come in catalogue order, then those ranked out, in rank order.
     """
+    recs, suppressed = arbitrate_tuples(
+        prepared, age=customer.age, aum=customer.aum, booked_tier=customer.booked_tier,
+        risk_profile=customer.risk_profile,
+        risk_assessment_age_days=customer.risk_assessment_age_days, flags=customer.flags,
+        churn_probability=customer.churn_probability,
+        days_to_next_maturity=customer.days_to_next_maturity, propensities=propensities,
+        channel=channel, history=history, top_n=top_n)
+    return [Recommendation(*r) for r in recs], [Suppressed(*s) for s in suppressed]
+
+
+# (action_id, name, category, kind, risk_level, priority, propensity, context_weight, value,
+#  lever, reasons): the fields of a Recommendation, in order.
+RecommendationTuple = tuple[str, str, str, str, "str | None", float, float, float, float, float,
+                            tuple[str, ...]]
+
+
+def arbitrate_tuples(
+    prepared: PreparedCatalog,
+    *,
+    age: int,
+    aum: float,
+    booked_tier: str,
+    risk_profile: str | None,
+    risk_assessment_age_days: int | None,
+    flags: Mapping[str, bool],
+    churn_probability: float | None,
+    days_to_next_maturity: int | None,
+    propensities: Mapping[str, float],
+    channel: str | None,
+    history: Sequence[ContactEvent],
+    top_n: int,
+) -> tuple[list[RecommendationTuple], list[tuple[str, str, str]]]:
+    """The arbitration itself, on plain values, returning plain tuples.
+
+    `arbitrate_prepared` wraps it in `Customer` / `Recommendation` / `Suppressed`; the
+    scoring pipeline calls it directly (no dataclass built per action on the hot path).
+    Recommendations are tuples of the Recommendation fields in order; suppressed actions are
+    (action_id, reason_code, detail).
+    """
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
     limits = customer_limits(
-        customer.risk_profile,
-        customer.risk_assessment_age_days,
-        customer.age,
+        risk_profile,
+        risk_assessment_age_days,
+        age,
         assessment_valid_days=prepared.assessment_valid_days,
         elderly_age=prepared.elderly_age,
         elderly_max_risk=prepared.elderly_max_risk,
     )
-    churn = customer.churn_probability
+    churn = churn_probability
     if churn is not None and not 0.0 <= churn <= 1.0:  # NaN included: it would poison sorting
         churn = None
-    age, aum, tier, flags = customer.age, customer.aum, customer.booked_tier, customer.flags
     weights = prepared.weights_for(channel)
 
     by_action: dict[str, list[ContactEvent]] = {}
     for event in history:
         by_action.setdefault(event.action_id, []).append(event)
 
-    suppressed: list[Suppressed] = []
+    suppressed: list[tuple[str, str, str]] = []
     ranked: list[tuple[float, str, int, float]] = []  # (-priority, id, index, P)
-    for i, a in enumerate(prepared.actions):
-        fail = check_eligibility(a.eligibility, age, aum, tier, flags, churn)
+    actions = prepared.actions
+    for i, a in enumerate(actions):
+        fail = check_eligibility(a.eligibility, age, aum, booked_tier, flags, churn)
         if fail is None and a.risk_rank:
             fail = check_suitability(a.risk_rank, a.elderly_allowed, limits)
         if fail is None and (a.never_contact or a.id in by_action):
@@ -239,27 +279,26 @@ def arbitrate_prepared(
                 if p is None or not 0.0 <= p <= 1.0:
                     fail = (NO_PROPENSITY, _no_propensity_detail(a.propensity_model, p))
         if fail is not None:
-            suppressed.append(Suppressed(a.id, fail[0], fail[1]))
+            suppressed.append((a.id, fail[0], fail[1]))
             continue
         p = float(p)  # type: ignore[arg-type]  # numpy scalars in, plain floats out
         ranked.append((-(p * weights[i] * a.value * a.lever), a.id, i, p))
 
     ranked.sort()  # ids are unique, so the tuple never compares past the id
-    recommendations = []
+    recommendations: list[RecommendationTuple] = []
     for neg, _, i, p in ranked[:top_n]:
-        a, c = prepared.actions[i], weights[i]
-        reasons = _reasons(a, p, c, channel, customer, limits)
-        recommendations.append(Recommendation(
-            a.id, a.name, a.category, a.kind, a.risk_level, -neg, p, c, a.value, a.lever, reasons
-        ))
-    for rank, (neg, action_id, _, _) in enumerate(ranked[top_n:], start=top_n + 1):
-        suppressed.append(
-            Suppressed(
-                action_id,
-                RANKED_BELOW_TOP_N,
-                f"ranked {rank} (priority {-neg:.4g}); only the top {top_n} are shown",
-            )
+        a, c = actions[i], weights[i]
+        reasons = _reasons(a, p, c, channel, booked_tier, days_to_next_maturity, limits)
+        recommendations.append(
+            (a.id, a.name, a.category, a.kind, a.risk_level, -neg, p, c, a.value, a.lever,
+             reasons)
         )
+    for rank, (neg, action_id, _, _) in enumerate(ranked[top_n:], start=top_n + 1):
+        suppressed.append((
+            action_id,
+            RANKED_BELOW_TOP_N,
+            f"ranked {rank} (priority {-neg:.4g}); only the top {top_n} are shown",
+        ))
     return recommendations, suppressed
 
 
@@ -279,7 +318,8 @@ def _reasons(
     p: float,
     c: float,
     channel: str | None,
-    customer: Customer,
+    booked_tier: str,
+    days_to_next_maturity: int | None,
     limits: SuitabilityLimits,
 ) -> tuple[str, ...]:
     """Short reasons an RM can read; built for recommended actions only, so cheap overall."""
@@ -300,13 +340,13 @@ def _reasons(
             out.append(f"{a.risk_level}: allowed without a current risk assessment")
         if limits.elderly_cap is not None and a.risk_rank > limits.elderly_cap:
             out.append(f"{a.risk_level} cleared above the elderly risk cap")
-    d = customer.days_to_next_maturity
+    d = days_to_next_maturity
     if d is not None and d <= _MATURITY_HORIZON_DAYS and a.category in _REINVEST_CATEGORIES:
         out.append(f"maturity in {d} days: a moment to reinvest")
     for flag in e.requires_flags:
         out.append(flag.replace("_", " "))
     if e.allowed_tiers is not None:
-        out.append(f"offered to {customer.booked_tier} customers")
+        out.append(f"offered to {booked_tier} customers")
     if c != 1.0 and channel:
         out.append(f"{'suits' if c > 1.0 else 'less suited to'} the {channel} channel (x{c:g})")
     if a.lever != 1.0:

@@ -36,6 +36,36 @@ class VersionRef:
         return {"version": self.version, "sha256": self.sha256}
 
 
+@dataclass(frozen=True, slots=True)
+class ContextConstants:
+    """Per-context values the scoring hot path needs, derived once at build time."""
+
+    aum_col: int
+    tier_thresholds: tuple[float, ...]
+    band_thresholds: tuple[float, ...]
+    tier_names: tuple[str, ...]
+    classes: tuple[str, ...]
+    band_names: tuple[str, ...]
+    product_names: tuple[str, ...]
+    product_sigmoid: np.ndarray
+    product_sigmoid_list: tuple[float, ...]
+
+    @classmethod
+    def of(cls, ctx: ScoringContext) -> ContextConstants:
+        sigmoid = np.array([m.sigmoid for m in ctx.layout.products])
+        return cls(
+            aum_col=ctx.schema.index["aum_total"],
+            tier_thresholds=tuple(float(t.min_aum) for t in ctx.policy.tiers),
+            band_thresholds=tuple(float(b.min_probability) for b in ctx.policy.churn_bands),
+            tier_names=tuple(ctx.policy.tier_names),
+            classes=tuple(ctx.tier.classes),
+            band_names=tuple(b.band for b in ctx.policy.churn_bands),
+            product_names=ctx.layout.product_names,
+            product_sigmoid=sigmoid,
+            product_sigmoid_list=tuple(sigmoid.tolist()),
+        )
+
+
 @dataclass
 class ScoringContext:
     """Every family needed to score, plus the derived lookups built once at load time."""
@@ -67,6 +97,7 @@ class ScoringContext:
         self.band_thresholds = np.array([b.min_probability for b in self.policy.churn_bands])
         self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
         self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
+        self.constants = ContextConstants.of(self)
 
     def _check_consistency(self) -> None:
         problems: list[FieldProblem] = []

@@ -7,14 +7,17 @@ the rows; only the arbitration (small, per customer) loops.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from app.scoring.arbitration import ContactEvent, Customer, arbitrate
+from app.bundles.manifest import PlattCalibrator
+from app.scoring.arbitration import ContactEvent, Customer, arbitrate_tuples, prepare
 from app.scoring.context import ScoringContext
+from app.scoring.evaluate import RawScores
 from app.scoring.models import calibrate
 from app.scoring.reasons import contributions, top_reasons
 
@@ -52,54 +55,70 @@ def score_rows(
     need_churn = want_churn or want_recs  # retention actions compete on churn risk
     raw = ctx.evaluator.raw(x, tier=want_tier, churn=need_churn, products=want_recs)
     n = x.shape[0]
+    k = ctx.constants
 
-    aum = x[:, ctx.schema.index["aum_total"]]
-    booked_idx = np.searchsorted(ctx.tier_thresholds, aum, side="right") - 1
-    tier_names = ctx.policy.tier_names
+    aum_col = x[:, k.aum_col]
+    tier_probs: list[list[float]] | None = None
+    churn_p: list[float] | None = None
+    product_p: list[list[float]] | None = None
+    single = _single_row(ctx, raw) if n == 1 else None
+    if single is not None:
+        # One customer: the same operations on Python floats, with a single np.exp call
+        # (identical results: + - * / are IEEE in both, exp is numpy's in both).
+        tier_probs, churn_p, product_p = single
+        aum = aum_col.tolist()
+        booked_idx = [bisect_right(k.tier_thresholds, aum[0]) - 1]
+    else:
+        aum = aum_col.tolist()
+        booked_idx = (np.searchsorted(ctx.tier_thresholds, aum_col, side="right") - 1).tolist()
+        if want_tier and raw.tier is not None:
+            tier_probs = ctx.tier.model.link(raw.tier).tolist()
+        if need_churn and raw.churn is not None:
+            churn_p = calibrate(ctx.churn.calibrator, raw.churn,
+                                ctx.churn.model.link(raw.churn)).tolist()
+        if want_recs and raw.products is not None:
+            product_p = (1.0 / (1.0 + np.exp(-k.product_sigmoid * raw.products))).tolist()
 
-    tier_probs = predicted_idx = None
-    if want_tier and raw.tier is not None:
-        tier_probs = ctx.tier.model.link(raw.tier)
-        predicted_idx = tier_probs.argmax(axis=1)
-
-    churn_p = band_idx = None
-    if need_churn and raw.churn is not None:
-        churn_p = calibrate(ctx.churn.calibrator, raw.churn, ctx.churn.model.link(raw.churn))
-        band_idx = np.searchsorted(ctx.band_thresholds, churn_p, side="right") - 1
+    band_idx: list[int] | None = None
+    if churn_p is not None:
+        if n == 1 and not math.isnan(churn_p[0]):
+            band_idx = [bisect_right(k.band_thresholds, churn_p[0]) - 1]
+        else:
+            band_idx = (np.searchsorted(ctx.band_thresholds, churn_p, side="right") - 1).tolist()
 
     contrib = None
     if want_churn and options.explain:
         contrib = contributions(ctx.churn, x, ctx.layout.columns(ctx.churn.model))
 
-    product_p = None
-    if want_recs and raw.products is not None:
-        sig = np.array([m.sigmoid for m in ctx.layout.products])
-        product_p = 1.0 / (1.0 + np.exp(-sig * raw.products))
-
     top_n = options.top_n or ctx.policy.default_top_n
-    classes = ctx.tier.classes
-    bands = ctx.policy.churn_bands
-    product_names = ctx.layout.product_names
+    include_suppressed = options.include_suppressed
+    prepared = prepare(ctx.catalog) if want_recs else None
+    tier_names = k.tier_names
+    classes = k.classes
+    tier_rank = ctx.tier_rank
+    band_names = k.band_names
+    product_names = k.product_names
     churn_features = ctx.churn.model.feature_names
     results: list[dict[str, Any]] = []
     for i in range(n):
         cust = customers[i]
-        booked = tier_names[booked_idx[i]] if not math.isnan(aum[i]) else None
+        booked = tier_names[booked_idx[i]] if aum[i] == aum[i] else None  # not NaN
         out: dict[str, Any] = {"customer_id": cust.customer_id}
-        if tier_probs is not None and predicted_idx is not None:
-            predicted = classes[predicted_idx[i]]
+        if tier_probs is not None:
+            probs = tier_probs[i]
+            predicted = classes[probs.index(max(probs))]
             out["tier"] = {
                 "booked": booked,
                 "predicted": predicted,
-                "probabilities": dict(zip(classes, tier_probs[i].tolist(), strict=True)),
+                "probabilities": dict(zip(classes, probs, strict=True)),
                 "upgrade_candidate": booked is not None
-                and ctx.tier_rank[predicted] > ctx.tier_rank[booked],
+                and tier_rank[predicted] > tier_rank[booked],
             }
-        probability = float(churn_p[i]) if churn_p is not None else None
+        probability = churn_p[i] if churn_p is not None else None
         if want_churn and churn_p is not None and band_idx is not None:
             out["churn"] = {
                 "probability": probability,
-                "band": bands[band_idx[i]].band,
+                "band": band_names[band_idx[i]],
                 "reasons": (
                     top_reasons(contrib[i], churn_features, cust.features,
                                 ctx.churn.reason_codes)
@@ -107,28 +126,90 @@ def score_rows(
                     else []
                 ),
             }
-        if want_recs:
+        if prepared is not None:
+            features = cust.features
             propensities = (
-                dict(zip(product_names, product_p[i].tolist(), strict=True))
+                dict(zip(product_names, product_p[i], strict=True))
                 if product_p is not None
                 else {}
             )
-            recs, suppressed = arbitrate(
-                catalog=ctx.catalog,
-                customer=_customer(cust.features, booked, probability),
+            recs, suppressed = arbitrate_tuples(
+                prepared,
+                age=int(features.get("age") or 0),
+                aum=float(features.get("aum_total") or 0.0),
+                booked_tier=booked or "",
+                risk_profile=features.get("risk_profile"),
+                risk_assessment_age_days=features.get("risk_assessment_age_days"),
+                flags=features,
+                churn_probability=probability,
+                days_to_next_maturity=features.get("days_to_next_maturity"),
                 propensities=propensities,
                 channel=cust.channel,
                 history=cust.history,
                 top_n=top_n,
             )
-            out["recommendations"] = [_recommendation(r) for r in recs]
-            if options.include_suppressed:
+            out["recommendations"] = [
+                {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
+                 "risk_level": r[4], "priority": r[5], "propensity": r[6],
+                 "context_weight": r[7], "value": r[8], "lever": r[9], "reasons": list(r[10])}
+                for r in recs
+            ]
+            if include_suppressed:
                 out["suppressed"] = [
-                    {"action_id": s.action_id, "reason_code": s.reason_code, "detail": s.detail}
-                    for s in suppressed
+                    {"action_id": s[0], "reason_code": s[1], "detail": s[2]} for s in suppressed
                 ]
         results.append(out)
     return results
+
+
+def _single_row(
+    ctx: ScoringContext, raw: RawScores
+) -> tuple[list[list[float]] | None, list[float] | None, list[list[float]] | None] | None:
+    """Tier probabilities, calibrated churn and product propensities of one row as Python
+    lists, computed exactly as the vectorised path does; None to use that path instead
+    (NaN scores, an isotonic calibrator)."""
+    k = ctx.constants
+    args: list[float] = []
+    tier = churn = products = None
+    if raw.tier is not None:
+        if ctx.tier.model.objective == "binary":
+            return None
+        tier = raw.tier.tolist()[0]
+        top = max(tier)
+        args += [t - top for t in tier]
+    calibrator = ctx.churn.calibrator
+    if raw.churn is not None:
+        if ctx.churn.model.objective != "binary" or (
+                calibrator is not None and not isinstance(calibrator, PlattCalibrator)):
+            return None
+        churn = raw.churn.tolist()[0]
+        if calibrator is None:
+            args.append(-ctx.churn.model.sigmoid * churn)
+        else:
+            args.append(calibrator.a * churn + calibrator.b)
+    if raw.products is not None:
+        products = raw.products.tolist()[0]
+        args += [-s * r for s, r in zip(k.product_sigmoid_list, products, strict=True)]
+    if not args:
+        return None, None, None
+    if any(a != a for a in args):  # NaN: leave the edge cases to numpy
+        return None
+    e = np.exp(np.array(args)).tolist()
+    j = 0
+    tier_probs = churn_p = product_p = None
+    if tier is not None:
+        m = len(tier)
+        total = 0.0
+        for v in e[:m]:
+            total += v
+        tier_probs = [[v / total for v in e[:m]]]
+        j = m
+    if churn is not None:
+        churn_p = [1.0 / (1.0 + e[j])]
+        j += 1
+    if products is not None:
+        product_p = [[1.0 / (1.0 + v) for v in e[j:]]]
+    return tier_probs, churn_p, product_p
 
 
 def _customer(features: Mapping[str, Any], booked: str | None, churn: float | None) -> Customer:
