@@ -25,6 +25,11 @@ class FeatureSchema:
         self.by_name: dict[str, FeatureSpec] = {s.name: s for s in self.specs}
         self.required: frozenset[str] = frozenset(s.name for s in self.specs if not s.nullable)
         self._coders = tuple(_coder(s) for s in self.specs)
+        self._missing = tuple(math.nan for _ in self.specs)
+        self._has_required = bool(self.required)
+        self._table = {s.name: (i, s.kind in ("number", "integer"), s.kind != "integer",
+                                *_bounds(s), self._coders[i])
+                       for i, s in enumerate(self.specs)}
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -56,46 +61,63 @@ class FeatureSchema:
         Returns every problem found (unknown names, wrong types, out of range, missing
         required); `out` is only meaningful when the list is empty.
         """
-        problems: list[FieldProblem] = []
-        out.fill(math.nan)
-        index = self.index
-        coders = self._coders
+        problems = self._encode(features, prefix)
+        out[:] = problems.pop()
+        return problems
+
+    def _encode(self, features: Mapping[str, Any], prefix: str) -> list[Any]:
+        """encode_into's work: the problems found, then the row's floats as the last item."""
+        problems: list[Any] = []
+        values = list(self._missing)
+        table = self._table
         for name, value in features.items():
-            i = index.get(name)
-            if i is None:
+            entry = table.get(name)
+            if entry is None:
                 problems.append(FieldProblem(f"{prefix}.{name}", "is not a known feature"))
                 continue
-            encoded = coders[i](value)
-            if isinstance(encoded, str):
+            i, numeric, floats, lo, hi, coder = entry
+            if numeric:
+                # The numbers' fast path, as code_number's own; anything else goes through
+                # the coder so the message is the same everywhere.
+                t = type(value)
+                if (t is int or (t is float and floats)) and lo <= value <= hi:
+                    values[i] = float(value)
+                    continue
+            encoded = coder(value)
+            if type(encoded) is str:
                 problems.append(FieldProblem(f"{prefix}.{name}", encoded))
             else:
-                out[i] = encoded
-        if len(self.required) and not self.required.issubset(features.keys()):
+                values[i] = encoded
+        if self._has_required and not self.required.issubset(features.keys()):
             for name in self.names:
                 if name in self.required and name not in features:
                     problems.append(FieldProblem(f"{prefix}.{name}", "is required"))
+        problems.append(values)
         return problems
 
     def row(self, features: Mapping[str, Any], prefix: str = "features") -> np.ndarray:
         """One customer's float row; raises InvalidFeature listing every problem."""
         from app.errors import InvalidFeature
 
-        out = np.empty(len(self.specs), dtype=np.float64)
-        problems = self.encode_into(features, out, prefix)
+        problems = self._encode(features, prefix)
+        values = problems.pop()
         if problems:
             raise InvalidFeature("some features are invalid", problems)
-        return out
+        return np.array(values, dtype=np.float64)
 
     def matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Rows of already-valid customers as one (n, features) matrix."""
-        out = np.empty((len(rows), len(self.specs)), dtype=np.float64)
+        values = []
         for i, features in enumerate(rows):
-            problems = self.encode_into(features, out[i], prefix=f"[{i}].features")
+            problems = self._encode(features, f"[{i}].features")
+            values.append(problems.pop())
             if problems:
                 from app.errors import InvalidFeature
 
                 raise InvalidFeature("some features are invalid", problems)
-        return out
+        if not values:
+            return np.empty((0, len(self.specs)), dtype=np.float64)
+        return np.array(values, dtype=np.float64)
 
     def decode(self, row: np.ndarray) -> dict[str, Any]:
         """Named values back from a float row (for reference rows and tests)."""
@@ -138,9 +160,7 @@ def _coder(spec: FeatureSpec) -> Any:
 
         return code_bool
 
-    # The float limits (not infinities) so that Infinity never passes the fast path.
-    lo = -sys.float_info.max if spec.minimum is None else spec.minimum
-    hi = sys.float_info.max if spec.maximum is None else spec.maximum
+    lo, hi = _bounds(spec)
     integer = spec.kind == "integer"
 
     def code_number(value: Any) -> float | str:
@@ -157,6 +177,13 @@ def _coder(spec: FeatureSpec) -> Any:
         return check(value) or "is not valid"
 
     return code_number
+
+
+def _bounds(spec: FeatureSpec) -> tuple[float, float]:
+    # The float limits (not infinities) so that Infinity never passes the fast path.
+    lo = -sys.float_info.max if spec.minimum is None else spec.minimum
+    hi = sys.float_info.max if spec.maximum is None else spec.maximum
+    return lo, hi
 
 
 def _decode(spec: FeatureSpec, x: float) -> Any:
