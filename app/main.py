@@ -67,4 +67,5 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
     app.include_router(scores.router)
     app.include_router(models.router)
     app.include_router(status.router)
+    scores.install_lean_score(app)
     return app

@@ -25,6 +25,7 @@ __all__ = [
     "RequirePublisher",
     "RequireScorer",
     "RequireViewer",
+    "require_scorer",
 ]
 
 
@@ -79,7 +80,8 @@ def _require(*capabilities: str) -> Callable[[Request], Awaitable[Principal]]:
     return check
 
 
-RequireScorer = Annotated[Principal, Depends(_require("scorer"))]
+require_scorer = _require("scorer")  # also called directly by the lean POST /v1/score
+RequireScorer = Annotated[Principal, Depends(require_scorer)]
 RequirePublisher = Annotated[Principal, Depends(_require("publisher"))]
 RequireApprover = Annotated[Principal, Depends(_require("approver"))]
 RequireAdmin = Annotated[Principal, Depends(_require("admin"))]
