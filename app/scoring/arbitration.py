@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.scoring import contact_policy, eligibility, suitability
 from app.scoring.catalog import Catalog
@@ -113,6 +113,30 @@ class PreparedCatalog:
     assessment_valid_days: int
     elderly_age: int
     elderly_max_risk: str
+    # (risk_profile, assessment age, elderly?) → limits; SuitabilityLimits is immutable.
+    limits_cache: dict[tuple[object, ...], SuitabilityLimits] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def limits_for(self, risk_profile: str | None, assessment_age_days: int | None,
+                   age: int) -> SuitabilityLimits:
+        """customer_limits under this catalogue's settings, remembered (bounded)."""
+        # The types too: 30 and 30.0 are equal keys but print differently in the detail.
+        key: tuple[object, ...] = (type(risk_profile), risk_profile, type(assessment_age_days),
+                                   assessment_age_days, age >= self.elderly_age)
+        try:
+            limits = self.limits_cache.get(key)
+        except TypeError:  # an unhashable value: no caching
+            limits = None
+            key = ()
+        if limits is None:
+            limits = customer_limits(
+                risk_profile, assessment_age_days, age,
+                assessment_valid_days=self.assessment_valid_days,
+                elderly_age=self.elderly_age, elderly_max_risk=self.elderly_max_risk,
+            )
+            if key and len(self.limits_cache) < 65_536:
+                self.limits_cache[key] = limits
+        return limits
 
     def weights_for(self, channel: str | None) -> tuple[float, ...]:
         """Context weight C of every action, in catalogue order, for a channel."""
@@ -245,32 +269,32 @@ def arbitrate_tuples(
     """
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
-    limits = customer_limits(
-        risk_profile,
-        risk_assessment_age_days,
-        age,
-        assessment_valid_days=prepared.assessment_valid_days,
-        elderly_age=prepared.elderly_age,
-        elderly_max_risk=prepared.elderly_max_risk,
-    )
+    limits = prepared.limits_for(risk_profile, risk_assessment_age_days, age)
     churn = churn_probability
     if churn is not None and not 0.0 <= churn <= 1.0:  # NaN included: it would poison sorting
         churn = None
     weights = prepared.weights_for(channel)
 
-    by_action: dict[str, list[ContactEvent]] = {}
-    for event in history:
-        by_action.setdefault(event.action_id, []).append(event)
+    by_action: dict[str, list[ContactEvent]] | None = None
+    if history:
+        by_action = {}
+        for event in history:
+            by_action.setdefault(event.action_id, []).append(event)
 
     suppressed: list[tuple[str, str, str]] = []
     ranked: list[tuple[float, str, int, float]] = []  # (-priority, id, index, P)
     actions = prepared.actions
+    eligible = check_eligibility
     for i, a in enumerate(actions):
-        fail = check_eligibility(a.eligibility, age, aum, booked_tier, flags, churn)
-        if fail is None and a.risk_rank:
-            fail = check_suitability(a.risk_rank, a.elderly_allowed, limits)
-        if fail is None and (a.never_contact or a.id in by_action):
-            fail = check_contact(a.contact, by_action.get(a.id, ()))
+        fail = eligible(a.eligibility, age, aum, booked_tier, flags, churn)
+        if fail is None:
+            rank = a.risk_rank
+            if rank:
+                fail = check_suitability(rank, a.elderly_allowed, limits)
+            if fail is None and by_action is not None and (a.never_contact or a.id in by_action):
+                fail = check_contact(a.contact, by_action.get(a.id, ()))
+            elif fail is None and by_action is None and a.never_contact:
+                fail = check_contact(a.contact, ())
         if fail is None:
             if a.is_retention:
                 p = churn  # eligibility guarantees a churn probability for retention actions
