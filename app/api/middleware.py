@@ -34,6 +34,18 @@ def _too_large(limit: int) -> tuple[dict[str, Any], bytes]:
     return start, body
 
 
+def _direct_route(scope: Scope) -> tuple[Any, ASGIApp] | None:
+    """The (route, ASGI app) registered in app.state.direct_routes for this request's method
+    and exact path (no root path), served without the router; None for everything else."""
+    app = scope.get("app")
+    state = getattr(app, "state", None)
+    routes = getattr(state, "direct_routes", None) if state is not None else None
+    if not routes or scope.get("root_path"):
+        return None
+    found: tuple[Any, ASGIApp] | None = routes.get((scope["method"], scope["path"]))
+    return found
+
+
 class RequestContextMiddleware:
     """Assigns the request id (from X-Request-ID or new), enforces the body limit, and
     counts, times and logs the request once its response has ended."""
@@ -82,6 +94,14 @@ class RequestContextMiddleware:
             return
 
         if length is not None:
+            direct = _direct_route(scope)
+            if direct is not None:
+                route, app = direct
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {}
+                await app(scope, receive, send_with_id)
+                return
             await self.app(scope, receive, send_with_id)
             return
         # A chunked body has no declared length: read it here, bounded, and replay it.

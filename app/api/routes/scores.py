@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from app import dataplane
 from app.api.auth import RequireScorer, require_scorer
@@ -157,7 +157,39 @@ class _LeanRoute(Route):
         return match, child_scope
 
 
+async def _direct(scope: Scope, receive: Receive, send: Send) -> None:
+    """The lean route as a plain ASGI app for RequestContextMiddleware's direct dispatch:
+    what Starlette's exception middleware and router would do around it, without them."""
+    request = Request(scope, receive, send)
+    try:
+        response = await _lean_score(request)
+    except Exception as exc:
+        handler = _handler_for(request.app, exc)
+        if handler is None:
+            raise  # the server error middleware answers 500, as for any route
+        response = await handler(request, exc)
+    await response(scope, receive, send)
+
+
+def _handler_for(app: FastAPI, exc: Exception) -> Any:
+    """The application's handler for `exc` as Starlette's ExceptionMiddleware picks it
+    (status handlers for HTTP errors, then the class hierarchy); not the 500 handler."""
+    handlers = app.exception_handlers
+    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
 def install_lean_score(app: FastAPI) -> None:
-    """Serve POST /v1/score with the lean route (the documented route stays for OpenAPI)."""
-    app.router.routes.insert(0, _LeanRoute("/v1/score", _lean_score, methods=["POST"],
-                                           include_in_schema=False))
+    """Serve POST /v1/score with the lean route (the documented route stays for OpenAPI).
+
+    The route is first in the router; RequestContextMiddleware also dispatches to it
+    directly (app.state.direct_routes), skipping the exception middleware and the router."""
+    route = _LeanRoute("/v1/score", _lean_score, methods=["POST"], include_in_schema=False)
+    app.router.routes.insert(0, route)
+    app.state.direct_routes = {("POST", "/v1/score"): (route, _direct)}
