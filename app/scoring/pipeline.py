@@ -1,7 +1,8 @@
 """Scoring one or many customers on a context: models → calibration → tier → arbitration.
 
 Pure: feature rows and named values in, plain dicts out. Every step runs vectorised over
-the rows; only the arbitration (small, per customer) loops.
+the rows (one row: the same arithmetic on Python floats, one np.exp call); only the
+arbitration (small, per customer) loops.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.bundles.manifest import PlattCalibrator
-from app.scoring.arbitration import ContactEvent, Customer, arbitrate_tuples, prepare
+from app.scoring.arbitration import ContactEvent, arbitrate_tuples, prepare
 from app.scoring.context import ScoringContext
 from app.scoring.evaluate import RawScores
 from app.scoring.models import calibrate
@@ -210,32 +211,3 @@ def _single_row(
     if products is not None:
         product_p = [[1.0 / (1.0 + v) for v in e[j:]]]
     return tier_probs, churn_p, product_p
-
-
-def _customer(features: Mapping[str, Any], booked: str | None, churn: float | None) -> Customer:
-    return Customer(
-        age=int(features.get("age") or 0),
-        aum=float(features.get("aum_total") or 0.0),
-        booked_tier=booked or "",
-        risk_profile=features.get("risk_profile"),
-        risk_assessment_age_days=features.get("risk_assessment_age_days"),
-        flags=features,
-        churn_probability=churn,
-        days_to_next_maturity=features.get("days_to_next_maturity"),
-    )
-
-
-def _recommendation(r: Any) -> dict[str, Any]:
-    return {
-        "action_id": r.action_id,
-        "name": r.name,
-        "category": r.category,
-        "kind": r.kind,
-        "risk_level": r.risk_level,
-        "priority": r.priority,
-        "propensity": r.propensity,
-        "context_weight": r.context_weight,
-        "value": r.value,
-        "lever": r.lever,
-        "reasons": list(r.reasons),
-    }
