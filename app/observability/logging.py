@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -27,6 +29,8 @@ _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"
 _QUIET = {"alembic.runtime.plugins": logging.WARNING}
 # Probes and scrapes arrive every few seconds: their lines are DEBUG unless they fail.
 _PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+_DEFAULT_FACTORY = logging.getLogRecordFactory()
 
 # The fields the data plane adds to the current request's line (set by the middleware).
 _request_fields: ContextVar[dict[str, Any] | None] = ContextVar("tierwise_request_fields",
@@ -130,7 +134,53 @@ def log_request(*, request_id: str, method: str, route: str, status: int, second
     for key in ("customer_id", "scored", "failed"):
         if key in fields:
             extra[key] = fields[key]
+    handler = _direct_handler(level)
+    if handler is not None:
+        # Only our JSON handler would see the record: write the same line it would format,
+        # without building a LogRecord (a fifth of a scoring request's app-side CPU).
+        formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+        handler.acquire()
+        try:
+            created = time.time()
+            line = orjson.dumps(
+                {"timestamp": formatter._timestamp(created),
+                 "level": logging.getLevelName(level), "logger": REQUEST_LOG.name,
+                 "message": "request", "pid": os.getpid(), **extra},
+                default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            handler.handleError(REQUEST_LOG.makeRecord(REQUEST_LOG.name, level, __file__, 0,
+                                                       "request", (), None, extra=extra))
+        finally:
+            handler.release()
+        return
     # makeRecord + handle: Logger.log would also walk the stack to find the caller (the
     # middleware, always), a third of the line's cost.
     REQUEST_LOG.handle(REQUEST_LOG.makeRecord(REQUEST_LOG.name, level, __file__, 0, "request",
                                               (), None, extra=extra))
+
+
+def _direct_handler(level: int) -> logging.StreamHandler[Any] | None:
+    """Our JSON handler when it is the only place a request line can go (no filters, no other
+    handler on the way, the logging module's own record fields unchanged); else None."""
+    root = logging.getLogger()
+    if (REQUEST_LOG.filters or REQUEST_LOG.disabled or type(REQUEST_LOG) is not logging.Logger
+            or logging.getLogRecordFactory() is not _DEFAULT_FACTORY):
+        return None
+    logger: logging.Logger | None = REQUEST_LOG
+    while logger is not None and logger is not root:  # the loggers a record propagates to
+        if logger.handlers or not logger.propagate:
+            return None
+        logger = logger.parent
+    if logger is not root or len(root.handlers) != 1:
+        return None
+    handler = root.handlers[0]
+    if (type(handler) is not logging.StreamHandler or handler.filters
+            or not getattr(handler, "tierwise_json", False)
+            or type(handler.formatter) is not JsonFormatter or handler.level > level
+            or not logging.logProcesses):
+        return None
+    return handler
