@@ -126,11 +126,7 @@ async def _body(request: Request) -> Any:
     except HTTPException:
         raise
     except Exception as e:
-        from fastapi._body_limit import get_body_limit_error
-        from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
-
-        if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (error := get_body_limit_error(e)):
-            raise error from e
+        # Oversized bodies never get here: RequestContextMiddleware answers 413 first.
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from e
 
 
