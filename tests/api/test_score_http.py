@@ -9,9 +9,12 @@ import httpx
 import numpy as np
 import pytest
 
+from app.bundles.io import Bundle
+from app.bundles.manifest import FAMILIES
 from app.config import Settings, get_settings
 from app.main import create_app
-from app.scoring.context import ScoringContext
+from app.scoring.compiled import fastest_evaluator
+from app.scoring.context import ScoringContext, build_context
 from app.scoring.models import calibrate
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
@@ -31,9 +34,23 @@ def no_auth() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def server(default_context: ScoringContext, no_auth: None) -> Iterator[RunningServer]:
+def served_context(default_bundles: dict[str, Bundle], tmp_path_factory: pytest.TempPathFactory
+                   ) -> ScoringContext:
+    """The context as replicas serve it: on the native tree walker (checked below against
+    the bundles' own Booster.predict outputs)."""
+    ctx = build_context(default_bundles, dict.fromkeys(FAMILIES, 1))
+    ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=tmp_path_factory.mktemp("cc")))
+    return ctx
+
+
+def test_the_api_is_served_on_the_native_evaluator(served_context: ScoringContext) -> None:
+    assert served_context.evaluator.name == "treewalk"
+
+
+@pytest.fixture(scope="module")
+def server(served_context: ScoringContext, no_auth: None) -> Iterator[RunningServer]:
     settings = Settings(auth_enabled=False, max_body_bytes=2_000_000, max_batch_items=500)
-    app = create_app(settings, live=StaticContexts(default_context))
+    app = create_app(settings, live=StaticContexts(served_context))
     with RunningServer(app) as running:
         yield running
 
