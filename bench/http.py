@@ -48,78 +48,88 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-# Run in the server process when the bench measures "with the tree walker" before the service
-# itself wires it in: every context built gets fastest_evaluator() right away.
-_WITH_WALKER = """
-from app.scoring import context as _c
-from app.scoring.compiled import fastest_evaluator as _fast
-from app.config import get_settings as _gs
-_post = _c.ScoringContext.__post_init__
-def _post_init(self):
-    _post(self)
-    self.use_evaluator(_fast(self.layout, cache_dir=_gs().compile_cache_dir))
-_c.ScoringContext.__post_init__ = _post_init
-"""
+class ServerProcess:
+    """A server in its own process writing to a log file; waits for a ready URL; a context
+    manager that terminates it and removes its temporary directory."""
 
+    ready_path = "/readyz"
+    name = "the server"
 
-class Server:
-    """`tierwise serve` on a free port with a private registry; a context manager."""
-
-    def __init__(self, models_dir: Path, *, workers: int = 1, walker: bool = False) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="tierwise-bench-")
+    def __init__(self, prefix: str) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self.dir = Path(self.tmp.name)
         self.port = free_port()
-        self.key_file = Path(self.tmp.name) / "admin.key"
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": "1",
-            "TIERWISE_DATABASE_URL": f"sqlite:///{self.tmp.name}/registry.sqlite3",
-            "TIERWISE_BOOTSTRAP_ADMIN_KEY_FILE": str(self.key_file),
-            "TIERWISE_MODELS_DIR": str(models_dir),
-            "TIERWISE_LOG_LEVEL": "WARNING",
-        }
-        self.log = open(Path(self.tmp.name) / "server.log", "w+b")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", (_WITH_WALKER if walker else "")
-             + "\nfrom app.cli import main; main()", "serve",
-             "--port", str(self.port), "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        self.log = open(self.dir / "server.log", "w+b")  # noqa: SIM115 - closed in __exit__
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, argv: Sequence[str], *, cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def wait_ready(self, timeout: float = 180.0) -> None:
+        assert self.proc is not None
+        probe = (f"GET {self.ready_path} HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\n\r\n").encode()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.proc.returncode}): {self.tail()}")
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): {self.tail()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    s.sendall(probe)
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         return
             except OSError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"the server was not ready in {timeout:.0f} s: {self.tail()}")
+        raise RuntimeError(f"{self.name} was not ready in {timeout:.0f} s: {self.tail()}")
 
     def tail(self) -> str:
         self.log.flush()
         self.log.seek(0)
         return self.log.read().decode("utf-8", "replace")[-800:]
 
-    def key(self) -> str:
-        return self.key_file.read_text().strip()
-
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.log.close()
         self.tmp.cleanup()
+
+
+class Server(ServerProcess):
+    """`tierwise serve` on a free port with a private registry."""
+
+    name = "tierwise serve"
+
+    def __init__(self, models_dir: Path, *, workers: int = 1) -> None:
+        super().__init__("tierwise-bench-")
+        self.key_file = self.dir / "admin.key"
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "TIERWISE_DATABASE_URL": f"sqlite:///{self.dir}/registry.sqlite3",
+            "TIERWISE_BOOTSTRAP_ADMIN_KEY_FILE": str(self.key_file),
+            "TIERWISE_MODELS_DIR": str(models_dir),
+            "TIERWISE_LOG_LEVEL": "WARNING",
+        }
+        self.start([sys.executable, "-m", "app.cli", "serve", "--port", str(self.port),
+                    "--workers", str(workers)], cwd=ROOT, env=env)
+
+    def key(self) -> str:
+        return self.key_file.read_text().strip()
 
 
 def requests_for(bodies: Sequence[dict[str, Any]], path: str, key: str) -> list[bytes]:
@@ -167,22 +177,18 @@ async def _load(port: int, reqs: list[bytes], concurrency: int, seconds: float
 
 
 def run(models_dir: Path, bodies: Sequence[dict[str, Any]], *, quick: bool,
-        levels: Sequence[int] = (1, 8, 64), walker: bool = False) -> dict[str, Any]:
-    """Start the server, load it at each concurrency level, return the figures.
-
-    walker=True makes the server use the tree walker even where the service does not wire it
-    in itself (see _WITH_WALKER)."""
+        levels: Sequence[int] = (1, 8, 64)) -> dict[str, Any]:
+    """Start the server, load it at each concurrency level, return the figures."""
     seconds = 2.0 if quick else 4.0
-    with Server(models_dir, walker=walker) as server:
+    with Server(models_dir) as server:
         server.wait_ready()
         reqs = requests_for(bodies, "/v1/score", server.key())
         asyncio.run(_load(server.port, reqs, 4, 1.0))  # warm up (first requests, caches)
-        out: dict[str, Any] = {"seconds_per_level": seconds, "workers": 1,
-                               "forced_tree_walker": walker, "levels": {}}
+        out: dict[str, Any] = {"seconds_per_level": seconds, "workers": 1, "levels": {}}
         for c in levels:
-            cpu0 = _cpu_seconds(server.proc.pid)
+            cpu0 = _cpu_seconds(server.pid)
             lat, status, wall = asyncio.run(_load(server.port, reqs, c, seconds))
-            cpu = _cpu_seconds(server.proc.pid) - cpu0
+            cpu = _cpu_seconds(server.pid) - cpu0
             ok = status.get(200, 0)
             ms = np.asarray(lat) * 1e3
             out["levels"][str(c)] = {
@@ -195,7 +201,7 @@ def run(models_dir: Path, bodies: Sequence[dict[str, Any]], *, quick: bool,
                 "server_cpu_us_per_request": round(cpu / max(len(lat), 1) * 1e6, 1),
                 "server_req_per_s_per_core": round(len(lat) / cpu, 1) if cpu else None,
             }
-        out["server_rss_mb"] = _rss_mb(server.proc.pid)
+        out["server_rss_mb"] = _rss_mb(server.pid)
     return out
 
 

@@ -16,8 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,13 +43,15 @@ def ensure_venv(timeout: float = 900.0) -> Path:
     return exe
 
 
-class MLServer:
-    """`mlserver start` on free ports with the churn model; a context manager."""
+class MLServer(http.ServerProcess):
+    """`mlserver start` on free ports with the churn model."""
+
+    ready_path = "/v2/models/churn/ready"
+    name = "MLServer"
 
     def __init__(self, exe: Path, model_file: Path) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="tierwise-mlserver-")
-        d = Path(self.tmp.name)
-        self.port = http.free_port()
+        super().__init__("tierwise-mlserver-")
+        d = self.dir
         shutil.copy(model_file, d / "churn.txt")
         (d / "settings.json").write_text(json.dumps({
             "http_port": self.port, "grpc_port": http.free_port(),
@@ -61,46 +61,7 @@ class MLServer:
             "name": "churn", "implementation": "mlserver_lightgbm.LightGBMModel",
             "parameters": {"uri": "./churn.txt", "version": "v1"},
         }))
-        self.log = open(d / "server.log", "w+b")  # noqa: SIM115
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([str(exe), "start", str(d)], cwd=d, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        import socket
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"MLServer exited ({self.proc.returncode}): {self.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"GET /v2/models/churn/ready HTTP/1.1\r\nHost: x\r\n"
-                              b"Connection: close\r\n\r\n")
-                    if s.recv(64).startswith(b"HTTP/1.1 200"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"MLServer was not ready in {timeout:.0f} s: {self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")[-800:]
-
-    def __enter__(self) -> MLServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        self.tmp.cleanup()
+        self.start([str(exe), "start", str(d)], cwd=d, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def _levels(port: int, pid: int, reqs: list[bytes], levels: Sequence[int],
@@ -126,7 +87,7 @@ def _levels(port: int, pid: int, reqs: list[bytes], levels: Sequence[int],
 
 def run(models_dir: Path, x: np.ndarray, schema: Any, churn_features: Sequence[str], *,
         quick: bool, levels: Sequence[int] = (1, 8, 64)) -> dict[str, Any]:
-    """MLServer against tierwise (churn part only, tree walker forced) on the same customers."""
+    """MLServer against tierwise (churn part only, as served) on the same customers."""
     from app.bundles import read_dir
 
     seconds = 2.0 if quick else 4.0
@@ -147,11 +108,11 @@ def run(models_dir: Path, x: np.ndarray, schema: Any, churn_features: Sequence[s
     with MLServer(exe, model_file) as server:
         server.wait_ready()
         reqs = http.requests_for(v2, "/v2/models/churn/infer", "-")
-        result["mlserver"] = _levels(server.port, server.proc.pid, reqs, levels, seconds)
-    with http.Server(models_dir, walker=True) as server:
+        result["mlserver"] = _levels(server.port, server.pid, reqs, levels, seconds)
+    with http.Server(models_dir) as server:
         server.wait_ready()
         reqs = http.requests_for(ours, "/v1/score", server.key())
-        result["tierwise"] = _levels(server.port, server.proc.pid, reqs, levels, seconds)
+        result["tierwise"] = _levels(server.port, server.pid, reqs, levels, seconds)
     result["ratio_req_per_s"] = {
         c: round(result["tierwise"][c]["req_per_s"] / result["mlserver"][c]["req_per_s"], 2)
         for c in result["mlserver"] if result["mlserver"][c]["req_per_s"]
