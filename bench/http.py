@@ -176,6 +176,29 @@ async def _load(port: int, reqs: list[bytes], concurrency: int, seconds: float
     return lat, status, time.perf_counter() - t0
 
 
+def levels_of(server: ServerProcess, reqs: list[bytes], levels: Sequence[int],
+              seconds: float) -> dict[str, Any]:
+    """Warm up, then load the server at each concurrency level for `seconds`: the figures."""
+    asyncio.run(_load(server.port, reqs, 4, 1.0))  # first requests, caches
+    out: dict[str, Any] = {}
+    for c in levels:
+        cpu0 = _cpu_seconds(server.pid)
+        lat, status, wall = asyncio.run(_load(server.port, reqs, c, seconds))
+        cpu = _cpu_seconds(server.pid) - cpu0
+        ms = np.asarray(lat) * 1e3
+        out[str(c)] = {
+            "requests": len(lat),
+            "ok": status.get(200, 0),
+            "errors": {str(k): v for k, v in status.items() if k != 200},
+            "req_per_s": round(len(lat) / wall, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
+            "server_cpu_us_per_request": round(cpu / max(len(lat), 1) * 1e6, 1),
+            "server_req_per_s_per_core": round(len(lat) / cpu, 1) if cpu else None,
+        }
+    return out
+
+
 def run(models_dir: Path, bodies: Sequence[dict[str, Any]], *, quick: bool,
         levels: Sequence[int] = (1, 8, 64)) -> dict[str, Any]:
     """Start the server, load it at each concurrency level, return the figures."""
@@ -183,24 +206,8 @@ def run(models_dir: Path, bodies: Sequence[dict[str, Any]], *, quick: bool,
     with Server(models_dir) as server:
         server.wait_ready()
         reqs = requests_for(bodies, "/v1/score", server.key())
-        asyncio.run(_load(server.port, reqs, 4, 1.0))  # warm up (first requests, caches)
-        out: dict[str, Any] = {"seconds_per_level": seconds, "workers": 1, "levels": {}}
-        for c in levels:
-            cpu0 = _cpu_seconds(server.pid)
-            lat, status, wall = asyncio.run(_load(server.port, reqs, c, seconds))
-            cpu = _cpu_seconds(server.pid) - cpu0
-            ok = status.get(200, 0)
-            ms = np.asarray(lat) * 1e3
-            out["levels"][str(c)] = {
-                "requests": len(lat),
-                "ok": ok,
-                "errors": {str(k): v for k, v in status.items() if k != 200},
-                "req_per_s": round(len(lat) / wall, 1),
-                "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
-                "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
-                "server_cpu_us_per_request": round(cpu / max(len(lat), 1) * 1e6, 1),
-                "server_req_per_s_per_core": round(len(lat) / cpu, 1) if cpu else None,
-            }
+        out: dict[str, Any] = {"seconds_per_level": seconds, "workers": 1,
+                               "levels": levels_of(server, reqs, levels, seconds)}
         out["server_rss_mb"] = _rss_mb(server.pid)
     return out
 

@@ -10,7 +10,6 @@ calibration, band), so both do one churn model per request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -64,27 +63,6 @@ class MLServer(http.ServerProcess):
         self.start([str(exe), "start", str(d)], cwd=d, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def _levels(port: int, pid: int, reqs: list[bytes], levels: Sequence[int],
-            seconds: float) -> dict[str, Any]:
-    asyncio.run(http._load(port, reqs, 4, 1.0))  # warm up
-    out = {}
-    for c in levels:
-        cpu0 = http._cpu_seconds(pid)
-        lat, status, wall = asyncio.run(http._load(port, reqs, c, seconds))
-        cpu = http._cpu_seconds(pid) - cpu0
-        ms = np.asarray(lat) * 1e3
-        out[str(c)] = {
-            "requests": len(lat),
-            "errors": {str(k): v for k, v in status.items() if k != 200},
-            "req_per_s": round(len(lat) / wall, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
-            "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
-            "server_cpu_us_per_request": round(cpu / max(len(lat), 1) * 1e6, 1),
-            "server_req_per_s_per_core": round(len(lat) / cpu, 1) if cpu else None,
-        }
-    return out
-
-
 def run(models_dir: Path, x: np.ndarray, schema: Any, churn_features: Sequence[str], *,
         quick: bool, levels: Sequence[int] = (1, 8, 64)) -> dict[str, Any]:
     """MLServer against tierwise (churn part only, as served) on the same customers."""
@@ -108,11 +86,11 @@ def run(models_dir: Path, x: np.ndarray, schema: Any, churn_features: Sequence[s
     with MLServer(exe, model_file) as server:
         server.wait_ready()
         reqs = http.requests_for(v2, "/v2/models/churn/infer", "-")
-        result["mlserver"] = _levels(server.port, server.pid, reqs, levels, seconds)
+        result["mlserver"] = http.levels_of(server, reqs, levels, seconds)
     with http.Server(models_dir) as server:
         server.wait_ready()
         reqs = http.requests_for(ours, "/v1/score", server.key())
-        result["tierwise"] = _levels(server.port, server.pid, reqs, levels, seconds)
+        result["tierwise"] = http.levels_of(server, reqs, levels, seconds)
     result["ratio_req_per_s"] = {
         c: round(result["tierwise"][c]["req_per_s"] / result["mlserver"][c]["req_per_s"], 2)
         for c in result["mlserver"] if result["mlserver"][c]["req_per_s"]
