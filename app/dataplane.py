@@ -79,22 +79,11 @@ def _history(
     return context.channel, tuple(events)
 
 
-def _check_required(ctx: ScoringContext, features: Mapping[str, Any], parts: frozenset[str],
-                    prefix: str) -> list[FieldProblem]:
-    required = ctx.required_for(parts)
-    if required.issubset(features.keys()):
-        return []
-    return [FieldProblem(f"{prefix}features.{n}", "is required")
-            for n in ctx.schema.names if n in required and n not in features]
-
-
 def _encode(ctx: ScoringContext, features: Mapping[str, Any], out: np.ndarray,
             parts: frozenset[str], prefix: str) -> list[FieldProblem]:
-    problems = [
-        p for p in ctx.schema.encode_into(features, out, prefix=f"{prefix}features")
-        if p.problem != "is required"  # required-ness depends on the parts asked for
-    ]
-    return problems + _check_required(ctx, features, parts, prefix)
+    # Required-ness depends on the parts asked for (a churn-only call needs churn's features).
+    return ctx.schema.encode_into(features, out, prefix=f"{prefix}features",
+                                  required=ctx.required_for(parts))
 
 
 def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, Any],

@@ -26,7 +26,6 @@ class FeatureSchema:
         self.required: frozenset[str] = frozenset(s.name for s in self.specs if not s.nullable)
         self._coders = tuple(_coder(s) for s in self.specs)
         self._missing = tuple(math.nan for _ in self.specs)
-        self._has_required = bool(self.required)
         self._table = {s.name: (i, s.kind in ("number", "integer"), s.kind != "integer",
                                 *_bounds(s), self._coders[i])
                        for i, s in enumerate(self.specs)}
@@ -54,18 +53,23 @@ class FeatureSchema:
         return np.fromiter((self.index[n] for n in names), dtype=np.intp, count=len(names))
 
     def encode_into(
-        self, features: Mapping[str, Any], out: np.ndarray, prefix: str = "features"
+        self, features: Mapping[str, Any], out: np.ndarray, prefix: str = "features",
+        required: frozenset[str] | None = None,
     ) -> list[FieldProblem]:
         """Check `features` and write their floats into `out` (NaN where missing).
 
         Returns every problem found (unknown names, wrong types, out of range, missing
-        required); `out` is only meaningful when the list is empty.
+        required); `out` is only meaningful when the list is empty. `required` narrows the
+        required names (e.g. to the models a request uses); default: all non-nullable ones.
         """
-        problems = self._encode(features, prefix)
+        problems = self._encode(
+            features, prefix, self.required if required is None else required
+        )
         out[:] = problems.pop()
         return problems
 
-    def _encode(self, features: Mapping[str, Any], prefix: str) -> list[Any]:
+    def _encode(self, features: Mapping[str, Any], prefix: str,
+                required: frozenset[str]) -> list[Any]:
         """encode_into's work: the problems found, then the row's floats as the last item."""
         problems: list[Any] = []
         values = list(self._missing)
@@ -88,9 +92,9 @@ class FeatureSchema:
                 problems.append(FieldProblem(f"{prefix}.{name}", encoded))
             else:
                 values[i] = encoded
-        if self._has_required and not self.required.issubset(features.keys()):
+        if required and not required.issubset(features.keys()):
             for name in self.names:
-                if name in self.required and name not in features:
+                if name in required and name not in features:
                     problems.append(FieldProblem(f"{prefix}.{name}", "is required"))
         problems.append(values)
         return problems
@@ -99,7 +103,7 @@ class FeatureSchema:
         """One customer's float row; raises InvalidFeature listing every problem."""
         from app.errors import InvalidFeature
 
-        problems = self._encode(features, prefix)
+        problems = self._encode(features, prefix, self.required)
         values = problems.pop()
         if problems:
             raise InvalidFeature("some features are invalid", problems)
@@ -109,7 +113,7 @@ class FeatureSchema:
         """Rows of already-valid customers as one (n, features) matrix."""
         values = []
         for i, features in enumerate(rows):
-            problems = self._encode(features, f"[{i}].features")
+            problems = self._encode(features, f"[{i}].features", self.required)
             values.append(problems.pop())
             if problems:
                 from app.errors import InvalidFeature
