@@ -2,7 +2,9 @@
 
 `TreeWalkEvaluator` flattens the LightGBM text models of a `ModelLayout` into node arrays
 (pre-order, 6 bytes a node, thresholds as 16-bit ranks, feature indices already mapped to
-schema columns; treewalk.c explains the layout) and hands them to a small C tree walker.
+schema columns, leaves numbered left to right; treewalk.c explains the layout), plus the
+QuickScorer arrays of every tree with at most 64 leaves (internal nodes with the leaf mask of
+their left subtree) for batches, and hands them to a small C tree walker.
 The C source is compiled once per machine with the system C compiler into the compile cache
 (keyed by the sha256 of the source, the flags and the compiler) and loaded with ctypes:
 there is no per-model or per-version compile, so a new version gets the fast path as soon
@@ -46,7 +48,7 @@ log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
 LANES = 8  # TW_LANES in treewalk.c: node entries are stored multiplied by it
-_ABI = 900 + LANES
+_ABI = 1000 + LANES
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
@@ -54,7 +56,15 @@ TOLERANCE = 1e-9
 # The structs of treewalk.c.
 NODE_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("rm1", "<i2")])  # rm1: bytes to right
 CATCOL_DTYPE = np.dtype([("feat", "<i4"), ("off", "<u4"), ("words", "<u4")])
+# QuickScorer nodes (internal nodes of trees with <= 32 and <= 64 leaves): the ranked-row
+# entry (not multiplied), the threshold index and the leaf mask: 0 bits for the leaves of the
+# node's left subtree (leaves numbered left to right), 1 bits elsewhere.
+Q32_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("mask", "<u4")])
+Q64_DTYPE = np.dtype([("mask", "<u8"), ("thr", "<u2"), ("col", "<u2"), ("unused", "<u4")])
 assert NODE_DTYPE.itemsize == 6 and CATCOL_DTYPE.itemsize == 12
+assert Q32_DTYPE.itemsize == 8 and Q64_DTYPE.itemsize == 16
+# Batch kernels of treewalk.c (tw_isa): portable C, AVX2, AVX-512BW/VL.
+ISA_NAMES = ("c", "avx2", "avx512")
 
 
 class UnsupportedModelError(ValueError):
@@ -158,7 +168,7 @@ class FlatModels:
     nfeat: int
     ncols: int
     nodes: np.ndarray  # NODE_DTYPE, trees in pre-order, leaves included
-    leaf: np.ndarray  # float64 leaf values, tree after tree
+    leaf: np.ndarray  # float64 leaf values, tree after tree, each tree's left to right
     thr: np.ndarray  # float64 sorted thresholds, column after column
     thr_off: np.ndarray  # int32 (nfeat + 1)
     cat: np.ndarray  # uint32 bitsets
@@ -169,6 +179,12 @@ class FlatModels:
     depth: np.ndarray  # int32 per tree
     part_t: np.ndarray  # int32 (parts, 2): tree range of tier, churn, products
     part_c: np.ndarray  # int32 (parts, 2): output column range of each part
+    q32: np.ndarray  # Q32_DTYPE: internal nodes of the trees with <= 32 leaves
+    q64: np.ndarray  # Q64_DTYPE: internal nodes of the trees with 33..64 leaves
+    qkind: np.ndarray  # int32 per tree: 32, 64 (its nodes in q32 / q64) or 0 (walked)
+    qoff: np.ndarray  # int32 per tree: its first node in q32 or q64
+    qn: np.ndarray  # int32 per tree: its internal nodes
+    nleaf: np.ndarray  # int32 per tree: its leaves
     trees_per_model: dict[str, int]
     thresholds: dict[int, np.ndarray]  # schema column → finite thresholds used on it
 
@@ -183,11 +199,14 @@ class _Builder:
     def __init__(self, nfeat: int) -> None:
         self.nfeat = nfeat
         # Per node: ranked-row entry, threshold (None: categorical or leaf), right child offset
-        # (the left child is the next node), leaf number (leaves).
+        # (the left child is the next node), leaf number (leaves, left to right), and the
+        # leaves of its left subtree: [lstart, lmid) (internal nodes).
         self.entry: list[int] = []
         self.thr: list[float | None] = []
         self.right: list[int] = []
         self.leafno: list[int] = []
+        self.lstart: list[int] = []
+        self.lmid: list[int] = []
         self.leaf: list[float] = []
         self.cat: list[int] = []
         self.catcols: dict[tuple[int, tuple[int, ...]], int] = {}  # (column, bitset) → index
@@ -196,6 +215,7 @@ class _Builder:
         self.leaf0: list[int] = []
         self.col: list[int] = []
         self.depth: list[int] = []
+        self.nleaf: list[int] = []
         self.by_column: dict[int, set[float]] = {}
 
     def _entry(self, d: int, column: int, thr: float) -> int:
@@ -223,12 +243,12 @@ class _Builder:
     def add_tree(self, t: _Tree, cols: np.ndarray, out_col: int) -> None:
         self.leaf0.append(len(self.leaf))
         self.col.append(out_col)
-        self.leaf.extend(t.leaf_value[: max(t.num_leaves, 1)])
         if t.num_leaves > 32768:
             raise UnsupportedModelError("a tree with more than 32,768 leaves")
         base = len(self.entry)
         self.root.append(base)
         max_depth = 0
+        leaves = 0  # pre-order meets the leaves left to right: the next one's number
         # Iterative pre-order walk: (LightGBM node id, ~leaf for a leaf; depth; parent
         # position or -1; which child slot of the parent to fill).
         stack: list[tuple[int, int, int, int]] = [(0 if t.num_leaves > 1 else -1, 0, -1, 0)]
@@ -239,12 +259,17 @@ class _Builder:
                 raise UnsupportedModelError("a tree with more than 32,767 nodes")
             if parent >= 0 and slot == 1:
                 self.right[parent] = idx - parent
+                self.lmid[parent] = leaves  # the left subtree's leaves are numbered by now
             max_depth = max(max_depth, depth)
+            self.lstart.append(leaves)
+            self.lmid.append(leaves)
             if node < 0:  # leaf ~node: reads the always-BIG entry, stays (right offset 0)
                 self.entry.append(_LEAF_ENTRY)
                 self.thr.append(None)
                 self.right.append(0)
-                self.leafno.append(~node)
+                self.leafno.append(leaves)
+                self.leaf.append(t.leaf_value[~node])
+                leaves += 1
                 continue
             d = t.decision_type[node]
             column = int(cols[t.split_feature[node]])
@@ -268,6 +293,36 @@ class _Builder:
             stack.append((t.right[node], depth + 1, idx, 1))
             stack.append((t.left[node], depth + 1, idx, 0))
         self.depth.append(max_depth)
+        self.nleaf.append(leaves)
+
+    def quickscorer(self, nodes: np.ndarray) -> tuple[np.ndarray, ...]:
+        """q32, q64, qkind, qoff, qn: the QuickScorer arrays from the finished nodes."""
+        nleaf = np.asarray(self.nleaf, dtype=np.int64)
+        root = np.asarray(self.root, dtype=np.int64)
+        ends = np.append(root[1:], len(nodes))
+        inner = np.asarray([e != _LEAF_ENTRY for e in self.entry], dtype=bool)
+        tree = np.repeat(np.arange(len(root)), ends - root)  # tree of every node
+        kind = np.where(nleaf <= 32, 32, np.where(nleaf <= 64, 64, 0)).astype(np.int32)
+        qn = np.bincount(tree[inner], minlength=len(root)).astype(np.int32)
+        # Bits [lstart, lmid); in the trees kept here lmid <= 63 (the last leaf is in no left
+        # subtree), the clip only keeps the shifts of the larger trees defined.
+        start = np.minimum(np.asarray(self.lstart, dtype=np.uint64), np.uint64(63))
+        mid = np.minimum(np.asarray(self.lmid, dtype=np.uint64), np.uint64(63))
+        lm = (np.uint64(1) << mid) - (np.uint64(1) << start)
+        arrays = []
+        qoff = np.zeros(len(root), dtype=np.int32)
+        for width, dtype in ((32, Q32_DTYPE), (64, Q64_DTYPE)):
+            mine = kind == width
+            pick = inner & mine[tree]
+            q = np.zeros(int(pick.sum()), dtype=dtype)
+            q["thr"] = nodes["thr"][pick]
+            q["col"] = nodes["col"][pick] // LANES
+            q["mask"] = ~lm[pick] & np.uint64(2**width - 1)
+            counts = np.where(mine, qn, 0)
+            qoff[mine] = (np.cumsum(counts) - counts)[mine]
+            arrays.append(q)
+        qn = np.where(kind > 0, qn, 0).astype(np.int32)
+        return arrays[0], arrays[1], kind, qoff, qn
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Nodes, sorted thresholds and their offsets per column."""
@@ -331,6 +386,7 @@ def flatten(layout: ModelLayout) -> FlatModels:
     if (4 * len(schema) + len(b.catloc) + 1) * LANES > _BIG:
         raise UnsupportedModelError("too many features and category sets for 16-bit entries")
     nodes, thr, thr_off = b.finish()
+    q32, q64, qkind, qoff, qn = b.quickscorer(nodes)
 
     def i32(v: object) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(v, dtype=np.int32))
@@ -353,6 +409,12 @@ def flatten(layout: ModelLayout) -> FlatModels:
         depth=i32(b.depth),
         part_t=i32(part_t).reshape(-1, 2),
         part_c=i32(part_c).reshape(-1, 2),
+        q32=q32,
+        q64=q64,
+        qkind=i32(qkind),
+        qoff=i32(qoff),
+        qn=i32(qn),
+        nleaf=i32(b.nleaf),
         trees_per_model=per_model,
         thresholds={c: np.unique(np.fromiter((v for v in vals if math.isfinite(v)), dtype=float))
                     for c, vals in b.by_column.items()},
@@ -400,7 +462,11 @@ def _load(path: Path) -> ctypes.CDLL:
     i32 = ctypes.c_int32
     lib.tw_new.restype = p
     lib.tw_new.argtypes = [i32, i32, i32, p, i32, p, p, p, i32, p, i32, p, i32, p, p, p, p,
-                           i32, p, p]
+                           i32, p, p, i32, p, i32, p, p, p, p, p]
+    lib.tw_isa.restype = ctypes.c_int
+    lib.tw_isa.argtypes = [p]
+    lib.tw_set_isa.restype = ctypes.c_int
+    lib.tw_set_isa.argtypes = [p, i32]
     lib.tw_free.restype = None
     lib.tw_free.argtypes = [p]
     lib.tw_predict.restype = ctypes.c_int
@@ -495,7 +561,8 @@ class TreeWalkEvaluator:
             ptr(flat.leaf), ptr(flat.thr), ptr(flat.thr_off), len(flat.cat), ptr(flat.cat),
             len(flat.catcols), ptr(flat.catcols), len(flat.root), ptr(flat.root),
             ptr(flat.leaf0), ptr(flat.col), ptr(flat.depth), len(flat.part_t),
-            ptr(flat.part_t), ptr(flat.part_c),
+            ptr(flat.part_t), ptr(flat.part_c), len(flat.q32), ptr(flat.q32), len(flat.q64),
+            ptr(flat.q64), ptr(flat.qkind), ptr(flat.qoff), ptr(flat.qn), ptr(flat.nleaf),
         )
         if not handle:
             raise BuildError("the tree walker refused the model arrays (or memory is short)")
@@ -519,6 +586,16 @@ class TreeWalkEvaluator:
     @property
     def num_trees(self) -> int:
         return len(self.flat.root)
+
+    @property
+    def isa(self) -> str:
+        """The batch kernel in use: "avx512", "avx2" or "c" (portable)."""
+        return ISA_NAMES[self._lib.tw_isa(self._handle)]
+
+    def use_isa(self, name: str) -> str:
+        """Use another batch kernel (tests; never while other threads call raw): at most
+        what this CPU runs. Returns the kernel now in use."""
+        return ISA_NAMES[self._lib.tw_set_isa(self._handle, ISA_NAMES.index(name))]
 
     def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:
         if type(x) is not np.ndarray or x.dtype != np.float64 or not x.flags.c_contiguous:

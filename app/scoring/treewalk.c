@@ -42,35 +42,68 @@
  * threshold field holds the leaf's number. A step is then the same few instructions for
  * every node, with no branch, and walks in lock-step can run past their leaf at no risk; a
  * group of walks is done when no walk moved.
+ *
+ * Batches: QuickScorer over the ranked rows (Lucchese et al., SIGIR 2015, and its vectorised
+ * form). Leaves are numbered left to right (the leaf values are stored in that order, and a
+ * leaf node's threshold field holds that number). For a tree with L <= 64 leaves, every
+ * internal node n has the bitmask lm_n of the leaves of its LEFT subtree. A row starts with
+ * the bitvector bv = all ones and clears lm_n for every node whose test is false (b[col] >
+ * thr: the row goes right); its exit leaf is then the lowest set bit of bv, for any binary
+ * tree. No walk, no data-dependent branch: every internal node of the tree is tested once,
+ * for TW_R rows at a time (one vector compare of TW_R 16-bit entries; the ranked rows of a
+ * group of TW_R rows are interleaved, entry e of lane k at b[e * TW_R + k]). Trees with more
+ * than 64 leaves are walked as before, TW_LANES rows in lock-step. The last leaf is in no
+ * left subtree, so tw_new refuses any mask with bit L-1 or above: bit L-1 of bv always
+ * stays set and the exit leaf is at most L-1, whatever the arrays hold.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_ABI 9
+#define TW_ABI 10
 #define TW_BIG 65535u
 
 #ifndef TW_K
 #define TW_K 8 /* trees walked in lock-step for one row */
 #endif
-/* Rows walked in lock-step through one tree (batches). The ranked rows of a lane group are
- * interleaved, entry after entry (b[entry * TW_LANES + lane]), and nodes store their entry
- * already multiplied by TW_LANES, so lane k reads b[col + k]: no per-lane row pointer. */
+/* Rows walked in lock-step through one tree by the old walk. Nodes store their entry already
+ * multiplied by TW_LANES, so in a row-major ranked row (single rows: entry e at
+ * b[e * TW_LANES]) a node reads b[col]. */
 #define TW_LANES 8
-#ifndef TW_BLOCK
-#define TW_BLOCK 64 /* rows ranked at a time in a batch */
+#ifndef TW_R
+#define TW_R 16 /* rows of a QuickScorer group (batches): one vector of 16-bit entries */
 #endif
+#ifndef TW_BLOCK
+#define TW_BLOCK 64 /* rows ranked at a time in a batch (a multiple of TW_R) */
+#endif
+#if TW_R % TW_LANES != 0 || TW_BLOCK % TW_R != 0
+#error "TW_R must be a multiple of TW_LANES and TW_BLOCK of TW_R"
+#endif
+#define TW_RSHIFT (TW_R == 8 ? 0 : TW_R == 16 ? 1 : TW_R == 32 ? 2 : 3) /* TW_R / TW_LANES */
 
 /* LightGBM's kZeroThreshold is the float literal 1e-35f: 1.0000000180025095e-35 as a double. */
 #define TW_ZERO_THRESHOLD ((double)1e-35f)
 
 typedef struct {
     uint16_t thr;  /* index of the threshold in its column's sorted list (0 for categorical);
-                      a leaf: its number in the tree */
-    uint16_t col;  /* entry of the ranked row */
+                      a leaf: its number in the tree, left to right */
+    uint16_t col;  /* entry of the ranked row, times TW_LANES */
     int16_t rm1;   /* bytes from the left child (the next node) to the right child; leaf: -6 */
 } tw_node;
+
+/* QuickScorer nodes: the internal nodes of a tree with <= 32 leaves (q32) or <= 64 (q64). */
+typedef struct {
+    uint16_t thr;  /* as in tw_node */
+    uint16_t col;  /* entry of the ranked row (not multiplied) */
+    uint32_t mask; /* 0 for the leaves of the node's left subtree, 1 elsewhere */
+} tw_q32;
+
+typedef struct {
+    uint64_t mask;
+    uint16_t thr, col;
+    uint32_t unused;
+} tw_q64;
 
 typedef struct {
     int32_t feat;   /* input column */
@@ -79,9 +112,9 @@ typedef struct {
 } tw_catcol;
 
 typedef struct {
-    int32_t nfeat, ncols, ntrees, nnodes, nleaves, ncatcols, width;
+    int32_t nfeat, ncols, ntrees, nnodes, nleaves, ncatcols, width, nq32, nq64, isa;
     tw_node *nodes;
-    double *leaf;     /* leaf values, tree after tree */
+    double *leaf;     /* leaf values, tree after tree, each tree's left to right */
     double *thr;      /* sorted thresholds, column after column */
     int32_t *thr_off; /* per input column: first threshold; thr_off[nfeat] = total */
     uint32_t *cat;    /* categorical bitsets */
@@ -90,6 +123,12 @@ typedef struct {
     int32_t *leaf0;   /* per tree: index of its leaf 0 in `leaf` */
     int32_t *col;     /* per tree: output column */
     int32_t *depth;   /* per tree: depth of its deepest leaf */
+    tw_q32 *q32;
+    tw_q64 *q64;
+    int32_t *qkind;   /* per tree: 32 (its nodes in q32), 64 (in q64) or 0 (walked) */
+    int32_t *qoff;    /* per tree: its first node in q32 or q64 */
+    int32_t *qn;      /* per tree: its internal nodes */
+    int32_t *nleaf;   /* per tree: its leaves */
     int32_t part_t[32][2]; /* per part: tree range [begin, end) */
     int32_t part_c[32][2]; /* per part: column range [begin, end) */
     int32_t nparts;
@@ -107,6 +146,7 @@ void tw_free(tw_model *m) {
     if (!m) return;
     free(m->nodes); free(m->leaf); free(m->thr); free(m->thr_off); free(m->cat);
     free(m->catcols); free(m->root); free(m->leaf0); free(m->col); free(m->depth);
+    free(m->q32); free(m->q64); free(m->qkind); free(m->qoff); free(m->qn); free(m->nleaf);
     free(m);
 }
 
@@ -114,7 +154,7 @@ void tw_free(tw_model *m) {
  * a bad model can never make tw_predict read astray or loop. */
 static int tw_valid(const tw_model *m, int32_t ncat) {
     if (m->nfeat < 1 || m->ncols < 0 || m->nnodes < 0 || m->ntrees < 0 || m->ncatcols < 0 ||
-        m->nleaves < 0 || m->width > 65535)
+        m->nleaves < 0 || m->width > 65535 || m->nq32 < 0 || m->nq64 < 0)
         return 0;
     if (m->thr_off[0] != 0) return 0;
     for (int32_t j = 0; j < m->nfeat; ++j)
@@ -143,6 +183,19 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
                 return 0;
             }
         }
+        /* QuickScorer: nodes inside their array and the ranked row, exit leaf <= nleaf - 1
+         * (no mask clears bit nleaf - 1 or above) and inside the tree's leaves. */
+        const int32_t kind = m->qkind[t], q0 = m->qoff[t], qn = m->qn[t], nl = m->nleaf[t];
+        if (kind != 0) {
+            if ((kind != 32 && kind != 64) || nl < 1 || nl > kind || nl > lend - m->leaf0[t] ||
+                q0 < 0 || qn < 0 || (int64_t)q0 + qn > (kind == 32 ? m->nq32 : m->nq64))
+                return 0;
+            for (int32_t i = q0; i < q0 + qn; ++i) {
+                const uint32_t col = kind == 32 ? m->q32[i].col : m->q64[i].col;
+                const uint64_t lm = kind == 32 ? (uint32_t)~m->q32[i].mask : ~m->q64[i].mask;
+                if ((int32_t)col >= m->width || (lm >> (nl - 1)) != 0) return 0;
+            }
+        }
         end = r0;
         lend = m->leaf0[t];
     }
@@ -155,21 +208,33 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
     return 1;
 }
 
+/* The best batch kernel this CPU runs: 2 AVX-512BW/VL, 1 AVX2, 0 portable C. */
+static int tw_cpu_isa(void) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TW_PORTABLE)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) return 2;
+    if (__builtin_cpu_supports("avx2")) return 1;
+#endif
+    return 0;
+}
+
 /* Copies every array, so the caller's buffers may go away after the call. */
 tw_model *tw_new(int32_t nfeat, int32_t ncols, int32_t nnodes, const tw_node *nodes,
                  int32_t nleaves, const double *leaf, const double *thr, const int32_t *thr_off,
                  int32_t ncat, const uint32_t *cat, int32_t ncatcols, const tw_catcol *catcols,
                  int32_t ntrees, const int32_t *root, const int32_t *leaf0, const int32_t *col,
                  const int32_t *depth, int32_t nparts, const int32_t *part_t,
-                 const int32_t *part_c) {
-    if (nparts < 0 || nparts > 32 || nfeat < 1 || ncatcols < 0 ||
+                 const int32_t *part_c, int32_t nq32, const tw_q32 *q32, int32_t nq64,
+                 const tw_q64 *q64, const int32_t *qkind, const int32_t *qoff,
+                 const int32_t *qn, const int32_t *nleaf) {
+    if (nparts < 0 || nparts > 32 || nfeat < 1 || ncatcols < 0 || nq32 < 0 || nq64 < 0 ||
         ((int64_t)4 * nfeat + ncatcols + 1) * TW_LANES > 65535)
         return NULL;
     tw_model *m = calloc(1, sizeof(tw_model));
     if (!m) return NULL;
     m->nfeat = nfeat; m->ncols = ncols; m->ntrees = ntrees; m->nnodes = nnodes;
     m->nleaves = nleaves; m->ncatcols = ncatcols; m->width = 4 * nfeat + ncatcols + 1;
-    m->nparts = nparts;
+    m->nparts = nparts; m->nq32 = nq32; m->nq64 = nq64; m->isa = tw_cpu_isa();
     m->nodes = dup(nodes, sizeof(tw_node) * (size_t)nnodes);
     m->leaf = dup(leaf, sizeof(double) * (size_t)nleaves);
     m->thr_off = dup(thr_off, sizeof(int32_t) * (size_t)(nfeat + 1));
@@ -180,16 +245,33 @@ tw_model *tw_new(int32_t nfeat, int32_t ncols, int32_t nnodes, const tw_node *no
     m->leaf0 = dup(leaf0, sizeof(int32_t) * (size_t)ntrees);
     m->col = dup(col, sizeof(int32_t) * (size_t)ntrees);
     m->depth = dup(depth, sizeof(int32_t) * (size_t)ntrees);
+    m->q32 = dup(q32, sizeof(tw_q32) * (size_t)nq32);
+    m->q64 = dup(q64, sizeof(tw_q64) * (size_t)nq64);
+    m->qkind = dup(qkind, sizeof(int32_t) * (size_t)ntrees);
+    m->qoff = dup(qoff, sizeof(int32_t) * (size_t)ntrees);
+    m->qn = dup(qn, sizeof(int32_t) * (size_t)ntrees);
+    m->nleaf = dup(nleaf, sizeof(int32_t) * (size_t)ntrees);
     for (int i = 0; i < nparts; ++i) {
         m->part_t[i][0] = part_t[2 * i]; m->part_t[i][1] = part_t[2 * i + 1];
         m->part_c[i][0] = part_c[2 * i]; m->part_c[i][1] = part_c[2 * i + 1];
     }
     if (!m->nodes || !m->leaf || !m->thr_off || !m->thr || !m->cat || !m->catcols || !m->root ||
-        !m->leaf0 || !m->col || !m->depth || !tw_valid(m, ncat)) {
+        !m->leaf0 || !m->col || !m->depth || !m->q32 || !m->q64 || !m->qkind || !m->qoff ||
+        !m->qn || !m->nleaf || !tw_valid(m, ncat)) {
         tw_free(m);
         return NULL;
     }
     return m;
+}
+
+/* The batch kernel in use (see tw_cpu_isa). */
+int tw_isa(const tw_model *m) { return m->isa; }
+
+/* For tests: use batch kernel `isa` (at most what the CPU runs); returns the one in use.
+ * Not to be called while another thread predicts with the same model. */
+int tw_set_isa(tw_model *m, int32_t isa) {
+    if (isa >= 0 && isa <= tw_cpu_isa()) m->isa = isa;
+    return m->isa;
 }
 
 /* Number of thresholds t[0..n) below v (v not NaN). */
@@ -207,10 +289,10 @@ static inline uint32_t rank(const double *t, uint32_t n, double v) {
     return lo;
 }
 
-/* The ranked row (see the top of this file) of one input row x, entry e at b[e * TW_LANES]. */
-static void expand(const tw_model *m, const double *x, uint16_t *b) {
+/* The ranked row (see the top of this file) of one input row x, entry e at b[e * stride]. */
+static void expand(const tw_model *m, const double *x, uint16_t *b, size_t stride) {
     const int32_t nf = m->nfeat;
-#define TW_B(e) b[(size_t)(e) * TW_LANES]
+#define TW_B(e) b[(size_t)(e) * stride]
     for (int32_t j = 0; j < nf; ++j) {
         double v = x[j];
         if (fabs(v) <= TW_ZERO_THRESHOLD) v = 0.0; /* also -0.0 */
@@ -244,12 +326,12 @@ static void expand(const tw_model *m, const double *x, uint16_t *b) {
 #undef TW_B
 }
 
-/* One step: to the left child when b[col] <= thr, else to the right one; a leaf stays. */
-/* p: a byte pointer to the current node. */
-#define TW_STEP(p, b, moved)                                                   \
+/* One step: to the left child when b[col << s] <= thr, else to the right one; a leaf stays.
+ * p: a byte pointer to the current node; s: log2 of the ranked rows' interleave / TW_LANES. */
+#define TW_STEP(p, b, s, moved)                                                \
     do {                                                                       \
         const tw_node *n_ = (const tw_node *)(p);                              \
-        const intptr_t right_ = (b)[n_->col] > n_->thr;                        \
+        const intptr_t right_ = (b)[(size_t)n_->col << (s)] > n_->thr;         \
         const intptr_t rel_ = (intptr_t)sizeof(tw_node) + (n_->rm1 & -right_); \
         (p) += rel_; /* no branch */                                           \
         (moved) |= rel_;                                                       \
@@ -258,10 +340,11 @@ static void expand(const tw_model *m, const double *x, uint16_t *b) {
 #define TW_NODE(p) ((const tw_node *)(p))
 
 /* A walk to the leaf, branching on each test (remainders). */
-static inline int32_t walk(const tw_node *nodes, int32_t i, const uint16_t *b) {
+static inline int32_t walk(const tw_node *nodes, int32_t i, const uint16_t *b, int s) {
     const tw_node *n = nodes + i;
     while (n->rm1 != -(int16_t)sizeof(tw_node)) {
-        n = b[n->col] <= n->thr ? n + 1 : (const tw_node *)((const char *)(n + 1) + n->rm1);
+        n = b[(size_t)n->col << s] <= n->thr ? n + 1
+                                             : (const tw_node *)((const char *)(n + 1) + n->rm1);
     }
     return n->thr;
 }
@@ -284,13 +367,219 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t
         for (int32_t d = 0; d < deepest; ++d) {
             intptr_t moved = 0;
 #pragma GCC unroll 16
-            for (int k = 0; k < TW_K; ++k) TW_STEP(p[k], b, moved);
+            for (int k = 0; k < TW_K; ++k) TW_STEP(p[k], b, 0, moved);
             if (!moved) break; /* every walk stands on its leaf */
         }
         for (int k = 0; k < TW_K; ++k) out[col[t + k]] += m->leaf[leaf0[t + k] + TW_NODE(p[k])->thr];
     }
-    for (; t < t1; ++t) out[col[t]] += m->leaf[leaf0[t] + walk(nodes, root[t], b)];
+    for (; t < t1; ++t) out[col[t]] += m->leaf[leaf0[t] + walk(nodes, root[t], b, 0)];
 }
+
+/* ---- batches ---------------------------------------------------------------------------- */
+
+#define TW_INLINE static inline __attribute__((always_inline))
+
+/* One group: the TW_R interleaved ranked rows at b, tree t with <= 32 (64) leaves. Writes
+ * the bitvector of every row: its exit leaf is the lowest set bit. Portable version (GCC
+ * vector extensions); the x86 kernels below do the same with intrinsics. */
+typedef uint16_t tw_vu16 __attribute__((vector_size(32)));
+typedef int16_t tw_vi16 __attribute__((vector_size(32)));
+typedef int32_t tw_vi32 __attribute__((vector_size(64)));
+typedef uint32_t tw_vu32 __attribute__((vector_size(64)));
+typedef int64_t tw_vi64 __attribute__((vector_size(64)));
+typedef uint64_t tw_vu64 __attribute__((vector_size(64)));
+
+TW_INLINE void qs32_c(const tw_q32 *q, int32_t qn, const uint16_t *b, uint32_t *bv_out) {
+    tw_vu32 bv[TW_R / 16];
+    for (int h = 0; h < TW_R / 16; ++h) bv[h] = ~(tw_vu32){0};
+    for (int32_t i = 0; i < qn; ++i) {
+        const uint16_t *e = b + (size_t)q[i].col * TW_R;
+        for (int h = 0; h < TW_R / 16; ++h) {
+            tw_vu16 v;
+            memcpy(&v, e + 16 * h, sizeof v);
+            const tw_vi16 left = (tw_vi16)(v <= q[i].thr); /* -1: the row goes left */
+            bv[h] &= (tw_vu32)__builtin_convertvector(left, tw_vi32) | q[i].mask;
+        }
+    }
+    memcpy(bv_out, bv, sizeof bv);
+}
+
+TW_INLINE void qs64_c(const tw_q64 *q, int32_t qn, const uint16_t *b, uint64_t *bv_out) {
+    tw_vu64 bv[TW_R / 8];
+    for (int h = 0; h < TW_R / 8; ++h) bv[h] = ~(tw_vu64){0};
+    for (int32_t i = 0; i < qn; ++i) {
+        const uint16_t *e = b + (size_t)q[i].col * TW_R;
+        for (int h = 0; h < TW_R / 8; ++h) {
+            tw_vu64 v;
+            for (int k = 0; k < 8; ++k) v[k] = e[8 * h + k] <= q[i].thr ? ~(uint64_t)0 : 0;
+            bv[h] &= v | q[i].mask;
+        }
+    }
+    memcpy(bv_out, bv, sizeof bv);
+}
+
+/* Trees t0..t1 for the nb rows of a block (ranked, in groups of TW_R interleaved rows, the
+ * last group padded with copies of a real row): o[r * nc + col] += leaf, tree after tree. */
+#define TW_BLOCK_TREES(name, qs32, qs64)                                                      \
+    static void name(const tw_model *m, int32_t t0, int32_t t1, const uint16_t *buf,         \
+                     int64_t nb, double *o) {                                                 \
+        const size_t tile = (size_t)m->width * TW_R; /* ranked rows of one group */           \
+        const int32_t nc = m->ncols;                                                          \
+        const int64_t ng = (nb + TW_R - 1) / TW_R;                                            \
+        for (int32_t t = t0; t < t1; ++t) {                                                   \
+            const int32_t c = m->col[t], kind = m->qkind[t];                                  \
+            const double *leaf = m->leaf + m->leaf0[t];                                       \
+            if (kind == 32) {                                                                 \
+                const tw_q32 *q = m->q32 + m->qoff[t];                                        \
+                const int32_t qn = m->qn[t];                                                  \
+                for (int64_t g = 0; g < ng; ++g) {                                            \
+                    uint32_t bv[TW_R];                                                        \
+                    qs32(q, qn, buf + (size_t)g * tile, bv);                                  \
+                    const int64_t lanes = nb - g * TW_R < TW_R ? nb - g * TW_R : TW_R;        \
+                    double *og = o + g * TW_R * nc + c;                                       \
+                    for (int64_t k = 0; k < lanes; ++k)                                       \
+                        og[k * nc] += leaf[__builtin_ctz(bv[k])];                             \
+                }                                                                             \
+            } else if (kind == 64) {                                                          \
+                const tw_q64 *q = m->q64 + m->qoff[t];                                        \
+                const int32_t qn = m->qn[t];                                                  \
+                for (int64_t g = 0; g < ng; ++g) {                                            \
+                    uint64_t bv[TW_R];                                                        \
+                    qs64(q, qn, buf + (size_t)g * tile, bv);                                  \
+                    const int64_t lanes = nb - g * TW_R < TW_R ? nb - g * TW_R : TW_R;        \
+                    double *og = o + g * TW_R * nc + c;                                       \
+                    for (int64_t k = 0; k < lanes; ++k)                                       \
+                        og[k * nc] += leaf[__builtin_ctzll(bv[k])];                           \
+                }                                                                             \
+            } else {                                                                          \
+                walk_block(m, t, buf, nb, o);                                                 \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* A tree with more than 64 leaves for the nb rows of a block: TW_LANES rows walk in
+ * lock-step (the interleave is TW_R, so node entries are scaled by TW_R / TW_LANES). */
+static void walk_block(const tw_model *m, int32_t t, const uint16_t *buf, int64_t nb,
+                       double *o) {
+    const size_t tile = (size_t)m->width * TW_R;
+    const int32_t nc = m->ncols, c = m->col[t], root = m->root[t], depth = m->depth[t];
+    const double *leaf = m->leaf + m->leaf0[t];
+    const tw_node *nodes = m->nodes;
+    int64_t r = 0;
+    for (; r + TW_LANES <= nb; r += TW_LANES) {
+        const char *p[TW_LANES];
+        const uint16_t *bb = buf + (size_t)(r / TW_R) * tile + r % TW_R;
+#pragma GCC unroll 16
+        for (int k = 0; k < TW_LANES; ++k) p[k] = (const char *)(nodes + root);
+        for (int32_t d = 0; d < depth; ++d) {
+            intptr_t moved = 0;
+#pragma GCC unroll 16
+            for (int k = 0; k < TW_LANES; ++k) TW_STEP(p[k], bb + k, TW_RSHIFT, moved);
+            if (!moved) break;
+        }
+        for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[TW_NODE(p[k])->thr];
+    }
+    for (; r < nb; ++r)
+        o[r * nc + c] += leaf[walk(nodes, root, buf + (size_t)(r / TW_R) * tile + r % TW_R,
+                                   TW_RSHIFT)];
+}
+
+TW_BLOCK_TREES(block_trees_c, qs32_c, qs64_c)
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TW_PORTABLE)
+#include <immintrin.h>
+#define TW_AVX2 __attribute__((target("avx2,bmi")))
+#define TW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,bmi")))
+
+/* AVX2: "goes left" is max(v, thr) == thr (no unsigned 16-bit compare), widened by sign
+ * extension, and bv &= left | mask. */
+TW_AVX2 TW_INLINE void qs32_avx2(const tw_q32 *q, int32_t qn, const uint16_t *b,
+                                 uint32_t *bv_out) {
+    __m256i bv[TW_R / 8];
+    for (int h = 0; h < TW_R / 8; ++h) bv[h] = _mm256_set1_epi32(-1);
+    for (int32_t i = 0; i < qn; ++i) {
+        const __m256i *e = (const __m256i *)(b + (size_t)q[i].col * TW_R);
+        const __m256i thr = _mm256_set1_epi16((short)q[i].thr);
+        const __m256i mask = _mm256_set1_epi32((int)q[i].mask);
+        for (int h = 0; h < TW_R / 16; ++h) {
+            const __m256i v = _mm256_load_si256(e + h);
+            const __m256i left = _mm256_cmpeq_epi16(_mm256_max_epu16(v, thr), thr);
+            const __m256i l0 = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(left));
+            const __m256i l1 = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(left, 1));
+            bv[2 * h] = _mm256_and_si256(bv[2 * h], _mm256_or_si256(l0, mask));
+            bv[2 * h + 1] = _mm256_and_si256(bv[2 * h + 1], _mm256_or_si256(l1, mask));
+        }
+    }
+    for (int h = 0; h < TW_R / 8; ++h) _mm256_storeu_si256((__m256i *)bv_out + h, bv[h]);
+}
+
+TW_AVX2 TW_INLINE void qs64_avx2(const tw_q64 *q, int32_t qn, const uint16_t *b,
+                                 uint64_t *bv_out) {
+    __m256i bv[TW_R / 4];
+    for (int h = 0; h < TW_R / 4; ++h) bv[h] = _mm256_set1_epi32(-1);
+    for (int32_t i = 0; i < qn; ++i) {
+        const __m256i *e = (const __m256i *)(b + (size_t)q[i].col * TW_R);
+        const __m256i thr = _mm256_set1_epi16((short)q[i].thr);
+        const __m256i mask = _mm256_set1_epi64x((long long)q[i].mask);
+        for (int h = 0; h < TW_R / 16; ++h) {
+            const __m256i v = _mm256_load_si256(e + h);
+            const __m256i left = _mm256_cmpeq_epi16(_mm256_max_epu16(v, thr), thr);
+            const __m128i lo = _mm256_castsi256_si128(left);
+            const __m128i hi = _mm256_extracti128_si256(left, 1);
+            const __m256i l[4] = {_mm256_cvtepi16_epi64(lo),
+                                  _mm256_cvtepi16_epi64(_mm_srli_si128(lo, 8)),
+                                  _mm256_cvtepi16_epi64(hi),
+                                  _mm256_cvtepi16_epi64(_mm_srli_si128(hi, 8))};
+            for (int j = 0; j < 4; ++j)
+                bv[4 * h + j] = _mm256_and_si256(bv[4 * h + j], _mm256_or_si256(l[j], mask));
+        }
+    }
+    for (int h = 0; h < TW_R / 4; ++h) _mm256_storeu_si256((__m256i *)bv_out + h, bv[h]);
+}
+
+/* AVX-512: an unsigned compare into a mask register k ("goes right"), then bv &= mask
+ * only in the lanes of k: three instructions a node for 16 rows. */
+TW_AVX512 TW_INLINE void qs32_avx512(const tw_q32 *q, int32_t qn, const uint16_t *b,
+                                     uint32_t *bv_out) {
+    __m512i bv[TW_R / 16];
+    for (int h = 0; h < TW_R / 16; ++h) bv[h] = _mm512_set1_epi32(-1);
+    for (int32_t i = 0; i < qn; ++i) {
+        const __m256i *e = (const __m256i *)(b + (size_t)q[i].col * TW_R);
+        const __m256i thr = _mm256_set1_epi16((short)q[i].thr);
+        const __m512i mask = _mm512_set1_epi32((int)q[i].mask);
+        for (int h = 0; h < TW_R / 16; ++h) {
+            const __mmask16 right = _mm256_cmpgt_epu16_mask(_mm256_load_si256(e + h), thr);
+            bv[h] = _mm512_mask_and_epi32(bv[h], right, bv[h], mask);
+        }
+    }
+    for (int h = 0; h < TW_R / 16; ++h) _mm512_storeu_si512((__m512i *)bv_out + h, bv[h]);
+}
+
+TW_AVX512 TW_INLINE void qs64_avx512(const tw_q64 *q, int32_t qn, const uint16_t *b,
+                                     uint64_t *bv_out) {
+    __m512i bv[TW_R / 8];
+    for (int h = 0; h < TW_R / 8; ++h) bv[h] = _mm512_set1_epi32(-1);
+    for (int32_t i = 0; i < qn; ++i) {
+        const __m256i *e = (const __m256i *)(b + (size_t)q[i].col * TW_R);
+        const __m256i thr = _mm256_set1_epi16((short)q[i].thr);
+        const __m512i mask = _mm512_set1_epi64((long long)q[i].mask);
+        for (int h = 0; h < TW_R / 16; ++h) {
+            const __mmask16 right = _mm256_cmpgt_epu16_mask(_mm256_load_si256(e + h), thr);
+            bv[2 * h] = _mm512_mask_and_epi64(bv[2 * h], (__mmask8)right, bv[2 * h], mask);
+            bv[2 * h + 1] = _mm512_mask_and_epi64(bv[2 * h + 1], (__mmask8)(right >> 8),
+                                                  bv[2 * h + 1], mask);
+        }
+    }
+    for (int h = 0; h < TW_R / 8; ++h) _mm512_storeu_si512((__m512i *)bv_out + h, bv[h]);
+}
+
+TW_AVX2 TW_BLOCK_TREES(block_trees_avx2, qs32_avx2, qs64_avx2)
+TW_AVX512 TW_BLOCK_TREES(block_trees_avx512, qs32_avx512, qs64_avx512)
+#define TW_KERNEL(isa) \
+    ((isa) == 2 ? block_trees_avx512 : (isa) == 1 ? block_trees_avx2 : block_trees_c)
+#else
+#define TW_KERNEL(isa) block_trees_c
+#endif
 
 /*
  * x: n rows of nfeat doubles (row-major, contiguous); out: n rows of ncols doubles.
@@ -299,15 +588,14 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t
  */
 int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint32_t part_mask) {
     const int32_t nf = m->nfeat, nc = m->ncols;
-    const size_t tile = (size_t)m->width * TW_LANES; /* ranked rows of one lane group */
-    const int64_t rows = n < TW_BLOCK ? n : TW_BLOCK;
-    uint16_t *buf = malloc(sizeof(uint16_t) * tile * (size_t)((rows + TW_LANES - 1) / TW_LANES));
-    if (!buf) return n ? -1 : 0;
+    if (n <= 0) return 0;
     if (n < TW_LANES) {
         /* Few rows (one customer): each row through every tree, trees in lock-step. */
+        uint16_t *buf = malloc(sizeof(uint16_t) * (size_t)m->width * TW_LANES);
+        if (!buf) return -1;
         for (int64_t r = 0; r < n; ++r) {
             double *o = out + r * nc;
-            expand(m, x + r * nf, buf);
+            expand(m, x + r * nf, buf, TW_LANES);
             for (int32_t p = 0; p < m->nparts; ++p) {
                 if (!((part_mask >> p) & 1u)) continue;
                 for (int32_t c = m->part_c[p][0]; c < m->part_c[p][1]; ++c) o[c] = 0.0;
@@ -317,43 +605,33 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
         free(buf);
         return 0;
     }
-    /* Batches: a block of rows is ranked, then each tree takes every row of the block while
-     * its nodes are hot, TW_LANES rows in lock-step. */
-    const tw_node *nodes = m->nodes;
+    /* Batches: a block of rows is ranked into groups of TW_R interleaved rows (the last group
+     * padded with copies of the block's last row), then each tree takes every row of the
+     * block while its nodes are hot. */
+    const size_t tile = (size_t)m->width * TW_R;
+    const int64_t rows = n < TW_BLOCK ? n : TW_BLOCK;
+    const size_t bytes = sizeof(uint16_t) * tile * (size_t)((rows + TW_R - 1) / TW_R);
+    char *raw = malloc(bytes + 64);
+    if (!raw) return -1;
+    uint16_t *buf = (uint16_t *)(raw + (64 - (uintptr_t)raw % 64)); /* 64-byte aligned */
+    void (*const kernel)(const tw_model *, int32_t, int32_t, const uint16_t *, int64_t,
+                         double *) = TW_KERNEL(m->isa);
     for (int64_t r0 = 0; r0 < n; r0 += TW_BLOCK) {
         const int64_t nb = (n - r0 < TW_BLOCK) ? n - r0 : TW_BLOCK;
-        for (int64_t r = 0; r < nb; ++r)
-            expand(m, x + (r0 + r) * nf, buf + (size_t)(r / TW_LANES) * tile + r % TW_LANES);
+        const int64_t padded = (nb + TW_R - 1) / TW_R * TW_R;
+        for (int64_t r = 0; r < padded; ++r)
+            expand(m, x + (r0 + (r < nb ? r : nb - 1)) * nf,
+                   buf + (size_t)(r / TW_R) * tile + r % TW_R, TW_R);
         double *o = out + r0 * nc;
         for (int32_t p = 0; p < m->nparts; ++p) {
             if (!((part_mask >> p) & 1u)) continue;
             const int32_t c0 = m->part_c[p][0], c1 = m->part_c[p][1];
             for (int64_t r = 0; r < nb; ++r)
                 for (int32_t c = c0; c < c1; ++c) o[r * nc + c] = 0.0;
-            for (int32_t t = m->part_t[p][0]; t < m->part_t[p][1]; ++t) {
-                const int32_t root = m->root[t], depth = m->depth[t], c = m->col[t];
-                const double *leaf = m->leaf + m->leaf0[t];
-                int64_t r = 0;
-                for (; r + TW_LANES <= nb; r += TW_LANES) {
-                    const char *q[TW_LANES];
-                    const uint16_t *bb = buf + (size_t)(r / TW_LANES) * tile;
-#pragma GCC unroll 16
-                    for (int k = 0; k < TW_LANES; ++k) q[k] = (const char *)(nodes + root);
-                    for (int32_t d = 0; d < depth; ++d) {
-                        intptr_t moved = 0;
-#pragma GCC unroll 16
-                        for (int k = 0; k < TW_LANES; ++k) TW_STEP(q[k], bb + k, moved);
-                        if (!moved) break;
-                    }
-                    for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[TW_NODE(q[k])->thr];
-                }
-                for (; r < nb; ++r)
-                    o[r * nc + c] += leaf[walk(nodes, root, buf + (size_t)(r / TW_LANES) * tile +
-                                                               r % TW_LANES)];
-            }
+            kernel(m, m->part_t[p][0], m->part_t[p][1], buf, nb, o);
         }
     }
-    free(buf);
+    free(raw);
     return 0;
 }
 
