@@ -36,7 +36,7 @@ class LiveContexts(Protocol):
 
 # Suppressed actions are always listed so the metrics can count them; _observe() drops them
 # from the responses that did not ask.
-_DEFAULT_OPTIONS = Options(include_suppressed=True)
+_DEFAULT_OPTIONS = Options(include_suppressed=True, suppressed_details=False)
 
 
 def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
@@ -45,7 +45,7 @@ def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
     parts = frozenset(options.parts) if options.parts else frozenset(PARTS)
     return (
         Options(parts=parts, top_n=options.top_n, explain=options.explain,
-                include_suppressed=True),
+                include_suppressed=True, suppressed_details=options.include_suppressed),
         {str(family): pin for family, pin in options.pin.items()},
     )
 

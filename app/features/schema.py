@@ -26,8 +26,10 @@ class FeatureSchema:
         self.required: frozenset[str] = frozenset(s.name for s in self.specs if not s.nullable)
         self._coders = tuple(_coder(s) for s in self.specs)
         self._missing = tuple(math.nan for _ in self.specs)
-        self._table = {s.name: (i, s.kind in ("number", "integer"), s.kind != "integer",
-                                *_bounds(s), self._coders[i])
+        # name → (column, kind, lo, hi, category codes, coder): what _encode's fast paths need.
+        self._table = {s.name: (i, _KINDS[s.kind], *_bounds(s),
+                                {c: float(k) for k, c in enumerate(s.categories or ())},
+                                self._coders[i])
                        for i, s in enumerate(self.specs)}
 
     def __len__(self) -> int:
@@ -79,13 +81,27 @@ class FeatureSchema:
             if entry is None:
                 problems.append(FieldProblem(f"{prefix}.{name}", "is not a known feature"))
                 continue
-            i, numeric, floats, lo, hi, coder = entry
-            if numeric:
-                # The numbers' fast path, as code_number's own; anything else goes through
-                # the coder so the message is the same everywhere.
-                t = type(value)
-                if (t is int or (t is float and floats)) and lo <= value <= hi:
+            i, kind, lo, hi, codes, coder = entry
+            # The fast paths of the coders, inlined (each row has dozens of values); anything
+            # else (None, integral floats, errors) goes through the coder itself, so every
+            # message comes from one place.
+            t = type(value)
+            if kind is _NUMBER:
+                if (t is float or t is int) and lo <= value <= hi:
                     values[i] = float(value)
+                    continue
+            elif kind is _INTEGER:
+                if t is int and lo <= value <= hi:
+                    values[i] = float(value)
+                    continue
+            elif kind is _BOOLEAN:
+                if t is bool:
+                    values[i] = 1.0 if value else 0.0
+                    continue
+            elif t is str:
+                code = codes.get(value)
+                if code is not None:
+                    values[i] = code
                     continue
             encoded = coder(value)
             if type(encoded) is str:
@@ -129,6 +145,10 @@ class FeatureSchema:
         for spec, x in zip(self.specs, row, strict=True):
             values[spec.name] = _decode(spec, float(x))
         return values
+
+
+_NUMBER, _INTEGER, _BOOLEAN, _CATEGORY = "number", "integer", "boolean", "category"
+_KINDS = {k: k for k in (_NUMBER, _INTEGER, _BOOLEAN, _CATEGORY)}  # one object per kind
 
 
 def _contract(spec: FeatureSpec) -> tuple[Any, ...]:

@@ -101,6 +101,10 @@ class PreparedAction:
     eligibility: EligibilityRule
     contact: ContactRule
     never_contact: bool  # max_offers 0: suppressed even with no history
+    # The eligibility rule as one flat tuple with open limits as ±inf, for a quick pass test
+    # (see _passes); a customer who fails it goes through check_eligibility for the reason.
+    quick: tuple[float, float, float, frozenset[str] | None, str | None, tuple[str, ...], bool,
+                 float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,7 @@ def _prepare_uncached(catalog: Catalog) -> PreparedCatalog:
             eligibility=EligibilityRule.from_action(a),
             contact=ContactRule.from_action(a),
             never_contact=a.contact_policy.max_offers == 0,
+            quick=_quick(EligibilityRule.from_action(a)),
         )
         for a in catalog.actions
     )
@@ -172,6 +177,31 @@ def _prepare_uncached(catalog: Catalog) -> PreparedCatalog:
     return PreparedCatalog(
         actions, weights, tuple(1.0 for _ in actions),
         catalog.assessment_valid_days, catalog.elderly_age, catalog.elderly_max_risk,
+    )
+
+
+_INF = float("inf")
+_AGE_LOW = (eligibility.AGE_BELOW_MINIMUM, "")
+_AGE_HIGH = (eligibility.AGE_ABOVE_MAXIMUM, "")
+_AUM_LOW = (eligibility.AUM_BELOW_MINIMUM, "")
+_TIER = (eligibility.TIER_NOT_ALLOWED, "")
+_HELD = (eligibility.ALREADY_HELD, "")
+_REQUIRES = (eligibility.REQUIREMENT_NOT_MET, "")
+_NO_CHURN = (eligibility.CHURN_NOT_SCORED, "")
+_CHURN_LOW = (eligibility.CHURN_RISK_BELOW_THRESHOLD, "")
+
+
+def _quick(e: EligibilityRule) -> tuple[float, float, float, frozenset[str] | None, str | None,
+                                       tuple[str, ...], bool, float]:
+    return (
+        -_INF if e.min_age is None else e.min_age,
+        _INF if e.max_age is None else e.max_age,
+        -_INF if e.min_aum is None else e.min_aum,
+        e.allowed_tiers,
+        e.held_flag,
+        e.requires_flags,
+        e.needs_churn,
+        -_INF if e.min_churn_probability is None else e.min_churn_probability,
     )
 
 
@@ -259,13 +289,16 @@ def arbitrate_tuples(
     channel: str | None,
     history: Sequence[ContactEvent],
     top_n: int,
+    details: bool = True,
 ) -> tuple[list[RecommendationTuple], list[tuple[str, str, str]]]:
     """The arbitration itself, on plain values, returning plain tuples.
 
     `arbitrate_prepared` wraps it in `Customer` / `Recommendation` / `Suppressed`; the
     scoring pipeline calls it directly (no dataclass built per action on the hot path).
     Recommendations are tuples of the Recommendation fields in order; suppressed actions are
-    (action_id, reason_code, detail).
+    (action_id, reason_code, detail); with `details` False the details of eligibility
+    failures and of actions ranked below the top N are left empty (the codes are the same),
+    which saves formatting text nobody reads when only the metrics count suppressed actions.
     """
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
@@ -286,7 +319,28 @@ def arbitrate_tuples(
     actions = prepared.actions
     eligible = check_eligibility
     for i, a in enumerate(actions):
-        fail = eligible(a.eligibility, age, aum, booked_tier, flags, churn)
+        # check_eligibility's rules in its order, on the flat tuple (half the actions fail
+        # one for a typical customer); its readable detail is built only when asked for.
+        # tests/scoring keep the two in step (same codes with and without details).
+        min_age, max_age, min_aum, tiers, held, requires, needs_churn, min_churn = a.quick
+        if age < min_age:
+            fail = _AGE_LOW
+        elif age > max_age:
+            fail = _AGE_HIGH
+        elif aum < min_aum:
+            fail = _AUM_LOW
+        elif tiers is not None and booked_tier not in tiers:
+            fail = _TIER
+        elif held is not None and flags.get(held, False):
+            fail = _HELD
+        elif requires and not all(flags.get(f, False) for f in requires):
+            fail = _REQUIRES
+        elif needs_churn and (churn is None or churn < min_churn):
+            fail = _NO_CHURN if churn is None else _CHURN_LOW
+        else:
+            fail = None
+        if fail is not None and details:
+            fail = eligible(a.eligibility, age, aum, booked_tier, flags, churn)
         if fail is None:
             rank = a.risk_rank
             if rank:
@@ -317,6 +371,9 @@ def arbitrate_tuples(
             (a.id, a.name, a.category, a.kind, a.risk_level, -neg, p, c, a.value, a.lever,
              reasons)
         )
+    if not details:
+        suppressed.extend((r[1], RANKED_BELOW_TOP_N, "") for r in ranked[top_n:])
+        return recommendations, suppressed
     for rank, (neg, action_id, _, _) in enumerate(ranked[top_n:], start=top_n + 1):
         suppressed.append((
             action_id,

@@ -98,6 +98,9 @@ class ScoringContext:
         self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
         self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
         self.constants = ContextConstants.of(self)
+        from app.scoring.arbitration import prepare
+
+        self.prepared_catalog = prepare(self.catalog)  # arbitration's flat form, built once
 
     def _check_consistency(self) -> None:
         problems: list[FieldProblem] = []

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.bundles.manifest import PlattCalibrator
-from app.scoring.arbitration import ContactEvent, arbitrate_tuples, prepare
+from app.scoring.arbitration import ContactEvent, arbitrate_tuples
 from app.scoring.context import ScoringContext
 from app.scoring.evaluate import RawScores
 from app.scoring.models import calibrate
@@ -33,6 +33,10 @@ class Options:
     top_n: int | None = None
     explain: bool = False
     include_suppressed: bool = False
+    # With include_suppressed: whether each suppressed action carries its readable detail.
+    # The service lists suppressed actions on every call for its metrics but formats the
+    # details only for callers who asked to see them.
+    suppressed_details: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,8 @@ def score_rows(
 
     top_n = options.top_n or ctx.policy.default_top_n
     include_suppressed = options.include_suppressed
-    prepared = prepare(ctx.catalog) if want_recs else None
+    details = include_suppressed and options.suppressed_details
+    prepared = ctx.prepared_catalog if want_recs else None
     tier_names = k.tier_names
     classes = k.classes
     tier_rank = ctx.tier_rank
@@ -148,6 +153,7 @@ def score_rows(
                 channel=cust.channel,
                 history=cust.history,
                 top_n=top_n,
+                details=details,
             )
             out["recommendations"] = [
                 {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
@@ -193,7 +199,8 @@ def _single_row(
         args += [-s * r for s, r in zip(k.product_sigmoid_list, products, strict=True)]
     if not args:
         return None, None, None
-    if any(a != a for a in args):  # NaN: leave the edge cases to numpy
+    total = sum(args)
+    if total != total:  # a NaN (or inf - inf): leave the edge cases to numpy
         return None
     e = np.exp(np.array(args)).tolist()
     j = 0

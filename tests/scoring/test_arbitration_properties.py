@@ -13,7 +13,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.scoring.arbitration import REASON_CODES, ContactEvent, Customer, arbitrate
+from app.scoring.arbitration import (
+    REASON_CODES,
+    ContactEvent,
+    Customer,
+    arbitrate,
+    arbitrate_tuples,
+    prepare,
+)
 from app.scoring.catalog import CHANNELS, Action, Catalog
 from app.training.default_config import PRODUCT_MODELS, default_catalog
 
@@ -234,6 +241,16 @@ def test_arbitration_respects_every_rule(data: st.DataObject) -> None:
 
     recs, sup = arbitrate(catalog=catalog, customer=cust, propensities=props,
                           channel=channel, history=history, top_n=top_n)
+
+    # Without details (the service's metrics-only path) the codes and order are the same.
+    quiet_recs, quiet_sup = arbitrate_tuples(
+        prepare(catalog), age=cust.age, aum=cust.aum, booked_tier=cust.booked_tier,
+        risk_profile=cust.risk_profile, risk_assessment_age_days=cust.risk_assessment_age_days,
+        flags=cust.flags, churn_probability=cust.churn_probability,
+        days_to_next_maturity=cust.days_to_next_maturity, propensities=props, channel=channel,
+        history=history, top_n=top_n, details=False)
+    assert quiet_recs == [tuple(getattr(r, f) for f in r.__slots__) for r in recs]
+    assert [s[:2] for s in quiet_sup] == [(s.action_id, s.reason_code) for s in sup]
 
     by_id = {a.id: a for a in catalog.actions}
     seen = [r.action_id for r in recs] + [s.action_id for s in sup]
