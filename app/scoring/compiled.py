@@ -63,8 +63,8 @@ Q32_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("mask", "<u4")])
 Q64_DTYPE = np.dtype([("mask", "<u8"), ("thr", "<u2"), ("col", "<u2"), ("unused", "<u4")])
 assert NODE_DTYPE.itemsize == 6 and CATCOL_DTYPE.itemsize == 12
 assert Q32_DTYPE.itemsize == 8 and Q64_DTYPE.itemsize == 16
-# Batch kernels of treewalk.c (tw_isa): portable C, AVX2, AVX-512BW/VL.
-ISA_NAMES = ("c", "avx2", "avx512")
+# Batch kernels of treewalk.c (tw_isa): none (every tree walked), AVX2, AVX-512.
+ISA_NAMES = ("walk", "avx2", "avx512")
 
 
 class UnsupportedModelError(ValueError):
@@ -525,15 +525,27 @@ def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDL
 
 def _compile(cc_path: str, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    cmd = [cc_path, *CFLAGS, "-o", str(tmp), str(SOURCE), "-lm"]
     t0 = time.perf_counter()
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise BuildError(f"{cc_path} could not run: {exc}") from exc
-    if done.returncode != 0 or not tmp.is_file():
+    # A compiler without the x86 intrinsics or target attributes the vector batch kernels use
+    # builds the portable walker instead (the same for a given compiler, so the key holds).
+    first_error = ""
+    for extra in ((), ("-DTW_PORTABLE",)):
+        cmd = [cc_path, *CFLAGS, *extra, "-o", str(tmp), str(SOURCE), "-lm"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                                  check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise BuildError(f"{cc_path} could not run: {exc}") from exc
+        if done.returncode == 0 and tmp.is_file():
+            break
         tmp.unlink(missing_ok=True)
-        raise BuildError(f"{cc_path} failed ({done.returncode}): {done.stderr.strip()[:500]}")
+        if extra:  # the portable build failed too: the first error is the one that matters
+            raise BuildError(f"{cc_path} failed ({done.returncode}): {first_error[:500]}")
+        first_error = done.stderr.strip()
+    if first_error:
+        _warn_once("portable", "the tree walker's vector batch kernels do not compile with %s, "
+                   "built without them (batches are ~3x slower): %s", cc_path,
+                   first_error[:300])
     os.replace(tmp, target)  # atomic: concurrent builders never see a partial file
     log.info("compiled the tree walker in %.2f s into %s", time.perf_counter() - t0, target)
 
@@ -589,7 +601,8 @@ class TreeWalkEvaluator:
 
     @property
     def isa(self) -> str:
-        """The batch kernel in use: "avx512", "avx2" or "c" (portable)."""
+        """The batch kernel in use: "avx512", "avx2" (QuickScorer) or "walk" (lock-step walks,
+        when the CPU has neither or the walker was built without them)."""
         return ISA_NAMES[self._lib.tw_isa(self._handle)]
 
     def use_isa(self, name: str) -> str:

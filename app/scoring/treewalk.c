@@ -46,15 +46,22 @@
  * Batches: QuickScorer over the ranked rows (Lucchese et al., SIGIR 2015, and its vectorised
  * form). Leaves are numbered left to right (the leaf values are stored in that order, and a
  * leaf node's threshold field holds that number). For a tree with L <= 64 leaves, every
- * internal node n has the bitmask lm_n of the leaves of its LEFT subtree. A row starts with
- * the bitvector bv = all ones and clears lm_n for every node whose test is false (b[col] >
- * thr: the row goes right); its exit leaf is then the lowest set bit of bv, for any binary
- * tree. No walk, no data-dependent branch: every internal node of the tree is tested once,
- * for TW_R rows at a time (one vector compare of TW_R 16-bit entries; the ranked rows of a
- * group of TW_R rows are interleaved, entry e of lane k at b[e * TW_R + k]). Trees with more
- * than 64 leaves are walked as before, TW_LANES rows in lock-step. The last leaf is in no
- * left subtree, so tw_new refuses any mask with bit L-1 or above: bit L-1 of bv always
- * stays set and the exit leaf is at most L-1, whatever the arrays hold.
+ * internal node n has a mask: 0 bits for the leaves of its LEFT subtree, 1 bits elsewhere. A
+ * row starts with the bitvector bv = all ones and does bv &= mask for every node whose test
+ * is false (b[col] > thr: the row goes right); its exit leaf is then the lowest set bit of
+ * bv, for any binary tree. No walk and no branch on the data: every internal node of the
+ * tree is tested once, for TW_R rows at a time (one vector compare of TW_R 16-bit entries:
+ * the ranked rows of a group of TW_R rows are interleaved, entry e of lane k at
+ * b[e * TW_R + k]); bitvectors are 32 bits for trees with <= 32 leaves, 64 bits for <= 64.
+ * Trees with more leaves are walked as above, TW_LANES rows in lock-step. The last leaf is in
+ * no left subtree, so tw_new refuses any mask with a 0 bit at L-1 or above: bit L-1 of bv
+ * always stays set and the exit leaf is at most L-1, whatever the arrays hold.
+ *
+ * The vector kernels are written with intrinsics for AVX-512 (F, BW, VL, CD) and AVX2 in
+ * functions with their own target attribute, and chosen at run time (tw_cpu_isa), so one
+ * shared object built with plain -O2 runs on any x86-64 and uses what the CPU has. Without
+ * them (another architecture, a CPU without AVX2, or built with -DTW_PORTABLE) a batch walks
+ * every tree as the single-row path does, TW_LANES rows in lock-step.
  */
 #include <math.h>
 #include <stdint.h>
@@ -75,7 +82,7 @@
 #define TW_R 16 /* rows of a QuickScorer group (batches): one vector of 16-bit entries */
 #endif
 #ifndef TW_BLOCK
-#define TW_BLOCK 64 /* rows ranked at a time in a batch (a multiple of TW_R) */
+#define TW_BLOCK 128 /* rows ranked at a time in a batch (a multiple of TW_R) */
 #endif
 #if TW_R % TW_LANES != 0 || TW_BLOCK % TW_R != 0
 #error "TW_R must be a multiple of TW_LANES and TW_BLOCK of TW_R"
@@ -208,11 +215,13 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
     return 1;
 }
 
-/* The best batch kernel this CPU runs: 2 AVX-512BW/VL, 1 AVX2, 0 portable C. */
+/* The best batch kernel this CPU runs: 2 AVX-512 (F, BW, VL, CD), 1 AVX2, 0 none (walks). */
 static int tw_cpu_isa(void) {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(TW_PORTABLE)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) return 2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
+        return 2;
     if (__builtin_cpu_supports("avx2")) return 1;
 #endif
     return 0;
@@ -377,94 +386,20 @@ static void walk_trees(const tw_model *m, int32_t t0, int32_t t1, const uint16_t
 
 /* ---- batches ---------------------------------------------------------------------------- */
 
-#define TW_INLINE static inline __attribute__((always_inline))
+/* A block's sums: acc[c * TW_BLOCK + r] for output column c and row r of the block (rows of
+ * one column contiguous, so a group's TW_R sums are one vector). They start at 0.0 and take
+ * the leaf values in tree order, as out[] would; the padding rows' sums are thrown away. */
 
-/* One group: the TW_R interleaved ranked rows at b, tree t with <= 32 (64) leaves. Writes
- * the bitvector of every row: its exit leaf is the lowest set bit. Portable version (GCC
- * vector extensions); the x86 kernels below do the same with intrinsics. */
-typedef uint16_t tw_vu16 __attribute__((vector_size(32)));
-typedef int16_t tw_vi16 __attribute__((vector_size(32)));
-typedef int32_t tw_vi32 __attribute__((vector_size(64)));
-typedef uint32_t tw_vu32 __attribute__((vector_size(64)));
-typedef int64_t tw_vi64 __attribute__((vector_size(64)));
-typedef uint64_t tw_vu64 __attribute__((vector_size(64)));
-
-TW_INLINE void qs32_c(const tw_q32 *q, int32_t qn, const uint16_t *b, uint32_t *bv_out) {
-    tw_vu32 bv[TW_R / 16];
-    for (int h = 0; h < TW_R / 16; ++h) bv[h] = ~(tw_vu32){0};
-    for (int32_t i = 0; i < qn; ++i) {
-        const uint16_t *e = b + (size_t)q[i].col * TW_R;
-        for (int h = 0; h < TW_R / 16; ++h) {
-            tw_vu16 v;
-            memcpy(&v, e + 16 * h, sizeof v);
-            const tw_vi16 left = (tw_vi16)(v <= q[i].thr); /* -1: the row goes left */
-            bv[h] &= (tw_vu32)__builtin_convertvector(left, tw_vi32) | q[i].mask;
-        }
-    }
-    memcpy(bv_out, bv, sizeof bv);
-}
-
-TW_INLINE void qs64_c(const tw_q64 *q, int32_t qn, const uint16_t *b, uint64_t *bv_out) {
-    tw_vu64 bv[TW_R / 8];
-    for (int h = 0; h < TW_R / 8; ++h) bv[h] = ~(tw_vu64){0};
-    for (int32_t i = 0; i < qn; ++i) {
-        const uint16_t *e = b + (size_t)q[i].col * TW_R;
-        for (int h = 0; h < TW_R / 8; ++h) {
-            tw_vu64 v;
-            for (int k = 0; k < 8; ++k) v[k] = e[8 * h + k] <= q[i].thr ? ~(uint64_t)0 : 0;
-            bv[h] &= v | q[i].mask;
-        }
-    }
-    memcpy(bv_out, bv, sizeof bv);
-}
-
-/* Trees t0..t1 for the nb rows of a block (ranked, in groups of TW_R interleaved rows, the
- * last group padded with copies of a real row): o[r * nc + col] += leaf, tree after tree. */
-#define TW_BLOCK_TREES(name, qs32, qs64)                                                      \
-    static void name(const tw_model *m, int32_t t0, int32_t t1, const uint16_t *buf,         \
-                     int64_t nb, double *o) {                                                 \
-        const size_t tile = (size_t)m->width * TW_R; /* ranked rows of one group */           \
-        const int32_t nc = m->ncols;                                                          \
-        const int64_t ng = (nb + TW_R - 1) / TW_R;                                            \
-        for (int32_t t = t0; t < t1; ++t) {                                                   \
-            const int32_t c = m->col[t], kind = m->qkind[t];                                  \
-            const double *leaf = m->leaf + m->leaf0[t];                                       \
-            if (kind == 32) {                                                                 \
-                const tw_q32 *q = m->q32 + m->qoff[t];                                        \
-                const int32_t qn = m->qn[t];                                                  \
-                for (int64_t g = 0; g < ng; ++g) {                                            \
-                    uint32_t bv[TW_R];                                                        \
-                    qs32(q, qn, buf + (size_t)g * tile, bv);                                  \
-                    const int64_t lanes = nb - g * TW_R < TW_R ? nb - g * TW_R : TW_R;        \
-                    double *og = o + g * TW_R * nc + c;                                       \
-                    for (int64_t k = 0; k < lanes; ++k)                                       \
-                        og[k * nc] += leaf[__builtin_ctz(bv[k])];                             \
-                }                                                                             \
-            } else if (kind == 64) {                                                          \
-                const tw_q64 *q = m->q64 + m->qoff[t];                                        \
-                const int32_t qn = m->qn[t];                                                  \
-                for (int64_t g = 0; g < ng; ++g) {                                            \
-                    uint64_t bv[TW_R];                                                        \
-                    qs64(q, qn, buf + (size_t)g * tile, bv);                                  \
-                    const int64_t lanes = nb - g * TW_R < TW_R ? nb - g * TW_R : TW_R;        \
-                    double *og = o + g * TW_R * nc + c;                                       \
-                    for (int64_t k = 0; k < lanes; ++k)                                       \
-                        og[k * nc] += leaf[__builtin_ctzll(bv[k])];                           \
-                }                                                                             \
-            } else {                                                                          \
-                walk_block(m, t, buf, nb, o);                                                 \
-            }                                                                                 \
-        }                                                                                     \
-    }
-
-/* A tree with more than 64 leaves for the nb rows of a block: TW_LANES rows walk in
- * lock-step (the interleave is TW_R, so node entries are scaled by TW_R / TW_LANES). */
+/* A tree with more than 64 leaves (or every tree when no vector kernel runs) for the nb rows
+ * of a block: TW_LANES rows walk in lock-step (the interleave is TW_R, so node entries are
+ * scaled by TW_R / TW_LANES). */
 static void walk_block(const tw_model *m, int32_t t, const uint16_t *buf, int64_t nb,
-                       double *o) {
+                       double *acc) {
     const size_t tile = (size_t)m->width * TW_R;
-    const int32_t nc = m->ncols, c = m->col[t], root = m->root[t], depth = m->depth[t];
+    const int32_t root = m->root[t], depth = m->depth[t];
     const double *leaf = m->leaf + m->leaf0[t];
     const tw_node *nodes = m->nodes;
+    double *a = acc + (size_t)m->col[t] * TW_BLOCK;
     int64_t r = 0;
     for (; r + TW_LANES <= nb; r += TW_LANES) {
         const char *p[TW_LANES];
@@ -477,24 +412,54 @@ static void walk_block(const tw_model *m, int32_t t, const uint16_t *buf, int64_
             for (int k = 0; k < TW_LANES; ++k) TW_STEP(p[k], bb + k, TW_RSHIFT, moved);
             if (!moved) break;
         }
-        for (int k = 0; k < TW_LANES; ++k) o[(r + k) * nc + c] += leaf[TW_NODE(p[k])->thr];
+        for (int k = 0; k < TW_LANES; ++k) a[r + k] += leaf[TW_NODE(p[k])->thr];
     }
     for (; r < nb; ++r)
-        o[r * nc + c] += leaf[walk(nodes, root, buf + (size_t)(r / TW_R) * tile + r % TW_R,
-                                   TW_RSHIFT)];
+        a[r] += leaf[walk(nodes, root, buf + (size_t)(r / TW_R) * tile + r % TW_R, TW_RSHIFT)];
 }
 
-TW_BLOCK_TREES(block_trees_c, qs32_c, qs64_c)
+/* Trees t0..t1 for the nb rows of a block, ranked in groups of TW_R interleaved rows (the
+ * last group padded with copies of a real row). group32/group64: one tree with <= 32 / 64
+ * leaves for one group, adding each row's exit leaf value to its sum. */
+#define TW_BLOCK_TREES(name, group32, group64)                                                \
+    static void name(const tw_model *m, int32_t t0, int32_t t1, const uint16_t *buf,         \
+                     int64_t nb, double *acc) {                                               \
+        const size_t tile = (size_t)m->width * TW_R; /* ranked rows of one group */           \
+        const int64_t ng = (nb + TW_R - 1) / TW_R;                                            \
+        for (int32_t t = t0; t < t1; ++t) {                                                   \
+            const int32_t kind = m->qkind[t], qn = m->qn[t];                                  \
+            const double *leaf = m->leaf + m->leaf0[t];                                       \
+            double *a = acc + (size_t)m->col[t] * TW_BLOCK;                                   \
+            if (kind == 32) {                                                                 \
+                for (int64_t g = 0; g < ng; ++g)                                              \
+                    group32(m->q32 + m->qoff[t], qn, buf + (size_t)g * tile, leaf,            \
+                            a + g * TW_R);                                                    \
+            } else if (kind == 64) {                                                          \
+                for (int64_t g = 0; g < ng; ++g)                                              \
+                    group64(m->q64 + m->qoff[t], qn, buf + (size_t)g * tile, leaf,            \
+                            a + g * TW_R);                                                    \
+            } else {                                                                          \
+                walk_block(m, t, buf, nb, acc);                                               \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* Every tree walked (no vector kernel: not x86-64, or no AVX2). */
+static void block_trees_walk(const tw_model *m, int32_t t0, int32_t t1, const uint16_t *buf,
+                             int64_t nb, double *acc) {
+    for (int32_t t = t0; t < t1; ++t) walk_block(m, t, buf, nb, acc);
+}
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(TW_PORTABLE)
 #include <immintrin.h>
+#define TW_INLINE static inline __attribute__((always_inline))
 #define TW_AVX2 __attribute__((target("avx2,bmi")))
-#define TW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,bmi")))
+#define TW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512cd,avx2,bmi")))
 
-/* AVX2: "goes left" is max(v, thr) == thr (no unsigned 16-bit compare), widened by sign
- * extension, and bv &= left | mask. */
-TW_AVX2 TW_INLINE void qs32_avx2(const tw_q32 *q, int32_t qn, const uint16_t *b,
-                                 uint32_t *bv_out) {
+/* AVX2: "goes left" is max(v, thr) == thr (there is no unsigned 16-bit compare), widened by
+ * sign extension, and bv &= left | mask; the exit leaves are added one row at a time. */
+TW_AVX2 TW_INLINE void group32_avx2(const tw_q32 *q, int32_t qn, const uint16_t *b,
+                                    const double *leaf, double *a) {
     __m256i bv[TW_R / 8];
     for (int h = 0; h < TW_R / 8; ++h) bv[h] = _mm256_set1_epi32(-1);
     for (int32_t i = 0; i < qn; ++i) {
@@ -510,11 +475,13 @@ TW_AVX2 TW_INLINE void qs32_avx2(const tw_q32 *q, int32_t qn, const uint16_t *b,
             bv[2 * h + 1] = _mm256_and_si256(bv[2 * h + 1], _mm256_or_si256(l1, mask));
         }
     }
-    for (int h = 0; h < TW_R / 8; ++h) _mm256_storeu_si256((__m256i *)bv_out + h, bv[h]);
+    uint32_t w[TW_R];
+    for (int h = 0; h < TW_R / 8; ++h) _mm256_storeu_si256((__m256i *)w + h, bv[h]);
+    for (int k = 0; k < TW_R; ++k) a[k] += leaf[__builtin_ctz(w[k])];
 }
 
-TW_AVX2 TW_INLINE void qs64_avx2(const tw_q64 *q, int32_t qn, const uint16_t *b,
-                                 uint64_t *bv_out) {
+TW_AVX2 TW_INLINE void group64_avx2(const tw_q64 *q, int32_t qn, const uint16_t *b,
+                                    const double *leaf, double *a) {
     __m256i bv[TW_R / 4];
     for (int h = 0; h < TW_R / 4; ++h) bv[h] = _mm256_set1_epi32(-1);
     for (int32_t i = 0; i < qn; ++i) {
@@ -534,51 +501,75 @@ TW_AVX2 TW_INLINE void qs64_avx2(const tw_q64 *q, int32_t qn, const uint16_t *b,
                 bv[4 * h + j] = _mm256_and_si256(bv[4 * h + j], _mm256_or_si256(l[j], mask));
         }
     }
-    for (int h = 0; h < TW_R / 4; ++h) _mm256_storeu_si256((__m256i *)bv_out + h, bv[h]);
+    uint64_t w[TW_R];
+    for (int h = 0; h < TW_R / 4; ++h) _mm256_storeu_si256((__m256i *)w + h, bv[h]);
+    for (int k = 0; k < TW_R; ++k) a[k] += leaf[__builtin_ctzll(w[k])];
 }
 
-/* AVX-512: an unsigned compare into a mask register k ("goes right"), then bv &= mask
- * only in the lanes of k: three instructions a node for 16 rows. */
-TW_AVX512 TW_INLINE void qs32_avx512(const tw_q32 *q, int32_t qn, const uint16_t *b,
-                                     uint32_t *bv_out) {
+/* AVX-512: an unsigned compare into a mask register ("goes right"), then bv &= mask only in
+ * those lanes: three instructions a node for 16 rows. Exit leaf = 31 (63) - lzcnt(bv & -bv),
+ * its value gathered, 8 rows an instruction. */
+TW_AVX512 TW_INLINE void add_leaves_avx512(__m256i idx0, __m256i idx1, const double *leaf,
+                                           double *a) {
+    const __m512d l0 = _mm512_i32gather_pd(idx0, leaf, 8);
+    const __m512d l1 = _mm512_i32gather_pd(idx1, leaf, 8);
+    _mm512_storeu_pd(a, _mm512_add_pd(_mm512_loadu_pd(a), l0));
+    _mm512_storeu_pd(a + 8, _mm512_add_pd(_mm512_loadu_pd(a + 8), l1));
+}
+
+TW_AVX512 TW_INLINE void group32_avx512(const tw_q32 *q, int32_t qn, const uint16_t *b,
+                                        const double *leaf, double *a) {
+    const __m512i ones = _mm512_set1_epi32(-1);
     __m512i bv[TW_R / 16];
-    for (int h = 0; h < TW_R / 16; ++h) bv[h] = _mm512_set1_epi32(-1);
+    for (int h = 0; h < TW_R / 16; ++h) bv[h] = ones;
     for (int32_t i = 0; i < qn; ++i) {
         const __m256i *e = (const __m256i *)(b + (size_t)q[i].col * TW_R);
         const __m256i thr = _mm256_set1_epi16((short)q[i].thr);
         const __m512i mask = _mm512_set1_epi32((int)q[i].mask);
         for (int h = 0; h < TW_R / 16; ++h) {
             const __mmask16 right = _mm256_cmpgt_epu16_mask(_mm256_load_si256(e + h), thr);
-            bv[h] = _mm512_mask_and_epi32(bv[h], right, bv[h], mask);
+            bv[h] = _mm512_and_si512(bv[h], _mm512_mask_mov_epi32(ones, right, mask));
         }
     }
-    for (int h = 0; h < TW_R / 16; ++h) _mm512_storeu_si512((__m512i *)bv_out + h, bv[h]);
+    for (int h = 0; h < TW_R / 16; ++h) {
+        const __m512i low = _mm512_and_si512(bv[h], _mm512_sub_epi32(_mm512_setzero_si512(), bv[h]));
+        const __m512i idx = _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(low));
+        add_leaves_avx512(_mm512_castsi512_si256(idx), _mm512_extracti64x4_epi64(idx, 1), leaf,
+                          a + 16 * h);
+    }
 }
 
-TW_AVX512 TW_INLINE void qs64_avx512(const tw_q64 *q, int32_t qn, const uint16_t *b,
-                                     uint64_t *bv_out) {
+TW_AVX512 TW_INLINE void group64_avx512(const tw_q64 *q, int32_t qn, const uint16_t *b,
+                                        const double *leaf, double *a) {
+    const __m512i ones = _mm512_set1_epi32(-1);
     __m512i bv[TW_R / 8];
-    for (int h = 0; h < TW_R / 8; ++h) bv[h] = _mm512_set1_epi32(-1);
+    for (int h = 0; h < TW_R / 8; ++h) bv[h] = ones;
     for (int32_t i = 0; i < qn; ++i) {
         const __m256i *e = (const __m256i *)(b + (size_t)q[i].col * TW_R);
         const __m256i thr = _mm256_set1_epi16((short)q[i].thr);
         const __m512i mask = _mm512_set1_epi64((long long)q[i].mask);
         for (int h = 0; h < TW_R / 16; ++h) {
             const __mmask16 right = _mm256_cmpgt_epu16_mask(_mm256_load_si256(e + h), thr);
-            bv[2 * h] = _mm512_mask_and_epi64(bv[2 * h], (__mmask8)right, bv[2 * h], mask);
-            bv[2 * h + 1] = _mm512_mask_and_epi64(bv[2 * h + 1], (__mmask8)(right >> 8),
-                                                  bv[2 * h + 1], mask);
+            bv[2 * h] = _mm512_and_si512(bv[2 * h], _mm512_mask_mov_epi64(ones, (__mmask8)right,
+                                                                          mask));
+            bv[2 * h + 1] = _mm512_and_si512(
+                bv[2 * h + 1], _mm512_mask_mov_epi64(ones, (__mmask8)(right >> 8), mask));
         }
     }
-    for (int h = 0; h < TW_R / 8; ++h) _mm512_storeu_si512((__m512i *)bv_out + h, bv[h]);
+    for (int h = 0; h < TW_R / 8; ++h) {
+        const __m512i low = _mm512_and_si512(bv[h], _mm512_sub_epi64(_mm512_setzero_si512(), bv[h]));
+        const __m512i idx = _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(low));
+        _mm512_storeu_pd(a + 8 * h, _mm512_add_pd(_mm512_loadu_pd(a + 8 * h),
+                                                  _mm512_i64gather_pd(idx, leaf, 8)));
+    }
 }
 
-TW_AVX2 TW_BLOCK_TREES(block_trees_avx2, qs32_avx2, qs64_avx2)
-TW_AVX512 TW_BLOCK_TREES(block_trees_avx512, qs32_avx512, qs64_avx512)
+TW_AVX2 TW_BLOCK_TREES(block_trees_avx2, group32_avx2, group64_avx2)
+TW_AVX512 TW_BLOCK_TREES(block_trees_avx512, group32_avx512, group64_avx512)
 #define TW_KERNEL(isa) \
-    ((isa) == 2 ? block_trees_avx512 : (isa) == 1 ? block_trees_avx2 : block_trees_c)
+    ((isa) == 2 ? block_trees_avx512 : (isa) == 1 ? block_trees_avx2 : block_trees_walk)
 #else
-#define TW_KERNEL(isa) block_trees_c
+#define TW_KERNEL(isa) block_trees_walk
 #endif
 
 /*
@@ -607,13 +598,14 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
     }
     /* Batches: a block of rows is ranked into groups of TW_R interleaved rows (the last group
      * padded with copies of the block's last row), then each tree takes every row of the
-     * block while its nodes are hot. */
+     * block while its nodes are hot, adding to the block's sums (acc, see above). */
     const size_t tile = (size_t)m->width * TW_R;
     const int64_t rows = n < TW_BLOCK ? n : TW_BLOCK;
     const size_t bytes = sizeof(uint16_t) * tile * (size_t)((rows + TW_R - 1) / TW_R);
-    char *raw = malloc(bytes + 64);
+    char *raw = malloc(bytes + sizeof(double) * (size_t)nc * TW_BLOCK + 64);
     if (!raw) return -1;
     uint16_t *buf = (uint16_t *)(raw + (64 - (uintptr_t)raw % 64)); /* 64-byte aligned */
+    double *acc = (double *)((char *)buf + bytes);
     void (*const kernel)(const tw_model *, int32_t, int32_t, const uint16_t *, int64_t,
                          double *) = TW_KERNEL(m->isa);
     for (int64_t r0 = 0; r0 < n; r0 += TW_BLOCK) {
@@ -626,9 +618,11 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
         for (int32_t p = 0; p < m->nparts; ++p) {
             if (!((part_mask >> p) & 1u)) continue;
             const int32_t c0 = m->part_c[p][0], c1 = m->part_c[p][1];
+            for (int32_t c = c0; c < c1; ++c)
+                for (int64_t r = 0; r < padded; ++r) acc[(size_t)c * TW_BLOCK + r] = 0.0;
+            kernel(m, m->part_t[p][0], m->part_t[p][1], buf, nb, acc);
             for (int64_t r = 0; r < nb; ++r)
-                for (int32_t c = c0; c < c1; ++c) o[r * nc + c] = 0.0;
-            kernel(m, m->part_t[p][0], m->part_t[p][1], buf, nb, o);
+                for (int32_t c = c0; c < c1; ++c) o[r * nc + c] = acc[(size_t)c * TW_BLOCK + r];
         }
     }
     free(raw);
