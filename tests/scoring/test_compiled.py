@@ -309,3 +309,131 @@ def test_default_bundles(tmp_path: Path) -> None:
     _assert_same(walker.raw(rows, **ALL), booster.raw(rows, **ALL))
     for i in range(min(len(rows), 20)):
         _assert_same(walker.raw(rows[i:i + 1], **ALL), booster.raw(rows[i:i + 1], **ALL))
+
+
+# --------------------------------------------------------------------------------------------
+# batches: QuickScorer kernels (trees with <= 64 leaves) and the walk for larger trees
+
+BATCH_SIZES = (8, 15, 16, 17, 33, 127, 128, 129, 1000)
+
+
+def _kernels(walker: TreeWalkEvaluator) -> list[str]:
+    """Every batch kernel this CPU runs (the walker's own one last, left in use)."""
+    best = walker.isa
+    kernels = [k for k in compiled.ISA_NAMES if walker.use_isa(k) == k]
+    walker.use_isa(best)
+    assert best in kernels and kernels[0] == "walk"
+    return [k for k in kernels if k != best] + [best]
+
+
+def _rows(r: RawScores, i: int, j: int) -> RawScores:
+    return RawScores(tier=None if r.tier is None else r.tier[i:j],
+                     churn=None if r.churn is None else r.churn[i:j],
+                     products=None if r.products is None else r.products[i:j])
+
+
+def test_quickscorer_arrays(walker: TreeWalkEvaluator) -> None:
+    f = walker.flat
+    assert set(f.qkind.tolist()) == {32, 64}, "trees of both bitvector widths (churn: 63 leaves)"
+    assert np.array_equal(f.qkind, np.where(f.nleaf <= 32, 32, 64))
+    assert np.array_equal(f.qn, f.nleaf - 1), "every internal node, once"
+    assert len(f.q32) == f.qn[f.qkind == 32].sum() and len(f.q64) == f.qn[f.qkind == 64].sum()
+    for t in range(len(f.root)):
+        q = (f.q32 if f.qkind[t] == 32 else f.q64)[f.qoff[t]:f.qoff[t] + f.qn[t]]
+        bits = 32 if f.qkind[t] == 32 else 64
+        cleared = ~q["mask"].astype(np.uint64) & np.uint64(2**bits - 1)
+        assert not (cleared >> np.uint64(f.nleaf[t] - 1)).any(), "the last leaf is never cleared"
+        assert (cleared != 0).all(), "every left subtree has a leaf"
+    assert 2 * f.q32.nbytes + f.q64.nbytes < 4 * f.nodes.nbytes
+
+
+def test_every_batch_kernel_is_exact(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    x = probe_rows(SCHEMA, 1000, seed=31, thresholds=walker.flat.thresholds)
+    customers = _data(10_000, seed=32)
+    booster = BoosterEvaluator(layout)
+    want = booster.raw(x, **ALL)
+    want_customers = booster.raw(customers, **ALL)
+    singles = [walker.raw(x[i:i + 1], **ALL) for i in range(40)]
+    for kernel in _kernels(walker):
+        assert walker.use_isa(kernel) == kernel
+        assert max_difference(walker.raw(customers, **ALL), want_customers) == 0.0, kernel
+        for n in BATCH_SIZES:  # full groups and blocks, partial ones, remainders
+            for start in (0, 1):
+                got = walker.raw(x[start:start + n], **ALL)
+                assert max_difference(got, _rows(want, start, start + n)) == 0.0, (kernel, n)
+        got = walker.raw(x[:40], **ALL)
+        for i, one in enumerate(singles):  # the single-row path agrees with every kernel
+            assert max_difference(_rows(got, i, i + 1), one) == 0.0, (kernel, i)
+        part = walker.raw(x[:33], tier=False, churn=True, products=False)
+        assert part.tier is None and part.products is None
+        assert np.array_equal(part.churn, want.churn[:33])  # type: ignore[index]
+
+
+def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
+    x = _data(3000, seed=41)
+    names = list(SCHEMA.names)
+    big = _train("big", x, (_signal(x, seed=42) > 0).astype(int), names, "binary",
+                 rounds=6, num_leaves=200)
+    mid = _train("mid", x, (_signal(x, seed=43) > 1).astype(int), names, "binary",
+                 rounds=4, num_leaves=48)
+    lay = ModelLayout(schema=SCHEMA, tier=None, churn=big, products=(mid,))
+    walker = TreeWalkEvaluator(lay, cache_dir=tmp_path)
+    f = walker.flat
+    assert (f.nleaf > 64).any() and (f.qkind == 0).any(), "trees too large for 64-bit masks"
+    assert (f.qkind[f.nleaf > 64] == 0).all() and (f.qn[f.qkind == 0] == 0).all()
+    assert (f.qkind == 64).any(), "and QuickScorer trees in the same batch"
+    rows = np.vstack([probe_rows(SCHEMA, 1000, seed=44, thresholds=f.thresholds),
+                      _data(1000, seed=45)])
+    want = BoosterEvaluator(lay).raw(rows, **ALL)
+    for kernel in _kernels(walker):
+        walker.use_isa(kernel)
+        for n in (*BATCH_SIZES, len(rows)):
+            assert max_difference(walker.raw(rows[:n], **ALL), _rows(want, 0, n)) == 0.0
+    assert max_difference(walker.raw(rows[:3], **ALL), _rows(want, 0, 3)) == 0.0
+
+
+@pytest.mark.parametrize("damage", ["mask", "col", "qoff", "kind", "nleaf"])
+def test_bad_quickscorer_arrays_are_refused(layout: ModelLayout, tmp_path: Path, damage: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real = compiled.flatten
+
+    def damaged(lay: ModelLayout) -> compiled.FlatModels:
+        f = real(lay)
+        t = int(np.flatnonzero(f.qkind == 32)[0])
+        i = int(f.qoff[t])
+        if damage == "mask":  # clears the last leaf: the exit leaf could leave the tree
+            f.q32["mask"][i] &= ~np.uint32(1 << int(f.nleaf[t] - 1))
+        elif damage == "col":
+            f.q32["col"][i] = 4 * f.nfeat + len(f.catcols) + 1
+        elif damage == "qoff":
+            f.qoff[t] = len(f.q32)
+        elif damage == "kind":
+            f.qkind[t] = 16
+        else:
+            f.nleaf[t] = 33
+        return f
+
+    monkeypatch.setattr(compiled, "flatten", damaged)
+    with pytest.raises(compiled.BuildError, match="refused"):
+        TreeWalkEvaluator(layout, cache_dir=tmp_path)
+
+
+def test_compiler_without_vector_kernels(layout: ModelLayout, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A compiler that cannot build the x86 kernels still gives the (walking) fast path."""
+    monkeypatch.setattr(compiled, "_warned", set())
+    monkeypatch.setattr(compiled, "_libs", {})
+    real = compiled._compiler(None)
+    fake = tmp_path / "old-cc"
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *-DTW_PORTABLE*) ;; "
+                    "*) echo 'unknown target attribute' >&2; exit 1;; esac\n"
+                    f"exec {real} \"$@\"\n")
+    fake.chmod(0o755)
+    with caplog.at_level(logging.WARNING, logger="tierwise.scoring"):
+        ev = fastest_evaluator(layout, cache_dir=tmp_path / "cache", cc=str(fake))
+    assert isinstance(ev, TreeWalkEvaluator) and ev.isa == "walk"
+    assert ev.use_isa("avx512") == "walk", "no vector kernel in this build"
+    assert any("without them" in r.getMessage() for r in caplog.records)
+    x = probe_rows(SCHEMA, 500, seed=51, thresholds=ev.flat.thresholds)
+    _assert_same(ev.raw(x, **ALL), BoosterEvaluator(layout).raw(x, **ALL), 0.0)
