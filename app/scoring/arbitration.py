@@ -24,7 +24,7 @@ from app.scoring.suitability import SuitabilityLimits, check_suitability, custom
 __all__ = [
     "REASON_CODES", "ContactEvent", "Customer", "PreparedAction", "PreparedCatalog",
     "Recommendation", "Suppressed", "arbitrate", "arbitrate_prepared", "arbitrate_tuples",
-    "prepare",
+    "prepare", "recommendation",
 ]
 
 NO_PROPENSITY = "no_propensity"
@@ -296,9 +296,8 @@ def arbitrate_tuples(
     `arbitrate_prepared` wraps it in `Customer` / `Recommendation` / `Suppressed`; the
     scoring pipeline calls it directly (no dataclass built per action on the hot path).
     Recommendations are tuples of the Recommendation fields in order; suppressed actions are
-    (action_id, reason_code, detail); with `details` False the details of eligibility
-    failures and of actions ranked below the top N are left empty (the codes are the same),
-    which saves formatting text nobody reads when only the metrics count suppressed actions.
+    (action_id, reason_code, detail); with `details` False every detail is "" (the codes are
+    the same), which saves formatting text nobody reads when only the metrics count them.
     """
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
@@ -357,7 +356,7 @@ def arbitrate_tuples(
                 if p is None or not 0.0 <= p <= 1.0:
                     fail = (NO_PROPENSITY, _no_propensity_detail(a.propensity_model, p))
         if fail is not None:
-            suppressed.append((a.id, fail[0], fail[1]))
+            suppressed.append((a.id, fail[0], fail[1] if details else ""))
             continue
         p = float(p)  # type: ignore[arg-type]  # numpy scalars in, plain floats out
         ranked.append((-(p * weights[i] * a.value * a.lever), a.id, i, p))
@@ -365,12 +364,8 @@ def arbitrate_tuples(
     ranked.sort()  # ids are unique, so the tuple never compares past the id
     recommendations: list[RecommendationTuple] = []
     for neg, _, i, p in ranked[:top_n]:
-        a, c = actions[i], weights[i]
-        reasons = _reasons(a, p, c, channel, booked_tier, days_to_next_maturity, limits)
-        recommendations.append(
-            (a.id, a.name, a.category, a.kind, a.risk_level, -neg, p, c, a.value, a.lever,
-             reasons)
-        )
+        recommendations.append(recommendation(actions[i], -neg, p, weights[i], channel,
+                                              booked_tier, days_to_next_maturity, limits))
     if not details:
         suppressed.extend((r[1], RANKED_BELOW_TOP_N, "") for r in ranked[top_n:])
         return recommendations, suppressed
@@ -381,6 +376,22 @@ def arbitrate_tuples(
             f"ranked {rank} (priority {-neg:.4g}); only the top {top_n} are shown",
         ))
     return recommendations, suppressed
+
+
+def recommendation(
+    a: PreparedAction,
+    priority: float,
+    p: float,
+    c: float,
+    channel: str | None,
+    booked_tier: str,
+    days_to_next_maturity: int | None,
+    limits: SuitabilityLimits,
+) -> RecommendationTuple:
+    """One recommended action as a tuple of the Recommendation fields, reasons included."""
+    reasons = _reasons(a, p, c, channel, booked_tier, days_to_next_maturity, limits)
+    return (a.id, a.name, a.category, a.kind, a.risk_level, priority, p, c, a.value, a.lever,
+            reasons)
 
 
 def _no_propensity_detail(model: str | None, p: object) -> str:

@@ -16,11 +16,20 @@ from typing import Any
 import numpy as np
 
 from app.bundles.manifest import PlattCalibrator
-from app.scoring.arbitration import ContactEvent, arbitrate_tuples
+from app.scoring.arbitration import (
+    RANKED_BELOW_TOP_N,
+    ContactEvent,
+    PreparedCatalog,
+    RecommendationTuple,
+    arbitrate_tuples,
+    recommendation,
+)
+from app.scoring.arbitration_batch import CODES, BatchDecisions, arbitrate_batch, limits_of
 from app.scoring.context import ScoringContext
 from app.scoring.evaluate import RawScores
 from app.scoring.models import calibrate
 from app.scoring.reasons import contributions, top_reasons
+from app.scoring.suitability import SuitabilityLimits
 
 PARTS: tuple[str, ...] = ("tier", "churn", "recommendations")
 
@@ -63,6 +72,8 @@ def score_rows(
     k = ctx.constants
 
     aum_col = x[:, k.aum_col]
+    churn_arr: np.ndarray | None = None
+    product_arr: np.ndarray | None = None
     tier_probs: list[list[float]] | None = None
     churn_p: list[float] | None = None
     product_p: list[list[float]] | None = None
@@ -79,10 +90,11 @@ def score_rows(
         if want_tier and raw.tier is not None:
             tier_probs = ctx.tier.model.link(raw.tier).tolist()
         if need_churn and raw.churn is not None:
-            churn_p = calibrate(ctx.churn.calibrator, raw.churn,
-                                ctx.churn.model.link(raw.churn)).tolist()
+            churn_arr = calibrate(ctx.churn.calibrator, raw.churn,
+                                  ctx.churn.model.link(raw.churn))
+            churn_p = churn_arr.tolist()
         if want_recs and raw.products is not None:
-            product_p = (1.0 / (1.0 + np.exp(-k.product_sigmoid * raw.products))).tolist()
+            product_arr = 1.0 / (1.0 + np.exp(-k.product_sigmoid * raw.products))
 
     band_idx: list[int] | None = None
     if churn_p is not None:
@@ -105,6 +117,14 @@ def score_rows(
     band_names = k.band_names
     product_names = k.product_names
     churn_features = ctx.churn.model.feature_names
+    batch = None
+    if prepared is not None and n >= BATCH_ARBITRATION_MIN and not details:
+        if top_n < 0:
+            raise ValueError(f"top_n must be >= 0, got {top_n}")
+        batch = _Batch.decide(ctx, x, customers, booked_idx, aum, churn_arr, product_arr,
+                              top_n, include_suppressed)
+    if product_arr is not None and (batch is None or any(c.history for c in customers)):
+        product_p = product_arr.tolist()  # per-customer arbitration reads them by name
     results: list[dict[str, Any]] = []
     for i in range(n):
         cust = customers[i]
@@ -132,7 +152,12 @@ def score_rows(
                     else []
                 ),
             }
-        if prepared is not None:
+        if prepared is None:
+            results.append(out)
+            continue
+        if batch is not None and not cust.history:
+            recs, suppressed = batch.customer(i, booked or "", cust)
+        else:
             features = cust.features
             propensities = (
                 dict(zip(product_names, product_p[i], strict=True))
@@ -155,18 +180,81 @@ def score_rows(
                 top_n=top_n,
                 details=details,
             )
-            out["recommendations"] = [
-                {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
-                 "risk_level": r[4], "priority": r[5], "propensity": r[6],
-                 "context_weight": r[7], "value": r[8], "lever": r[9], "reasons": list(r[10])}
-                for r in recs
+        out["recommendations"] = [
+            {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
+             "risk_level": r[4], "priority": r[5], "propensity": r[6],
+             "context_weight": r[7], "value": r[8], "lever": r[9], "reasons": list(r[10])}
+            for r in recs
+        ]
+        if include_suppressed:
+            out["suppressed"] = [
+                {"action_id": s[0], "reason_code": s[1], "detail": s[2]} for s in suppressed
             ]
-            if include_suppressed:
-                out["suppressed"] = [
-                    {"action_id": s[0], "reason_code": s[1], "detail": s[2]} for s in suppressed
-                ]
         results.append(out)
     return results
+
+
+# From this many customers on, arbitration runs over the whole batch as array operations
+# (app/scoring/arbitration_batch.py); below it the per-customer loop is cheaper.
+BATCH_ARBITRATION_MIN = 16
+
+
+class _Batch:
+    """The batch arbitration's decisions, unpacked per customer into the same tuples
+    arbitrate_tuples returns (with details=False)."""
+
+    def __init__(self, prepared: PreparedCatalog, decisions: BatchDecisions,
+                 limits: list[SuitabilityLimits], top_n: int, with_suppressed: bool) -> None:
+        self.actions = prepared.actions
+        top = min(top_n, len(self.actions))
+        idx = decisions.order[:, :top]
+        self.idx = idx.tolist()
+        self.p = np.take_along_axis(decisions.p, idx, axis=1).tolist()
+        self.w = np.take_along_axis(decisions.weight, idx, axis=1).tolist()
+        self.priority = np.take_along_axis(decisions.priority, idx, axis=1).tolist()
+        self.eligible = decisions.eligible.tolist()
+        self.limits = limits
+        self.top = top
+        self.order = decisions.order.tolist() if with_suppressed else None
+        self.code = decisions.code.tolist() if with_suppressed else None
+
+    @classmethod
+    def decide(cls, ctx: ScoringContext, x: np.ndarray, customers: Sequence[CustomerInput],
+               booked_idx: list[int], aum: list[float], churn: np.ndarray | None,
+               products: np.ndarray | None, top_n: int, with_suppressed: bool) -> _Batch | None:
+        prepared = ctx.prepared_catalog
+        tier_names = ctx.constants.tier_names
+        features = [c.features for c in customers]
+        ages = [int(f.get("age") or 0) for f in features]
+        limits = limits_of(prepared, features, ages)
+        booked = [(tier_names[b] if a == a else None) or "" for b, a in zip(booked_idx, aum,
+                                                                          strict=True)]
+        decisions = arbitrate_batch(
+            prepared, schema=ctx.schema, x=x, booked_tier=booked, limits=limits, churn=churn,
+            propensities=products, product_names=ctx.constants.product_names,
+            channels=[c.channel for c in customers])
+        if decisions is None:
+            return None
+        return cls(prepared, decisions, limits, top_n, with_suppressed)
+
+    def customer(self, i: int, booked_tier: str, cust: CustomerInput
+                 ) -> tuple[list[RecommendationTuple], list[tuple[str, str, str]]]:
+        actions = self.actions
+        shown = min(self.top, self.eligible[i])
+        idx, p, w, priority = self.idx[i], self.p[i], self.w[i], self.priority[i]
+        limits = self.limits[i]
+        channel = cust.channel
+        days = cust.features.get("days_to_next_maturity")
+        recs = [recommendation(actions[idx[r]], priority[r], p[r], w[r], channel, booked_tier,
+                               days, limits)
+                for r in range(shown)]
+        suppressed: list[tuple[str, str, str]] = []
+        if self.code is not None and self.order is not None:
+            suppressed = [(actions[j].id, CODES[c], "")
+                          for j, c in enumerate(self.code[i]) if c]
+            suppressed += [(actions[j].id, RANKED_BELOW_TOP_N, "")
+                           for j in self.order[i][shown:self.eligible[i]]]
+        return recs, suppressed
 
 
 def _single_row(
