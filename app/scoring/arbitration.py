@@ -105,6 +105,10 @@ class PreparedAction:
     # (see _passes); a customer who fails it goes through check_eligibility for the reason.
     quick: tuple[float, float, float, frozenset[str] | None, str | None, tuple[str, ...], bool,
                  float]
+    # The reasons that do not depend on the customer (see _reasons), formatted once.
+    retention_suffix: str
+    flag_reasons: tuple[str, ...]
+    lever_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,11 @@ def _prepare_uncached(catalog: Catalog) -> PreparedCatalog:
             contact=ContactRule.from_action(a),
             never_contact=a.contact_policy.max_offers == 0,
             quick=_quick(EligibilityRule.from_action(a)),
+            retention_suffix=(
+                f" (retention threshold {_pct(a.eligibility.min_churn_probability)})"
+                if a.eligibility.min_churn_probability is not None else ""),
+            flag_reasons=tuple(f.replace("_", " ") for f in a.eligibility.requires_flags),
+            lever_reason=f"campaign lever x{float(a.lever):g}" if a.lever != 1.0 else None,
         )
         for a in catalog.actions
     )
@@ -189,6 +198,7 @@ _HELD = (eligibility.ALREADY_HELD, "")
 _REQUIRES = (eligibility.REQUIREMENT_NOT_MET, "")
 _NO_CHURN = (eligibility.CHURN_NOT_SCORED, "")
 _CHURN_LOW = (eligibility.CHURN_RISK_BELOW_THRESHOLD, "")
+_ELDERLY = (suitability.ELDERLY_RISK_CAP, "")
 
 
 def _quick(e: EligibilityRule) -> tuple[float, float, float, frozenset[str] | None, str | None,
@@ -306,6 +316,9 @@ def arbitrate_tuples(
     if churn is not None and not 0.0 <= churn <= 1.0:  # NaN included: it would poison sorting
         churn = None
     weights = prepared.weights_for(channel)
+    max_rank = limits.max_rank
+    elderly_cap = 99 if limits.elderly_cap is None else limits.elderly_cap
+    _over = (limits.over_code, "")
 
     by_action: dict[str, list[ContactEvent]] | None = None
     if history:
@@ -342,8 +355,9 @@ def arbitrate_tuples(
             fail = eligible(a.eligibility, age, aum, booked_tier, flags, churn)
         if fail is None:
             rank = a.risk_rank
-            if rank:
-                fail = check_suitability(rank, a.elderly_allowed, limits)
+            if rank and (rank > max_rank or (rank > elderly_cap and not a.elderly_allowed)):
+                fail = check_suitability(rank, a.elderly_allowed, limits) if details else (
+                    _over if rank > max_rank else _ELDERLY)
             if fail is None and by_action is not None and (a.never_contact or a.id in by_action):
                 fail = check_contact(a.contact, by_action.get(a.id, ()))
             elif fail is None and by_action is None and a.never_contact:
@@ -415,16 +429,10 @@ def _reasons(
     limits: SuitabilityLimits,
 ) -> tuple[str, ...]:
     """Short reasons an RM can read; built for recommended actions only, so cheap overall."""
-    e = a.eligibility
-    out: list[str] = []
     if a.is_retention:
-        threshold = e.min_churn_probability
-        out.append(
-            f"churn risk {_pct(p)}"
-            + (f" (retention threshold {_pct(threshold)})" if threshold is not None else "")
-        )
+        out = [f"churn risk {_pct(p)}{a.retention_suffix}"]
     else:
-        out.append(f"propensity {_pct(p)} for this product")
+        out = [f"propensity {_pct(p)} for this product"]
     if a.risk_rank:
         if limits.profile is not None:
             out.append(f"suitable: {limits.profile} covers {a.risk_level}")
@@ -435,12 +443,12 @@ def _reasons(
     d = days_to_next_maturity
     if d is not None and d <= _MATURITY_HORIZON_DAYS and a.category in _REINVEST_CATEGORIES:
         out.append(f"maturity in {d} days: a moment to reinvest")
-    for flag in e.requires_flags:
-        out.append(flag.replace("_", " "))
-    if e.allowed_tiers is not None:
+    if a.flag_reasons:
+        out += a.flag_reasons
+    if a.eligibility.allowed_tiers is not None:
         out.append(f"offered to {booked_tier} customers")
     if c != 1.0 and channel:
         out.append(f"{'suits' if c > 1.0 else 'less suited to'} the {channel} channel (x{c:g})")
-    if a.lever != 1.0:
-        out.append(f"campaign lever x{a.lever:g}")
+    if a.lever_reason is not None:
+        out.append(a.lever_reason)
     return tuple(out)

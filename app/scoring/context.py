@@ -14,7 +14,7 @@ import numpy as np
 
 from app.bundles.io import Bundle
 from app.bundles.loader import load_family
-from app.bundles.manifest import FAMILIES
+from app.bundles.manifest import FAMILIES, PlattCalibrator
 from app.errors import BundleRejected, FieldProblem
 from app.features.contract import ARBITRATION_FEATURES
 from app.features.schema import FeatureSchema
@@ -49,10 +49,18 @@ class ContextConstants:
     product_names: tuple[str, ...]
     product_sigmoid: np.ndarray
     product_sigmoid_list: tuple[float, ...]
+    # One row's link functions in plain floats (pipeline._single_row): whether the models
+    # allow it (multiclass tier, binary churn with no or a Platt calibrator), and the factors.
+    single_row_links: bool
+    product_neg_sigmoid: tuple[float, ...]
+    churn_neg_sigmoid: float
+    churn_platt: tuple[float, float] | None
 
     @classmethod
     def of(cls, ctx: ScoringContext) -> ContextConstants:
         sigmoid = np.array([m.sigmoid for m in ctx.layout.products])
+        calibrator = ctx.churn.calibrator
+        platt = isinstance(calibrator, PlattCalibrator)
         return cls(
             aum_col=ctx.schema.index["aum_total"],
             tier_thresholds=tuple(float(t.min_aum) for t in ctx.policy.tiers),
@@ -63,6 +71,13 @@ class ContextConstants:
             product_names=ctx.layout.product_names,
             product_sigmoid=sigmoid,
             product_sigmoid_list=tuple(sigmoid.tolist()),
+            single_row_links=(ctx.tier.model.objective != "binary"
+                              and ctx.churn.model.objective == "binary"
+                              and (calibrator is None or platt)),
+            product_neg_sigmoid=tuple(-s for s in sigmoid.tolist()),
+            churn_neg_sigmoid=-ctx.churn.model.sigmoid,
+            churn_platt=(calibrator.a, calibrator.b) if isinstance(calibrator, PlattCalibrator)
+            else None,
         )
 
 

@@ -11,11 +11,11 @@ import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import mul
 from typing import Any
 
 import numpy as np
 
-from app.bundles.manifest import PlattCalibrator
 from app.scoring.arbitration import (
     RANKED_BELOW_TOP_N,
     ContactEvent,
@@ -264,27 +264,22 @@ def _single_row(
     lists, computed exactly as the vectorised path does; None to use that path instead
     (NaN scores, an isotonic calibrator)."""
     k = ctx.constants
+    if not k.single_row_links:
+        return None
     args: list[float] = []
     tier = churn = products = None
     if raw.tier is not None:
-        if ctx.tier.model.objective == "binary":
-            return None
         tier = raw.tier.tolist()[0]
         top = max(tier)
-        args += [t - top for t in tier]
-    calibrator = ctx.churn.calibrator
+        args = [t - top for t in tier]
     if raw.churn is not None:
-        if ctx.churn.model.objective != "binary" or (
-                calibrator is not None and not isinstance(calibrator, PlattCalibrator)):
-            return None
         churn = raw.churn.tolist()[0]
-        if calibrator is None:
-            args.append(-ctx.churn.model.sigmoid * churn)
-        else:
-            args.append(calibrator.a * churn + calibrator.b)
+        platt = k.churn_platt
+        args.append(k.churn_neg_sigmoid * churn if platt is None
+                    else platt[0] * churn + platt[1])
     if raw.products is not None:
         products = raw.products.tolist()[0]
-        args += [-s * r for s, r in zip(k.product_sigmoid_list, products, strict=True)]
+        args += map(mul, k.product_neg_sigmoid, products)  # (-s) * r, as the batch path
     if not args:
         return None, None, None
     total = sum(args)
