@@ -55,7 +55,8 @@ class FeatureSpec(BaseModel):
             return f"must be a{'n integer' if self.kind == 'integer' else ' number'}"
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number (NaN and Infinity are not allowed)"
-        if self.kind == "integer" and not float(value).is_integer():
+        # (an int is whole however large; float() of a huge one would overflow)
+        if self.kind == "integer" and isinstance(value, float) and not value.is_integer():
             return "must be an integer"
         if self.minimum is not None and value < self.minimum:
             return f"must be at least {_fmt(self.minimum)}" + self._range_hint()

@@ -248,6 +248,20 @@ def test_nan_and_infinity_are_rejected(client: httpx.Client, customers: list[dic
         assert "features.balance_trend_90d" in _fields(resp.json()["error"])
 
 
+@pytest.mark.parametrize("field", ["age", "loans_other_banks", "monthly_salary"])
+def test_a_huge_integer_is_a_field_error_not_a_crash(
+        client: httpx.Client, customers: list[dict[str, Any]], field: str) -> None:
+    # 10**400 does not fit a float: it used to raise OverflowError (a 500) in the check.
+    import json
+
+    features = {**customers[0]["features"], field: 987654321987}
+    raw = json.dumps({"customer_id": "c", "features": features}).replace(
+        "987654321987", "1" + "0" * 400)
+    resp = client.post("/v1/score", content=raw, headers={"content-type": "application/json"})
+    err = _error(resp, 422, "invalid_feature")
+    assert f"features.{field}" in _fields(err)
+
+
 def test_envelope_errors(client: httpx.Client, customers: list[dict[str, Any]]) -> None:
     _error(client.post("/v1/score", content=b"{not json",
                        headers={"content-type": "application/json"}), 400, "invalid_json")
