@@ -24,7 +24,7 @@ from app.scoring.suitability import SuitabilityLimits, check_suitability, custom
 __all__ = [
     "REASON_CODES", "ContactEvent", "Customer", "PreparedAction", "PreparedCatalog",
     "Recommendation", "Suppressed", "arbitrate", "arbitrate_prepared", "arbitrate_tuples",
-    "prepare", "recommendation",
+    "as_dict", "prepare", "reason_list", "recommendation", "recommendation_dict",
 ]
 
 NO_PROPENSITY = "no_propensity"
@@ -408,6 +408,31 @@ def recommendation(
             reasons)
 
 
+def recommendation_dict(
+    a: PreparedAction,
+    priority: float,
+    p: float,
+    c: float,
+    channel: str | None,
+    booked_tier: str,
+    days_to_next_maturity: int | None,
+    limits: SuitabilityLimits,
+) -> dict[str, object]:
+    """One recommended action as the response carries it (as_dict of `recommendation`)."""
+    return {"action_id": a.id, "name": a.name, "category": a.category, "kind": a.kind,
+            "risk_level": a.risk_level, "priority": priority, "propensity": p,
+            "context_weight": c, "value": a.value, "lever": a.lever,
+            "reasons": reason_list(a, p, c, channel, booked_tier, days_to_next_maturity,
+                                   limits)}
+
+
+def as_dict(r: RecommendationTuple) -> dict[str, object]:
+    """A recommendation tuple as the response carries it."""
+    return {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
+            "risk_level": r[4], "priority": r[5], "propensity": r[6], "context_weight": r[7],
+            "value": r[8], "lever": r[9], "reasons": list(r[10])}
+
+
 def _no_propensity_detail(model: str | None, p: object) -> str:
     if p is None:
         return f"no propensity from model {model}"
@@ -429,6 +454,19 @@ def _reasons(
     limits: SuitabilityLimits,
 ) -> tuple[str, ...]:
     """Short reasons an RM can read; built for recommended actions only, so cheap overall."""
+    return tuple(reason_list(a, p, c, channel, booked_tier, days_to_next_maturity, limits))
+
+
+def reason_list(
+    a: PreparedAction,
+    p: float,
+    c: float,
+    channel: str | None,
+    booked_tier: str,
+    days_to_next_maturity: int | None,
+    limits: SuitabilityLimits,
+) -> list[str]:
+    """_reasons as a list (what a response carries)."""
     if a.is_retention:
         out = [f"churn risk {_pct(p)}{a.retention_suffix}"]
     else:
@@ -451,4 +489,4 @@ def _reasons(
         out.append(f"{'suits' if c > 1.0 else 'less suited to'} the {channel} channel (x{c:g})")
     if a.lever_reason is not None:
         out.append(a.lever_reason)
-    return tuple(out)
+    return out

@@ -20,9 +20,9 @@ from app.scoring.arbitration import (
     RANKED_BELOW_TOP_N,
     ContactEvent,
     PreparedCatalog,
-    RecommendationTuple,
     arbitrate_tuples,
-    recommendation,
+    as_dict,
+    recommendation_dict,
 )
 from app.scoring.arbitration_batch import CODES, BatchDecisions, arbitrate_batch, limits_of
 from app.scoring.context import ScoringContext
@@ -156,7 +156,7 @@ def score_rows(
             results.append(out)
             continue
         if batch is not None and not cust.history:
-            recs, suppressed = batch.customer(i, booked or "", cust)
+            out["recommendations"], suppressed = batch.customer(i, booked or "", cust)
         else:
             features = cust.features
             propensities = (
@@ -180,12 +180,7 @@ def score_rows(
                 top_n=top_n,
                 details=details,
             )
-        out["recommendations"] = [
-            {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
-             "risk_level": r[4], "priority": r[5], "propensity": r[6],
-             "context_weight": r[7], "value": r[8], "lever": r[9], "reasons": list(r[10])}
-            for r in recs
-        ]
+            out["recommendations"] = [as_dict(r) for r in recs]
         if include_suppressed:
             out["suppressed"] = [
                 {"action_id": s[0], "reason_code": s[1], "detail": s[2]} for s in suppressed
@@ -238,15 +233,16 @@ class _Batch:
         return cls(prepared, decisions, limits, top_n, with_suppressed)
 
     def customer(self, i: int, booked_tier: str, cust: CustomerInput
-                 ) -> tuple[list[RecommendationTuple], list[tuple[str, str, str]]]:
+                 ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+        """Customer i's recommendations (response dicts) and suppressed actions."""
         actions = self.actions
         shown = min(self.top, self.eligible[i])
         idx, p, w, priority = self.idx[i], self.p[i], self.w[i], self.priority[i]
         limits = self.limits[i]
         channel = cust.channel
         days = cust.features.get("days_to_next_maturity")
-        recs = [recommendation(actions[idx[r]], priority[r], p[r], w[r], channel, booked_tier,
-                               days, limits)
+        recs = [recommendation_dict(actions[idx[r]], priority[r], p[r], w[r], channel,
+                                    booked_tier, days, limits)
                 for r in range(shown)]
         suppressed: list[tuple[str, str, str]] = []
         if self.code is not None and self.order is not None:
