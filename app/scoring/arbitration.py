@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.scoring import contact_policy, eligibility, suitability
 from app.scoring.catalog import Catalog
@@ -24,7 +25,7 @@ from app.scoring.suitability import SuitabilityLimits, check_suitability, custom
 __all__ = [
     "REASON_CODES", "ContactEvent", "Customer", "PreparedAction", "PreparedCatalog",
     "Recommendation", "Suppressed", "arbitrate", "arbitrate_prepared", "arbitrate_tuples",
-    "as_dict", "prepare", "reason_list", "recommendation", "recommendation_dict",
+    "prepare", "reason_list", "recommendation", "recommendation_dict",
 ]
 
 NO_PROPENSITY = "no_propensity"
@@ -284,6 +285,22 @@ RecommendationTuple = tuple[str, str, str, str, "str | None", float, float, floa
                             tuple[str, ...]]
 
 
+def recommendation(
+    a: PreparedAction,
+    priority: float,
+    p: float,
+    c: float,
+    channel: str | None,
+    booked_tier: str,
+    days_to_next_maturity: int | None,
+    limits: SuitabilityLimits,
+) -> RecommendationTuple:
+    """One recommended action as a tuple of the Recommendation fields, reasons included."""
+    reasons = _reasons(a, p, c, channel, booked_tier, days_to_next_maturity, limits)
+    return (a.id, a.name, a.category, a.kind, a.risk_level, priority, p, c, a.value, a.lever,
+            reasons)
+
+
 def arbitrate_tuples(
     prepared: PreparedCatalog,
     *,
@@ -300,7 +317,8 @@ def arbitrate_tuples(
     history: Sequence[ContactEvent],
     top_n: int,
     details: bool = True,
-) -> tuple[list[RecommendationTuple], list[tuple[str, str, str]]]:
+    build: Callable[..., Any] = recommendation,
+) -> tuple[list[Any], list[tuple[str, str, str]]]:
     """The arbitration itself, on plain values, returning plain tuples.
 
     `arbitrate_prepared` wraps it in `Customer` / `Recommendation` / `Suppressed`; the
@@ -308,6 +326,8 @@ def arbitrate_tuples(
     Recommendations are tuples of the Recommendation fields in order; suppressed actions are
     (action_id, reason_code, detail); with `details` False every detail is "" (the codes are
     the same), which saves formatting text nobody reads when only the metrics count them.
+    `build` makes each recommendation: `recommendation` (the tuple) or `recommendation_dict`
+    (the response's dict, which the scoring pipeline asks for).
     """
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
@@ -376,10 +396,10 @@ def arbitrate_tuples(
         ranked.append((-(p * weights[i] * a.value * a.lever), a.id, i, p))
 
     ranked.sort()  # ids are unique, so the tuple never compares past the id
-    recommendations: list[RecommendationTuple] = []
+    recommendations: list[Any] = []
     for neg, _, i, p in ranked[:top_n]:
-        recommendations.append(recommendation(actions[i], -neg, p, weights[i], channel,
-                                              booked_tier, days_to_next_maturity, limits))
+        recommendations.append(build(actions[i], -neg, p, weights[i], channel, booked_tier,
+                                     days_to_next_maturity, limits))
     if not details:
         suppressed.extend((r[1], RANKED_BELOW_TOP_N, "") for r in ranked[top_n:])
         return recommendations, suppressed
@@ -390,22 +410,6 @@ def arbitrate_tuples(
             f"ranked {rank} (priority {-neg:.4g}); only the top {top_n} are shown",
         ))
     return recommendations, suppressed
-
-
-def recommendation(
-    a: PreparedAction,
-    priority: float,
-    p: float,
-    c: float,
-    channel: str | None,
-    booked_tier: str,
-    days_to_next_maturity: int | None,
-    limits: SuitabilityLimits,
-) -> RecommendationTuple:
-    """One recommended action as a tuple of the Recommendation fields, reasons included."""
-    reasons = _reasons(a, p, c, channel, booked_tier, days_to_next_maturity, limits)
-    return (a.id, a.name, a.category, a.kind, a.risk_level, priority, p, c, a.value, a.lever,
-            reasons)
 
 
 def recommendation_dict(
@@ -424,13 +428,6 @@ def recommendation_dict(
             "context_weight": c, "value": a.value, "lever": a.lever,
             "reasons": reason_list(a, p, c, channel, booked_tier, days_to_next_maturity,
                                    limits)}
-
-
-def as_dict(r: RecommendationTuple) -> dict[str, object]:
-    """A recommendation tuple as the response carries it."""
-    return {"action_id": r[0], "name": r[1], "category": r[2], "kind": r[3],
-            "risk_level": r[4], "priority": r[5], "propensity": r[6], "context_weight": r[7],
-            "value": r[8], "lever": r[9], "reasons": list(r[10])}
 
 
 def _no_propensity_detail(model: str | None, p: object) -> str:

@@ -21,7 +21,6 @@ from app.scoring.arbitration import (
     ContactEvent,
     PreparedCatalog,
     arbitrate_tuples,
-    as_dict,
     recommendation_dict,
 )
 from app.scoring.arbitration_batch import CODES, BatchDecisions, arbitrate_batch, limits_of
@@ -179,8 +178,9 @@ def score_rows(
                 history=cust.history,
                 top_n=top_n,
                 details=details,
+                build=recommendation_dict,
             )
-            out["recommendations"] = [as_dict(r) for r in recs]
+            out["recommendations"] = recs
         if include_suppressed:
             out["suppressed"] = [
                 {"action_id": s[0], "reason_code": s[1], "detail": s[2]} for s in suppressed
