@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from starlette.routing import Match
@@ -20,12 +20,22 @@ def route_template(scope: Mapping[str, Any]) -> str:
     route = scope.get("route")
     if route is None:  # answered before routing (413 on the declared length), or a 404
         router = getattr(scope.get("app"), "router", None)
-        for candidate in getattr(router, "routes", ()):
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
+        route = _matching(getattr(router, "routes", ()), scope)
     return getattr(route, "path", None) or UNMATCHED
+
+
+def _matching(routes: Iterable[Any], scope: Mapping[str, Any]) -> Any:
+    for candidate in routes:
+        included = getattr(candidate, "original_router", None)
+        if included is not None:  # FastAPI keeps an included router whole: look inside
+            found = _matching(included.routes, scope)
+            if found is not None:
+                return found
+            continue
+        match, _ = candidate.matches(scope)
+        if match is not Match.NONE:
+            return candidate
+    return None
 
 
 def request_finished(scope: MutableMapping[str, Any], started: float,

@@ -122,3 +122,17 @@ def test_dead_workers_are_forgotten_and_live_ones_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
         f"counter_{dead.pid}.db", f"counter_{os.getpid()}.db",  # counters keep counting
         f"gauge_livemax_{os.getpid()}.db"])
+
+
+def test_requests_answered_before_routing_are_labelled_with_their_route() -> None:
+    from app.observability.requests import route_template
+
+    app = create_app(Settings(auth_enabled=False), live=object())
+    for method, path, route in [("POST", "/v1/score", "/v1/score"),
+                                ("POST", "/v1/score/batch", "/v1/score/batch"),  # included
+                                ("GET", "/v1/models/churn/versions",
+                                 "/v1/models/{family}/versions"),
+                                ("GET", "/v1/nothing", "unmatched")]:
+        scope = {"type": "http", "method": method, "path": path, "root_path": "", "app": app,
+                 "headers": []}
+        assert route_template(scope) == route, path
