@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.fastpath import TierwiseAPI
 from app.api.handlers import install_error_handlers
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import build_openapi
@@ -32,8 +33,9 @@ def _open_live(settings: Settings) -> tuple[RegistryRuntime, Any]:
     return runtime, runtime.live
 
 
-def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI:
-    """The ASGI application. `live` injects fixed scoring contexts (tests)."""
+def create_app(settings: Settings | None = None, *, live: Any = None) -> TierwiseAPI:
+    """The ASGI application. `live` injects fixed scoring contexts (tests). POST /v1/score
+    is answered in front of the middleware stack (app/api/fastpath.py)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
@@ -52,7 +54,7 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> FastAPI
             if runtime is not None:
                 runtime.close()
 
-    app = FastAPI(
+    app = TierwiseAPI(
         title="tierwise",
         version=__version__,
         lifespan=lifespan,

@@ -8,7 +8,7 @@ dictionary lookup and a sha256, and at most one database query per key per few s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,16 +25,23 @@ __all__ = [
     "RequirePublisher",
     "RequireScorer",
     "RequireViewer",
+    "key_from_headers",
     "require_scorer",
+    "scorer_for_key",
 ]
 
 
 def presented_key(request: Request) -> str | None:
     """The key a caller sent, from X-API-Key or a Bearer token."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key.strip()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return key_from_headers(request.headers.get("x-api-key"),
+                            request.headers.get("authorization"))
+
+
+def key_from_headers(x_api_key: str | None, authorization: str | None) -> str | None:
+    """presented_key() from the first X-API-Key and Authorization header values."""
+    if x_api_key:
+        return x_api_key.strip()
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
@@ -42,13 +49,16 @@ def presented_key(request: Request) -> str | None:
 
 async def current_principal(request: Request) -> Principal:
     """Who is calling (an anonymous admin when auth is disabled)."""
-    state = request.app.state
+    return await principal_for(request.app.state, presented_key(request))
+
+
+async def principal_for(state: Any, key: str | None) -> Principal:
+    """The principal for the presented `key` (None: none sent), the app's state given."""
     runtime = getattr(state, "runtime", None)
     settings = getattr(state, "settings", None) or (
         runtime.settings if runtime is not None else get_settings())
     if not settings.auth_enabled:
         return ANONYMOUS
-    key = presented_key(request)
     if not key:
         raise Unauthorized("an API key is required",
                            [FieldProblem("X-API-Key", "send the key in X-API-Key or as a "
@@ -68,19 +78,28 @@ def _require(*capabilities: str) -> Callable[[Request], Awaitable[Principal]]:
     # One dependency level, not two (a Depends(current_principal) inside): FastAPI's
     # dependency resolution costs tens of microseconds a level on every scoring request.
     async def check(request: Request) -> Principal:
-        principal = await current_principal(request)
-        if not any(principal.may(c) for c in capabilities):
-            raise Forbidden(
-                f"this needs the {' or '.join(capabilities)} role",
-                [FieldProblem("role", f"the key {principal.key_id} has role {principal.role}")],
-            )
-        return principal
+        return _allowed(await current_principal(request), capabilities)
 
     check.__name__ = "require_" + "_or_".join(capabilities)
     return check
 
 
-require_scorer = _require("scorer")  # also called directly by the lean POST /v1/score
+def _allowed(principal: Principal, capabilities: tuple[str, ...]) -> Principal:
+    if not any(principal.may(c) for c in capabilities):
+        raise Forbidden(
+            f"this needs the {' or '.join(capabilities)} role",
+            [FieldProblem("role", f"the key {principal.key_id} has role {principal.role}")],
+        )
+    return principal
+
+
+async def scorer_for_key(state: Any, key: str | None) -> Principal:
+    """require_scorer() for a key taken from the headers (the lean POST /v1/score)."""
+    return _allowed(await principal_for(state, key), _SCORER)
+
+
+_SCORER = ("scorer",)
+require_scorer = _require(*_SCORER)  # also called directly by the lean POST /v1/score
 RequireScorer = Annotated[Principal, Depends(require_scorer)]
 RequirePublisher = Annotated[Principal, Depends(_require("publisher"))]
 RequireApprover = Annotated[Principal, Depends(_require("approver"))]

@@ -46,17 +46,22 @@ async def score(body: ScoreRequest, request: Request, principal: RequireScorer) 
 
 
 async def _score(body: ScoreRequest, request: Request) -> JSONBytes:
+    return JSONBytes(await scored(body, request.app.state.live, request.state.request_id))
+
+
+async def scored(body: ScoreRequest, live: Any, request_id: str) -> dict[str, Any]:
+    """The response body of POST /v1/score for a validated request."""
     # One customer costs tens of microseconds of CPU: less than a thread-pool hop, so it
     # runs inline; batches go to the thread pool below.
-    kwargs = {"live": request.app.state.live, "customer_id": body.customer_id,
-              "features": body.features, "context": body.context, "options": body.options}
+    kwargs = {"live": live, "customer_id": body.customer_id, "features": body.features,
+              "context": body.context, "options": body.options}
     if body.options is not None and body.options.pin:
         # A pin may load an older version from the registry: never on the event loop.
         result = await run_in_threadpool(lambda: dataplane.score_one(**kwargs))
     else:
         result = dataplane.score_one(**kwargs)
-    result["request_id"] = request.state.request_id
-    return JSONBytes(result)
+    result["request_id"] = request_id
+    return result
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=_ERRORS,
@@ -102,47 +107,59 @@ def _is_json(content_type: str) -> bool:
     return known
 
 
-async def _body(request: Request) -> Any:
+def parsed_body(body: bytes, content_type: str | None) -> Any:
     """The parsed JSON body, the raw bytes when it is not declared JSON, or _MISSING."""
+    if not body:
+        return _MISSING
+    if not content_type or not _is_json(content_type):  # strict content type, as FastAPI
+        return body
     try:
-        body = await request.body()
-        if not body:
-            return _MISSING
-        content_type = request.headers.get("content-type")
-        if not content_type or not _is_json(content_type):  # strict content type, as FastAPI
-            return body
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            # orjson is stricter (NaN, huge integers, lone surrogates, a BOM): the reference
-            # parser decides, so what is accepted and the error raised stay FastAPI's.
-            return json.loads(body)
-    except json.JSONDecodeError as e:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error",
-              "input": {}, "ctx": {"error": e.msg}}],
-            body=e.doc,
-        ) from e
-    except HTTPException:
-        raise
-    except Exception as e:
-        # Oversized bodies never get here: RequestContextMiddleware answers 413 first.
-        raise HTTPException(status_code=400, detail="There was an error parsing the body") from e
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson is stricter (NaN, huge integers, lone surrogates, a BOM): the reference
+        # parser decides, so what is accepted and the error raised stay FastAPI's.
+        return json.loads(body)
 
 
-async def _lean_score(request: Request) -> JSONBytes:
-    raw = await _body(request)
-    await require_scorer(request)
+def body_error(exc: Exception) -> Exception:
+    """What FastAPI raises when reading or parsing the body failed with `exc` (raise it
+    from `exc`; an HTTPException is returned as it is)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+              "input": {}, "ctx": {"error": exc.msg}}],
+            body=exc.doc,
+        )
+    if isinstance(exc, HTTPException):
+        return exc
+    # A disconnect, bytes that are not UTF-8, nesting too deep... Oversized bodies never get
+    # here: they are answered 413 first.
+    return HTTPException(status_code=400, detail="There was an error parsing the body")
+
+
+def validated(raw: Any) -> ScoreRequest:
+    """The request envelope, or FastAPI's 422 (RequestValidationError) for it."""
     if raw is _MISSING:
         raise RequestValidationError(
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
     try:
-        body = _SCORE_REQUEST.validate_python(raw, from_attributes=True)
+        return _SCORE_REQUEST.validate_python(raw, from_attributes=True)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    return await _score(body, request)
+
+
+async def _lean_score(request: Request) -> JSONBytes:
+    try:
+        raw = parsed_body(await request.body(), request.headers.get("content-type"))
+    except Exception as exc:
+        error = body_error(exc)
+        if error is exc:
+            raise
+        raise error from exc
+    await require_scorer(request)
+    return await _score(validated(raw), request)
 
 
 class _LeanRoute(Route):
@@ -160,14 +177,14 @@ async def _direct(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         response = await _lean_score(request)
     except Exception as exc:
-        handler = _handler_for(request.app, exc)
+        handler = handler_for(request.app, exc)
         if handler is None:
             raise  # the server error middleware answers 500, as for any route
         response = await handler(request, exc)
     await response(scope, receive, send)
 
 
-def _handler_for(app: FastAPI, exc: Exception) -> Any:
+def handler_for(app: FastAPI, exc: Exception) -> Any:
     """The application's handler for `exc` as Starlette's ExceptionMiddleware picks it
     (status handlers for HTTP errors, then the class hierarchy); not the 500 handler."""
     handlers = app.exception_handlers
