@@ -4,7 +4,8 @@
 (pre-order, 6 bytes a node, thresholds as 16-bit ranks, feature indices already mapped to
 schema columns, leaves numbered left to right; treewalk.c explains the layout), plus the
 QuickScorer arrays of every tree with at most 64 leaves (internal nodes with the leaf mask of
-their left subtree) for batches, and hands them to a small C tree walker.
+their left subtree) for batches and, with AVX-512, single rows, and hands them to a small C
+tree walker.
 The C source is compiled once per machine with the system C compiler into the compile cache
 (keyed by the sha256 of the source, the flags and the compiler) and loaded with ctypes:
 there is no per-model or per-version compile, so a new version gets the fast path as soon
@@ -48,7 +49,7 @@ log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
 LANES = 8  # TW_LANES in treewalk.c: node entries are stored multiplied by it
-_ABI = 1000 + LANES
+_ABI = 1100 + LANES  # TW_ABI * 100 + TW_LANES
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 # Largest difference from Booster.predict accepted by the self-check (the walker is exact).
 TOLERANCE = 1e-9
@@ -63,7 +64,8 @@ Q32_DTYPE = np.dtype([("thr", "<u2"), ("col", "<u2"), ("mask", "<u4")])
 Q64_DTYPE = np.dtype([("mask", "<u8"), ("thr", "<u2"), ("col", "<u2"), ("unused", "<u4")])
 assert NODE_DTYPE.itemsize == 6 and CATCOL_DTYPE.itemsize == 12
 assert Q32_DTYPE.itemsize == 8 and Q64_DTYPE.itemsize == 16
-# Batch kernels of treewalk.c (tw_isa): none (every tree walked), AVX2, AVX-512.
+# Kernels of treewalk.c (tw_isa): none (every tree walked, batches and single rows), AVX2
+# (QuickScorer batches; single rows walk), AVX-512 (QuickScorer batches and single rows).
 ISA_NAMES = ("walk", "avx2", "avx512")
 
 
@@ -601,13 +603,14 @@ class TreeWalkEvaluator:
 
     @property
     def isa(self) -> str:
-        """The batch kernel in use: "avx512", "avx2" (QuickScorer) or "walk" (lock-step walks,
-        when the CPU has neither or the walker was built without them)."""
+        """The kernels in use: "avx512" (QuickScorer for batches and for single rows), "avx2"
+        (QuickScorer batches, single rows walked) or "walk" (lock-step walks, when the CPU has
+        neither or the walker was built without them)."""
         return ISA_NAMES[self._lib.tw_isa(self._handle)]
 
     def use_isa(self, name: str) -> str:
-        """Use another batch kernel (tests; never while other threads call raw): at most
-        what this CPU runs. Returns the kernel now in use."""
+        """Use other kernels (tests; never while other threads call raw): at most what this
+        CPU runs. Returns the kernels now in use."""
         return ISA_NAMES[self._lib.tw_set_isa(self._handle, ISA_NAMES.index(name))]
 
     def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:

@@ -57,18 +57,32 @@
  * no left subtree, so tw_new refuses any mask with a 0 bit at L-1 or above: bit L-1 of bv
  * always stays set and the exit leaf is at most L-1, whatever the arrays hold.
  *
+ * Single rows with AVX-512: the same QuickScorer for one row, 32 nodes of a tree at a time
+ * (16-bit lanes), with no gather (slow on AMD Zen 4): consecutive trees of a part are grouped
+ * so that a group compares at most 64 * TW_SQ_PAIRS distinct entries; per row, a group's
+ * entries are copied into a local row held in registers as 32-entry tables, and a node's
+ * rank is a two-table permute (vpermt2w) by its local index. "Goes right" for the tree's
+ * nodes is then one compare into a mask register R (32 or 64 bits), and instead of ANDing
+ * masks, each leaf l keeps E[l], the nodes whose left subtree holds it: the exit leaf is the
+ * first l with R & E[l] == 0 (one broadcast and vptestnm over 16 or 8 leaves a vector, then
+ * tzcnt). Leaf values land in per-tree slots and are summed per column, in tree order, at
+ * the end. Trees over 64 leaves are walked first (lock-step, as above). The arrays are built
+ * in tw_new from the validated QuickScorer ones (~0.7 MB for the default models). Without
+ * AVX-512 single rows walk, TW_K trees in lock-step.
+ *
  * The vector kernels are written with intrinsics for AVX-512 (F, BW, VL, CD) and AVX2 in
  * functions with their own target attribute, and chosen at run time (tw_cpu_isa), so one
  * shared object built with plain -O2 runs on any x86-64 and uses what the CPU has. Without
  * them (another architecture, a CPU without AVX2, or built with -DTW_PORTABLE) a batch walks
- * every tree as the single-row path does, TW_LANES rows in lock-step.
+ * every tree as the single-row fallback does, TW_LANES rows in lock-step.
  */
+#define _POSIX_C_SOURCE 200112L /* posix_memalign */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_ABI 10
+#define TW_ABI 11
 #define TW_BIG 65535u
 
 #ifndef TW_K
@@ -80,6 +94,9 @@
 #define TW_LANES 8
 #ifndef TW_R
 #define TW_R 16 /* rows of a QuickScorer group (batches): one vector of 16-bit entries */
+#endif
+#ifndef TW_SQ_PAIRS
+#define TW_SQ_PAIRS 2 /* single rows: a group's local row has at most 64 * TW_SQ_PAIRS entries */
 #endif
 #ifndef TW_BLOCK
 #define TW_BLOCK 128 /* rows ranked at a time in a batch (a multiple of TW_R) */
@@ -136,6 +153,23 @@ typedef struct {
     int32_t *qoff;    /* per tree: its first node in q32 or q64 */
     int32_t *qn;      /* per tree: its internal nodes */
     int32_t *nleaf;   /* per tree: its leaves */
+    /* Single rows with AVX-512 (see "single rows" below). Trees with <= 64 leaves form
+     * groups of consecutive trees of one part that compare at most TW_SQ_PAIRS * 64 distinct
+     * entries; a group's entries are copied into a local row, and its trees' internal nodes
+     * are stored in chunks of 32 slots (padding: local index 0, threshold BIG, never right). */
+    uint16_t *sidx;        /* per slot: the node's entry in its group's local row */
+    uint16_t *sthr;        /* per slot: the node's threshold index */
+    uint32_t *s32e;        /* per leaf of a tree with <= 32 leaves (32 a tree): the nodes */
+    uint64_t *s64e;        /* whose left subtree holds it (bit i: slot i); 33..64: 64 a tree */
+    int32_t *soff;         /* per tree: its first slot */
+    int32_t *moff;         /* per tree: its first leaf in s32e or s64e */
+    int32_t *gt;           /* per group: first tree; gt[ngroups] = ntrees */
+    int32_t *gent;         /* per group: first entry of its list in `ents` */
+    uint16_t *ents;        /* per group: the ranked-row entries of its local row */
+    int32_t *walked;       /* trees walked by single rows too (qkind 0), in tree order */
+    int32_t *corder;       /* the trees column by column, each column's in tree order */
+    int32_t *cstart;       /* per output column: its first tree in corder; [ncols]: ntrees */
+    int32_t nwalked, nslots, ngroups;
     int32_t part_t[32][2]; /* per part: tree range [begin, end) */
     int32_t part_c[32][2]; /* per part: column range [begin, end) */
     int32_t nparts;
@@ -154,6 +188,9 @@ void tw_free(tw_model *m) {
     free(m->nodes); free(m->leaf); free(m->thr); free(m->thr_off); free(m->cat);
     free(m->catcols); free(m->root); free(m->leaf0); free(m->col); free(m->depth);
     free(m->q32); free(m->q64); free(m->qkind); free(m->qoff); free(m->qn); free(m->nleaf);
+    free(m->sidx); free(m->sthr); free(m->s32e); free(m->s64e); free(m->soff); free(m->moff);
+    free(m->gt); free(m->gent); free(m->ents); free(m->walked);
+    free(m->corder); free(m->cstart);
     free(m);
 }
 
@@ -212,6 +249,9 @@ static int tw_valid(const tw_model *m, int32_t ncat) {
             m->part_t[p][1] > m->ntrees || m->part_c[p][0] < 0 ||
             m->part_c[p][0] > m->part_c[p][1] || m->part_c[p][1] > m->ncols)
             return 0;
+    for (int32_t p = 0; p < m->nparts; ++p) /* a part's trees add to its own columns only */
+        for (int32_t t = m->part_t[p][0]; t < m->part_t[p][1]; ++t)
+            if (m->col[t] < m->part_c[p][0] || m->col[t] >= m->part_c[p][1]) return 0;
     return 1;
 }
 
@@ -225,6 +265,112 @@ static int tw_cpu_isa(void) {
     if (__builtin_cpu_supports("avx2")) return 1;
 #endif
     return 0;
+}
+
+/* 64-byte aligned (vector loads), rounded up to whole 64 bytes and one more; free() frees it. */
+static void *alloc64(size_t bytes) {
+    void *p = NULL;
+    return posix_memalign(&p, 64, (bytes + 63) / 64 * 64 + 64) == 0 ? p : NULL;
+}
+
+static void *calloc64(size_t bytes) {
+    void *p = alloc64(bytes);
+    if (p) memset(p, 0, (bytes + 63) / 64 * 64 + 64);
+    return p;
+}
+
+/* The single-row QuickScorer arrays (tw_model.sidx...), from the validated q32/q64 ones. */
+static int single_arrays(tw_model *m) {
+    const int32_t nt = m->ntrees, cap = 64 * TW_SQ_PAIRS;
+    int64_t nslots = 0, n32 = 0, n64 = 0;
+    for (int32_t t = 0; t < nt; ++t) {
+        const int64_t slots = m->qkind[t]; /* 32 or 64 slots (qn < qkind), 0: walked */
+        nslots += slots;
+        n32 += m->qkind[t] == 32 ? slots : 0;
+        n64 += m->qkind[t] == 64 ? slots : 0;
+    }
+    if (nslots > INT32_MAX) return 0;
+    int32_t *local = malloc(sizeof(int32_t) * (size_t)m->width);  /* entry -> local index */
+    int32_t *ingroup = calloc((size_t)m->width, sizeof(int32_t)); /* entry -> its group + 1 */
+    int32_t *seen = calloc((size_t)m->width, sizeof(int32_t));    /* entry -> tree + 1 */
+    m->sidx = alloc64(sizeof(uint16_t) * (size_t)nslots);
+    m->sthr = alloc64(sizeof(uint16_t) * (size_t)nslots);
+    m->s32e = calloc64(sizeof(uint32_t) * (size_t)n32);
+    m->s64e = calloc64(sizeof(uint64_t) * (size_t)n64);
+    m->soff = malloc(sizeof(int32_t) * (size_t)nt + 1);
+    m->moff = malloc(sizeof(int32_t) * (size_t)nt + 1);
+    m->gt = malloc(sizeof(int32_t) * ((size_t)nt + 1));
+    m->gent = malloc(sizeof(int32_t) * ((size_t)nt + 1));
+    m->ents = malloc(sizeof(uint16_t) * ((size_t)m->nq32 + (size_t)m->nq64 + 1));
+    m->walked = malloc(sizeof(int32_t) * (size_t)nt + 1);
+    m->corder = malloc(sizeof(int32_t) * (size_t)nt + 1);
+    m->cstart = calloc((size_t)m->ncols + 1, sizeof(int32_t));
+    if (!m->corder || !m->cstart || !local || !ingroup || !seen || !m->sidx || !m->sthr || !m->s32e || !m->s64e || !m->soff ||
+        !m->moff || !m->gt || !m->gent || !m->ents || !m->walked) {
+        free(local); free(ingroup); free(seen);
+        return 0;
+    }
+    /* Consecutive trees join the current group while its distinct entries stay within cap
+     * (a tree has at most 63 internal nodes, so it always fits a group of its own); a part's
+     * first tree starts a group. */
+    int32_t ng = 0, nw = 0, nents = 0, used = cap + 1;
+    nslots = n32 = n64 = 0;
+    for (int32_t t = 0; t < nt; ++t) {
+        const int32_t kind = m->qkind[t], q0 = m->qoff[t], qn = m->qn[t];
+        int fresh = 0, first = 0;
+        for (int32_t p = 0; p < m->nparts; ++p) first |= m->part_t[p][0] == t;
+        for (int32_t i = 0; i < qn; ++i) { /* entries new to the group, each counted once */
+            const uint16_t e = kind == 32 ? m->q32[q0 + i].col : m->q64[q0 + i].col;
+            if (ingroup[e] != ng && seen[e] != t + 1) { seen[e] = t + 1; ++fresh; }
+        }
+        if (first || used + fresh > cap) {
+            m->gt[ng] = t;
+            m->gent[ng] = nents;
+            used = 0;
+            ++ng;
+        }
+        m->soff[t] = (int32_t)nslots;
+        m->moff[t] = (int32_t)(kind == 64 ? n64 : n32);
+        if (kind == 0) {
+            m->walked[nw++] = t;
+            continue;
+        }
+        const int32_t slots = kind; /* qn < kind: one chunk of 32 nodes, or two */
+        for (int32_t i = 0; i < slots; ++i) {
+            uint16_t idx = 0, thr = TW_BIG; /* padding: never goes right */
+            if (i < qn) {
+                const uint16_t e = kind == 32 ? m->q32[q0 + i].col : m->q64[q0 + i].col;
+                const uint64_t mask = kind == 32 ? m->q32[q0 + i].mask : m->q64[q0 + i].mask;
+                if (ingroup[e] != ng) { /* not yet in the group's local row */
+                    ingroup[e] = ng;
+                    local[e] = used++;
+                    m->ents[nents++] = e;
+                }
+                idx = (uint16_t)local[e];
+                thr = kind == 32 ? m->q32[q0 + i].thr : m->q64[q0 + i].thr;
+                for (int32_t l = 0; l < kind; ++l) {
+                    if ((mask >> l) & 1u) continue; /* leaf l is in node i's left subtree */
+                    if (kind == 32) m->s32e[n32 + l] |= (uint32_t)1 << i;
+                    else m->s64e[n64 + l] |= (uint64_t)1 << i;
+                }
+            }
+            m->sidx[nslots + i] = idx;
+            m->sthr[nslots + i] = thr;
+        }
+        nslots += slots;
+        if (kind == 32) n32 += slots;
+        else n64 += slots;
+    }
+    m->gt[ng] = nt;
+    m->gent[ng] = nents;
+    m->ngroups = ng; m->nwalked = nw; m->nslots = (int32_t)nslots;
+    for (int32_t t = 0; t < nt; ++t) ++m->cstart[m->col[t] + 1]; /* counting sort by column */
+    for (int32_t c = 0; c < m->ncols; ++c) m->cstart[c + 1] += m->cstart[c];
+    for (int32_t t = 0; t < nt; ++t) m->corder[m->cstart[m->col[t]]++] = t;
+    for (int32_t c = m->ncols; c > 0; --c) m->cstart[c] = m->cstart[c - 1];
+    m->cstart[0] = 0;
+    free(local); free(ingroup); free(seen);
+    return 1;
 }
 
 /* Copies every array, so the caller's buffers may go away after the call. */
@@ -266,7 +412,7 @@ tw_model *tw_new(int32_t nfeat, int32_t ncols, int32_t nnodes, const tw_node *no
     }
     if (!m->nodes || !m->leaf || !m->thr_off || !m->thr || !m->cat || !m->catcols || !m->root ||
         !m->leaf0 || !m->col || !m->depth || !m->q32 || !m->q64 || !m->qkind || !m->qoff ||
-        !m->qn || !m->nleaf || !tw_valid(m, ncat)) {
+        !m->qn || !m->nleaf || !tw_valid(m, ncat) || (m->isa == 2 && !single_arrays(m))) {
         tw_free(m);
         return NULL;
     }
@@ -564,12 +710,184 @@ TW_AVX512 TW_INLINE void group64_avx512(const tw_q64 *q, int32_t qn, const uint1
     }
 }
 
+/* ---- single rows: QuickScorer over one ranked row with AVX-512 ----------------------------
+ * A group's local row (at most 64 * TW_SQ_PAIRS entries) stays in registers as pairs of
+ * 32-entry tables; a chunk of 32 nodes looks up its 32 ranks with one two-table permute per
+ * pair (vpermt2w; the pair is picked by bits 6 and up of the local index), then one unsigned
+ * 16-bit compare gives "goes right" for the 32 nodes in a mask register, and those lanes AND
+ * in their node's leaf mask. The tree's bitvector is the AND of the lanes, its exit leaf the
+ * lowest set bit. No gather: they are slow on some CPUs (~25 cycles each on AMD Zen 4). */
+TW_AVX512 TW_INLINE __m512i lookup_avx512(__m512i idx, const __m512i *tab, int pairs) {
+    __m512i r = _mm512_permutex2var_epi16(tab[0], idx, tab[1]);
+    if (pairs > 1) {
+        const __m512i hi = _mm512_srli_epi16(idx, 6);
+        for (int p = 1; p < pairs; ++p)
+            r = _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(hi, _mm512_set1_epi16((short)p)),
+                                      _mm512_permutex2var_epi16(tab[2 * p], idx, tab[2 * p + 1]));
+    }
+    return r;
+}
+
+TW_AVX512 TW_INLINE void single_group_avx512(const tw_model *m, int32_t t0, int32_t t1,
+                                             const uint16_t *loc, int pairs, double *vals,
+                                             uint64_t *right) {
+    __m512i tab[2 * TW_SQ_PAIRS];
+    for (int p = 0; p < 2 * pairs; ++p) tab[p] = _mm512_load_si512(loc + 32 * p);
+    const int32_t *restrict qkind = m->qkind, *restrict soff = m->soff, *restrict moff = m->moff;
+    const int32_t *restrict leaf0 = m->leaf0;
+    const uint16_t *restrict sidx = m->sidx, *restrict sthr = m->sthr;
+    const uint32_t *restrict s32e = m->s32e;
+    const uint64_t *restrict s64e = m->s64e;
+    const double *restrict leaf = m->leaf;
+    /* First every tree's "goes right" bits (short chains, so many trees are under way at
+     * once), then every tree's exit leaf from them. */
+    for (int32_t t = t0; t < t1; ++t) {
+        const uint16_t *idx = sidx + soff[t], *thr = sthr + soff[t];
+        const int32_t kind = qkind[t];
+        if (kind == 32) {
+            const __m512i r = lookup_avx512(_mm512_load_si512(idx), tab, pairs);
+            right[t] = _mm512_cmpgt_epu16_mask(r, _mm512_load_si512(thr));
+        } else if (kind == 64) {
+            const __m512i r0 = lookup_avx512(_mm512_load_si512(idx), tab, pairs);
+            const __m512i r1 = lookup_avx512(_mm512_load_si512(idx + 32), tab, pairs);
+            right[t] = (uint64_t)_mm512_cmpgt_epu16_mask(r1, _mm512_load_si512(thr + 32)) << 32 |
+                            _mm512_cmpgt_epu16_mask(r0, _mm512_load_si512(thr));
+        }
+    }
+    for (int32_t t = t0; t < t1; ++t) {
+        const int32_t kind = qkind[t];
+        if (kind == 32) {
+            const uint32_t *e = s32e + moff[t];
+            const __m512i rv = _mm512_set1_epi32((int)right[t]);
+            const __mmask32 alive = _mm512_kunpackw(
+                _mm512_testn_epi32_mask(rv, _mm512_load_si512(e + 16)),
+                _mm512_testn_epi32_mask(rv, _mm512_load_si512(e)));
+            vals[t] = leaf[leaf0[t] + __builtin_ctz(alive)];
+        } else if (kind == 64) {
+            const uint64_t *e = s64e + moff[t];
+            const __m512i rv = _mm512_set1_epi64((long long)right[t]);
+            __mmask16 a[4];
+            for (int j = 0; j < 4; ++j)
+                a[j] = _mm512_kunpackb(_mm512_testn_epi64_mask(rv, _mm512_load_si512(e + 16 * j + 8)),
+                                       _mm512_testn_epi64_mask(rv, _mm512_load_si512(e + 16 * j)));
+            const __mmask64 alive = _mm512_kunpackd(_mm512_kunpackw(a[3], a[2]),
+                                                    _mm512_kunpackw(a[1], a[0]));
+            vals[t] = leaf[leaf0[t] + __builtin_ctzll(alive)];
+        }
+    }
+}
+
+/* Trees t0..t1 (a part) for one compact ranked row b16: group by group, each group's local
+ * row copied into loc first (64 * TW_SQ_PAIRS entries, 64-byte aligned). */
+TW_AVX512 static void single_trees_avx512(const tw_model *m, int32_t t0, int32_t t1,
+                                          const uint16_t *b16, uint16_t *loc, double *vals,
+                                          uint64_t *right) {
+    for (int32_t g = 0; g < m->ngroups; ++g) {
+        const int32_t a = m->gt[g] > t0 ? m->gt[g] : t0;
+        const int32_t b = m->gt[g + 1] < t1 ? m->gt[g + 1] : t1;
+        if (a >= b) continue;
+        const uint16_t *e = m->ents + m->gent[g];
+        const int32_t n = m->gent[g + 1] - m->gent[g];
+        for (int32_t i = 0; i < n; ++i) loc[i] = b16[e[i]];
+        switch ((n + 63) >> 6) { /* constant pairs: the tables stay in registers */
+        case 0:
+        case 1: single_group_avx512(m, a, b, loc, 1, vals, right); break;
+#if TW_SQ_PAIRS >= 2
+        case 2: single_group_avx512(m, a, b, loc, 2, vals, right); break;
+#endif
+#if TW_SQ_PAIRS >= 3
+        case 3: single_group_avx512(m, a, b, loc, 3, vals, right); break;
+#endif
+#if TW_SQ_PAIRS >= 4
+        case 4: single_group_avx512(m, a, b, loc, 4, vals, right); break;
+#endif
+        default: single_group_avx512(m, a, b, loc, TW_SQ_PAIRS, vals, right); break;
+        }
+    }
+}
+#define TW_HAVE_SINGLE 1
+
 TW_AVX2 TW_BLOCK_TREES(block_trees_avx2, group32_avx2, group64_avx2)
 TW_AVX512 TW_BLOCK_TREES(block_trees_avx512, group32_avx512, group64_avx512)
 #define TW_KERNEL(isa) \
     ((isa) == 2 ? block_trees_avx512 : (isa) == 1 ? block_trees_avx2 : block_trees_walk)
 #else
 #define TW_KERNEL(isa) block_trees_walk
+#endif
+
+#ifdef TW_HAVE_SINGLE
+/* Trees list[0..n) (walked ones, in tree order) for one ranked row b (stride TW_LANES), TW_K
+ * in lock-step: vals[t] = the exit leaf's value of tree t. */
+static void walk_list(const tw_model *m, const int32_t *list, int32_t n, const uint16_t *b,
+                      double *vals) {
+    const tw_node *nodes = m->nodes;
+    int32_t i = 0;
+    for (; i + TW_K <= n; i += TW_K) {
+        const char *p[TW_K];
+        int32_t deepest = 0;
+#pragma GCC unroll 16
+        for (int k = 0; k < TW_K; ++k) {
+            p[k] = (const char *)(nodes + m->root[list[i + k]]);
+            deepest = m->depth[list[i + k]] > deepest ? m->depth[list[i + k]] : deepest;
+        }
+        for (int32_t d = 0; d < deepest; ++d) {
+            intptr_t moved = 0;
+#pragma GCC unroll 16
+            for (int k = 0; k < TW_K; ++k) TW_STEP(p[k], b, 0, moved);
+            if (!moved) break;
+        }
+        for (int k = 0; k < TW_K; ++k)
+            vals[list[i + k]] = m->leaf[m->leaf0[list[i + k]] + TW_NODE(p[k])->thr];
+    }
+    for (; i < n; ++i)
+        vals[list[i]] = m->leaf[m->leaf0[list[i]] + walk(nodes, m->root[list[i]], b, 0)];
+}
+
+/* Few rows, one at a time, with the AVX-512 single-row QuickScorer (trees over 64 leaves
+ * walked first, their values added in tree order with the others). */
+static int predict_few_avx512(const tw_model *m, const double *x, int64_t n, double *out,
+                              uint32_t part_mask) {
+    const int32_t nf = m->nfeat, nc = m->ncols, width = m->width;
+    const size_t lbytes = sizeof(uint16_t) * 64 * TW_SQ_PAIRS;
+    const size_t vbytes = (sizeof(double) + sizeof(uint64_t)) * (size_t)m->ntrees;
+    const size_t bbytes = (sizeof(uint16_t) * (size_t)width + 63) / 64 * 64;
+    char *raw = alloc64(lbytes + vbytes + bbytes +
+                        (m->nwalked ? sizeof(uint16_t) * (size_t)width * TW_LANES : 0));
+    if (!raw) return -1;
+    uint16_t *loc = (uint16_t *)(void *)raw;                 /* a group's local row */
+    double *vals = (double *)(void *)(raw + lbytes);         /* every tree's leaf value */
+    uint64_t *right = (uint64_t *)(void *)(vals + m->ntrees); /* its nodes going right */
+    uint16_t *b16 = (uint16_t *)(void *)(raw + lbytes + vbytes); /* the compact ranked row */
+    uint16_t *b8 = (uint16_t *)(void *)(raw + lbytes + vbytes + bbytes); /* for walks */
+    memset(loc, 0, lbytes); /* lanes past a group's entries are read, never used */
+    for (int64_t r = 0; r < n; ++r) {
+        double *o = out + r * nc;
+        expand(m, x + r * nf, b16, 1);
+        if (m->nwalked) expand(m, x + r * nf, b8, TW_LANES);
+        for (int32_t p = 0; p < m->nparts; ++p) {
+            if (!((part_mask >> p) & 1u)) continue;
+            const int32_t t0 = m->part_t[p][0], t1 = m->part_t[p][1];
+            if (m->nwalked) {
+                int32_t i0 = 0, i1;
+                while (i0 < m->nwalked && m->walked[i0] < t0) ++i0;
+                for (i1 = i0; i1 < m->nwalked && m->walked[i1] < t1;) ++i1;
+                walk_list(m, m->walked + i0, i1 - i0, b8, vals);
+            }
+            single_trees_avx512(m, t0, t1, b16, loc, vals, right);
+            /* Each column's sum in tree order from 0.0, in a register. */
+            for (int32_t c = m->part_c[p][0]; c < m->part_c[p][1]; ++c) {
+                double sum = 0.0;
+                for (int32_t i = m->cstart[c]; i < m->cstart[c + 1]; ++i) {
+                    const int32_t t = m->corder[i];
+                    if (t >= t0 && t < t1) sum += vals[t];
+                }
+                o[c] = sum;
+            }
+        }
+    }
+    free(raw);
+    return 0;
+}
 #endif
 
 /*
@@ -580,6 +898,9 @@ TW_AVX512 TW_BLOCK_TREES(block_trees_avx512, group32_avx512, group64_avx512)
 int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint32_t part_mask) {
     const int32_t nf = m->nfeat, nc = m->ncols;
     if (n <= 0) return 0;
+#ifdef TW_HAVE_SINGLE
+    if (n < TW_LANES && m->isa == 2) return predict_few_avx512(m, x, n, out, part_mask);
+#endif
     if (n < TW_LANES) {
         /* Few rows (one customer): each row through every tree, trees in lock-step. */
         uint16_t *buf = malloc(sizeof(uint16_t) * (size_t)m->width * TW_LANES);

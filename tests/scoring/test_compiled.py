@@ -389,7 +389,8 @@ def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
         walker.use_isa(kernel)
         for n in (*BATCH_SIZES, len(rows)):
             assert max_difference(walker.raw(rows[:n], **ALL), _rows(want, 0, n)) == 0.0
-    assert max_difference(walker.raw(rows[:3], **ALL), _rows(want, 0, 3)) == 0.0
+        # Single rows: walked trees mixed with QuickScorer ones, sums still in tree order.
+        assert max_difference(_few(walker, rows[:400], **ALL), _rows(want, 0, 400)) == 0.0
 
 
 @pytest.mark.parametrize("damage", ["mask", "col", "qoff", "kind", "nleaf"])
@@ -437,3 +438,86 @@ def test_compiler_without_vector_kernels(layout: ModelLayout, tmp_path: Path,
     assert any("without them" in r.getMessage() for r in caplog.records)
     x = probe_rows(SCHEMA, 500, seed=51, thresholds=ev.flat.thresholds)
     _assert_same(ev.raw(x, **ALL), BoosterEvaluator(layout).raw(x, **ALL), 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# single rows: QuickScorer with AVX-512 (local rows in registers), the lock-step walk otherwise
+
+
+def _few(walker: TreeWalkEvaluator, x: np.ndarray, **parts: bool) -> RawScores:
+    """x scored in calls of 1..7 rows (the few-rows path), stitched together."""
+    got: list[RawScores] = []
+    i, n = 0, 1
+    while i < len(x):
+        got.append(walker.raw(x[i:i + n], **parts))
+        i, n = i + n, n % 7 + 1
+
+    def cat(k: str) -> np.ndarray | None:
+        v = [getattr(r, k) for r in got]
+        return None if v[0] is None else np.concatenate(v)
+
+    return RawScores(tier=cat("tier"), churn=cat("churn"), products=cat("products"))
+
+
+def test_every_single_row_kernel_is_exact(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
+    x = np.vstack([probe_rows(SCHEMA, 600, seed=61, thresholds=walker.flat.thresholds),
+                   _data(600, seed=62)])
+    booster = BoosterEvaluator(layout)
+    want = booster.raw(x, **ALL)
+    for kernel in _kernels(walker):
+        walker.use_isa(kernel)
+        assert max_difference(_few(walker, x, **ALL), want) == 0.0, kernel
+        for parts in ({"tier": True, "churn": False, "products": False},
+                      {"tier": False, "churn": True, "products": True}):
+            got = _few(walker, x[:100], **parts)
+            ref = booster.raw(x[:100], **parts)
+            assert max_difference(got, ref) == 0.0, (kernel, parts)
+
+
+def test_single_rows_over_many_entries(tmp_path: Path) -> None:
+    """Parts comparing hundreds of ranked-row entries: the AVX-512 single-row kernel splits
+    them into groups of trees, with local rows of one and more 64-entry table pairs."""
+    rng = np.random.default_rng(71)
+    n, k = 3000, 100
+    schema = FeatureSchema((
+        *(FeatureSpec(name=f"f{i}", kind="number", minimum=-10, maximum=10) for i in range(k)),
+        FeatureSpec(name="cat", kind="category", categories=SEGMENTS),
+    ))
+    x = np.column_stack([rng.normal(0, 3, (n, k)), rng.integers(0, len(SEGMENTS), n)])
+    x[:, :k][rng.random((n, k)) < 0.1] = np.nan
+    x[:, :k][rng.random((n, k)) < 0.1] = 0.0
+    y = np.nan_to_num(x[:, :k]) @ rng.normal(0, 1, k) + np.sin(x[:, -1])
+    names = list(schema.names)
+
+    def train(name: str, target: np.ndarray, objective: str, **params: object) -> TreeModel:
+        base = {"objective": objective, "num_leaves": 31, "min_data_in_leaf": 3,
+                "learning_rate": 0.3, "num_threads": 1, "verbosity": -1, "seed": 5,
+                "deterministic": True, "feature_fraction": 0.5, "min_data_per_group": 3,
+                "cat_smooth": 1.0, "max_cat_threshold": 32}
+        base.update(params)
+        rounds = int(base.pop("rounds", 30))  # type: ignore[call-overload]
+        ds = lgb.Dataset(x, label=target, feature_name=names, categorical_feature=[k],
+                         params=base)
+        booster = lgb.train(base, ds, num_boost_round=rounds)
+        return TreeModel.from_text(name, booster.model_to_string())
+
+    tier = train("tier", np.digitize(y, np.quantile(y, [0.3, 0.7])), "multiclass", num_class=3,
+                 rounds=25)
+    churn = train("churn", (y > 0).astype(int), "binary", num_leaves=63, rounds=40,
+                  zero_as_missing=True)
+    prod = train("prod", (y > 1).astype(int), "binary", rounds=60)
+    lay = ModelLayout(schema=schema, tier=tier, churn=churn, products=(prod,))
+    walker = TreeWalkEvaluator(lay, cache_dir=tmp_path)
+    f = walker.flat
+    for t0, t1 in f.part_t.tolist():  # entries each part compares: more than 2 x 64
+        kinds = f.qkind[t0:t1]
+        cols = np.concatenate(
+            [(f.q32 if kind == 32 else f.q64)["col"][o:o + q]
+             for kind, o, q in zip(kinds, f.qoff[t0:t1], f.qn[t0:t1], strict=True)])
+        assert len(np.unique(cols)) > 128, (t0, t1, f.nleaf[t0:t1].tolist()[:10])
+    rows = np.vstack([probe_rows(schema, 700, seed=72, thresholds=f.thresholds), x[:300]])
+    want = BoosterEvaluator(lay).raw(rows, **ALL)
+    for kernel in _kernels(walker):
+        walker.use_isa(kernel)
+        assert max_difference(_few(walker, rows, **ALL), want) == 0.0, kernel
+        assert max_difference(walker.raw(rows, **ALL), want) == 0.0, kernel
