@@ -98,6 +98,9 @@
 #ifndef TW_SQ_PAIRS
 #define TW_SQ_PAIRS 2 /* single rows: a group's local row has at most 64 * TW_SQ_PAIRS entries */
 #endif
+#if TW_SQ_PAIRS < 1 || TW_SQ_PAIRS > 4
+#error "TW_SQ_PAIRS must be 1..4: local indices are 8 bits"
+#endif
 #ifndef TW_BLOCK
 #define TW_BLOCK 128 /* rows ranked at a time in a batch (a multiple of TW_R) */
 #endif
@@ -157,7 +160,7 @@ typedef struct {
      * groups of consecutive trees of one part that compare at most TW_SQ_PAIRS * 64 distinct
      * entries; a group's entries are copied into a local row, and its trees' internal nodes
      * are stored in chunks of 32 slots (padding: local index 0, threshold BIG, never right). */
-    uint16_t *sidx;        /* per slot: the node's entry in its group's local row */
+    uint8_t *sidx;         /* per slot: the node's entry in its group's local row */
     uint16_t *sthr;        /* per slot: the node's threshold index */
     uint32_t *s32e;        /* per leaf of a tree with <= 32 leaves (32 a tree): the nodes */
     uint64_t *s64e;        /* whose left subtree holds it (bit i: slot i); 33..64: 64 a tree */
@@ -293,7 +296,7 @@ static int single_arrays(tw_model *m) {
     int32_t *local = malloc(sizeof(int32_t) * (size_t)m->width);  /* entry -> local index */
     int32_t *ingroup = calloc((size_t)m->width, sizeof(int32_t)); /* entry -> its group + 1 */
     int32_t *seen = calloc((size_t)m->width, sizeof(int32_t));    /* entry -> tree + 1 */
-    m->sidx = alloc64(sizeof(uint16_t) * (size_t)nslots);
+    m->sidx = alloc64(sizeof(uint8_t) * (size_t)nslots);
     m->sthr = alloc64(sizeof(uint16_t) * (size_t)nslots);
     m->s32e = calloc64(sizeof(uint32_t) * (size_t)n32);
     m->s64e = calloc64(sizeof(uint64_t) * (size_t)n64);
@@ -337,7 +340,8 @@ static int single_arrays(tw_model *m) {
         }
         const int32_t slots = kind; /* qn < kind: one chunk of 32 nodes, or two */
         for (int32_t i = 0; i < slots; ++i) {
-            uint16_t idx = 0, thr = TW_BIG; /* padding: never goes right */
+            uint8_t idx = 0;
+            uint16_t thr = TW_BIG; /* padding: never goes right */
             if (i < qn) {
                 const uint16_t e = kind == 32 ? m->q32[q0 + i].col : m->q64[q0 + i].col;
                 const uint64_t mask = kind == 32 ? m->q32[q0 + i].mask : m->q64[q0 + i].mask;
@@ -346,7 +350,7 @@ static int single_arrays(tw_model *m) {
                     local[e] = used++;
                     m->ents[nents++] = e;
                 }
-                idx = (uint16_t)local[e];
+                idx = (uint8_t)local[e];
                 thr = kind == 32 ? m->q32[q0 + i].thr : m->q64[q0 + i].thr;
                 for (int32_t l = 0; l < kind; ++l) {
                     if ((mask >> l) & 1u) continue; /* leaf l is in node i's left subtree */
@@ -429,19 +433,17 @@ int tw_set_isa(tw_model *m, int32_t isa) {
     return m->isa;
 }
 
-/* Number of thresholds t[0..n) below v (v not NaN). */
+/* Number of thresholds t[0..n) below v (v not NaN): a binary search without branches on the
+ * data (the halving is a conditional move), so new rows cost no mispredictions. */
 static inline uint32_t rank(const double *t, uint32_t n, double v) {
-    uint32_t lo = 0;
-    while (n > 0) {
+    if (n == 0) return 0;
+    const double *base = t;
+    while (n > 1) {
         const uint32_t half = n >> 1;
-        if (t[lo + half] < v) {
-            lo += half + 1;
-            n -= half + 1;
-        } else {
-            n = half;
-        }
+        base = base[half] < v ? base + half : base;
+        n -= half;
     }
-    return lo;
+    return (uint32_t)(base - t) + (*base < v);
 }
 
 /* The ranked row (see the top of this file) of one input row x, entry e at b[e * stride]. */
@@ -717,6 +719,10 @@ TW_AVX512 TW_INLINE void group64_avx512(const tw_q64 *q, int32_t qn, const uint1
  * 16-bit compare gives "goes right" for the 32 nodes in a mask register, and those lanes AND
  * in their node's leaf mask. The tree's bitvector is the AND of the lanes, its exit leaf the
  * lowest set bit. No gather: they are slow on some CPUs (~25 cycles each on AMD Zen 4). */
+TW_AVX512 TW_INLINE __m512i idx_avx512(const uint8_t *idx) { /* 32 local indices */
+    return _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)(const void *)idx));
+}
+
 TW_AVX512 TW_INLINE __m512i lookup_avx512(__m512i idx, const __m512i *tab, int pairs) {
     __m512i r = _mm512_permutex2var_epi16(tab[0], idx, tab[1]);
     if (pairs > 1) {
@@ -735,21 +741,23 @@ TW_AVX512 TW_INLINE void single_group_avx512(const tw_model *m, int32_t t0, int3
     for (int p = 0; p < 2 * pairs; ++p) tab[p] = _mm512_load_si512(loc + 32 * p);
     const int32_t *restrict qkind = m->qkind, *restrict soff = m->soff, *restrict moff = m->moff;
     const int32_t *restrict leaf0 = m->leaf0;
-    const uint16_t *restrict sidx = m->sidx, *restrict sthr = m->sthr;
+    const uint8_t *restrict sidx = m->sidx;
+    const uint16_t *restrict sthr = m->sthr;
     const uint32_t *restrict s32e = m->s32e;
     const uint64_t *restrict s64e = m->s64e;
     const double *restrict leaf = m->leaf;
     /* First every tree's "goes right" bits (short chains, so many trees are under way at
      * once), then every tree's exit leaf from them. */
     for (int32_t t = t0; t < t1; ++t) {
-        const uint16_t *idx = sidx + soff[t], *thr = sthr + soff[t];
+        const uint8_t *idx = sidx + soff[t];
+        const uint16_t *thr = sthr + soff[t];
         const int32_t kind = qkind[t];
         if (kind == 32) {
-            const __m512i r = lookup_avx512(_mm512_load_si512(idx), tab, pairs);
+            const __m512i r = lookup_avx512(idx_avx512(idx), tab, pairs);
             right[t] = _mm512_cmpgt_epu16_mask(r, _mm512_load_si512(thr));
         } else if (kind == 64) {
-            const __m512i r0 = lookup_avx512(_mm512_load_si512(idx), tab, pairs);
-            const __m512i r1 = lookup_avx512(_mm512_load_si512(idx + 32), tab, pairs);
+            const __m512i r0 = lookup_avx512(idx_avx512(idx), tab, pairs);
+            const __m512i r1 = lookup_avx512(idx_avx512(idx + 32), tab, pairs);
             right[t] = (uint64_t)_mm512_cmpgt_epu16_mask(r1, _mm512_load_si512(thr + 32)) << 32 |
                             _mm512_cmpgt_epu16_mask(r0, _mm512_load_si512(thr));
         }
@@ -843,6 +851,20 @@ static void walk_list(const tw_model *m, const int32_t *list, int32_t n, const u
         vals[list[i]] = m->leaf[m->leaf0[list[i]] + walk(nodes, m->root[list[i]], b, 0)];
 }
 
+/* Columns c0..c1 of one row from the trees' leaf values: each column's sum from 0.0 in tree
+ * order (trees t0..t1 only), as GBDT::PredictRaw adds them, in a register. */
+static void sum_columns(const tw_model *m, int32_t c0, int32_t c1, int32_t t0, int32_t t1,
+                        const double *vals, double *o) {
+    for (int32_t c = c0; c < c1; ++c) {
+        double s = 0.0;
+        for (int32_t j = m->cstart[c]; j < m->cstart[c + 1]; ++j) {
+            const int32_t t = m->corder[j];
+            if (t >= t0 && t < t1) s += vals[t];
+        }
+        o[c] = s;
+    }
+}
+
 /* Few rows, one at a time, with the AVX-512 single-row QuickScorer (trees over 64 leaves
  * walked first, their values added in tree order with the others). */
 static int predict_few_avx512(const tw_model *m, const double *x, int64_t n, double *out,
@@ -874,15 +896,7 @@ static int predict_few_avx512(const tw_model *m, const double *x, int64_t n, dou
                 walk_list(m, m->walked + i0, i1 - i0, b8, vals);
             }
             single_trees_avx512(m, t0, t1, b16, loc, vals, right);
-            /* Each column's sum in tree order from 0.0, in a register. */
-            for (int32_t c = m->part_c[p][0]; c < m->part_c[p][1]; ++c) {
-                double sum = 0.0;
-                for (int32_t i = m->cstart[c]; i < m->cstart[c + 1]; ++i) {
-                    const int32_t t = m->corder[i];
-                    if (t >= t0 && t < t1) sum += vals[t];
-                }
-                o[c] = sum;
-            }
+            sum_columns(m, m->part_c[p][0], m->part_c[p][1], t0, t1, vals, o);
         }
     }
     free(raw);
