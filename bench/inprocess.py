@@ -44,22 +44,33 @@ def customer_rows(ctx: ScoringContext, n: int, seed: int = 7) -> np.ndarray:
     return encode_book(generate_book(n, seed), ctx.schema.specs)
 
 
-def cpu_per_call(fn: Callable[[], Any], *, budget: float, repeats: int = 5) -> float:
-    """Least CPU seconds per call over `repeats` runs of about budget/repeats seconds each."""
-    fn()  # warm caches and lazy paths
-    t0 = time.process_time()
-    fn()
-    once = max(time.process_time() - t0, 1e-7)
-    calls = max(1, int(budget / repeats / once))
-    best = float("inf")
+def interleaved(fns: dict[str, Callable[[], Any]], *, budget: float,
+                rounds: int) -> dict[str, float]:
+    """Least CPU seconds per call of each function, measured in `rounds` short slices taken
+    in turn (a, b, c, a, b, c, ...), about budget/rounds seconds per function and round.
+
+    On a shared machine the speed of the CPU moves over seconds; measuring the paths one
+    after the other would let one path catch a slow spell and another a fast one, and the
+    difference between two of them (the cost that is not tree evaluation) is what matters.
+    """
+    calls = {}
+    for name, fn in fns.items():
+        fn()  # warm caches and lazy paths
+        t0 = time.process_time()
+        fn()
+        once = max(time.process_time() - t0, 1e-7)
+        calls[name] = max(1, int(budget / rounds / once))
+    best = dict.fromkeys(fns, float("inf"))
     gc.collect()
     gc.disable()
     try:
-        for _ in range(repeats):
-            t0 = time.process_time()
-            for _ in range(calls):
-                fn()
-            best = min(best, (time.process_time() - t0) / calls)
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                n = calls[name]
+                t0 = time.process_time()
+                for _ in range(n):
+                    fn()
+                best[name] = min(best[name], (time.process_time() - t0) / n)
     finally:
         gc.enable()
     return best
@@ -103,24 +114,42 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
     singles = [np.ascontiguousarray(x[i:i + 1]) for i in range(min(batch_n, 4096))]
     booster = BoosterEvaluator(ctx.layout)
     parts = {"tier": True, "churn": True, "products": True}
-    rows: dict[str, Row] = {}
+    labels = {"booster": "Booster.predict, one call per model",
+              "fast": f"{fast.name}, all models in one call",
+              "e2e_booster": "end to end with Booster.predict",
+              "e2e_fast": f"end to end with {fast.name}"}
+    single: dict[str, Callable[[], Any]] = {}
+    batch: dict[str, Callable[[], Any]] = {}
+    for key, ev in (("booster", booster), ("fast", fast)):
 
-    def evaluator_row(name: str, ev: Evaluator) -> Row:
-        nxt = itertools.cycle(singles).__next__
-        single = cpu_per_call(lambda: ev.raw(nxt(), **parts), budget=budget)
-        batch = cpu_per_call(lambda: ev.raw(x, **parts), budget=budget * 2, repeats=3) / batch_n
-        return Row(name, single * 1e6, batch * 1e6)
+        def one(ev: Evaluator = ev, nxt: Callable[[], np.ndarray] = itertools.cycle(
+                singles).__next__) -> Any:
+            return ev.raw(nxt(), **parts)
 
-    rows["booster"] = evaluator_row("Booster.predict, one call per model", booster)
-    rows["fast"] = evaluator_row(f"{fast.name}, all models in one call", fast)
-    e2e = _end_to_end(ctx, x, budget=budget, booster=booster, fast=fast)
-    rows.update(e2e)
+        def many(ev: Evaluator = ev) -> Any:
+            return ev.raw(x, **parts)
+
+        single[key], batch[key] = one, many
+    e2e = _end_to_end(ctx, x, booster=booster, fast=fast)
+    for key, (one_customer, whole_batch) in e2e.items():
+        single[key], batch[key] = one_customer, whole_batch
+    previous = ctx.evaluator
+    try:
+        # Every path measured in turn, slice after slice (see interleaved).
+        single_s = interleaved(single, budget=budget, rounds=8)
+        batch_s = interleaved(batch, budget=budget * 2, rounds=4)
+    finally:
+        ctx.use_evaluator(previous)
+    rows: dict[str, Row] = {
+        key: Row(labels[key], single_s[key] * 1e6, batch_s[key] * 1e6 / batch_n)
+        for key in single
+    }
     if "e2e_fast" in rows:
-        f, ev = rows["e2e_fast"], rows["fast"]
+        f, t = rows["e2e_fast"], rows["fast"]
         rows["e2e_overhead"] = Row(
             "…of which not tree evaluation",
-            (f.single_us or 0) - (ev.single_us or 0),
-            (f.batch_us or 0) - (ev.batch_us or 0),
+            (f.single_us or 0) - (t.single_us or 0),
+            (f.batch_us or 0) - (t.batch_us or 0),
         )
     base = rows["booster"]
     results = {}
@@ -137,9 +166,10 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
     }
 
 
-def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, budget: float, booster: Evaluator,
-                fast: Evaluator) -> dict[str, Row]:
-    """Named features → validated row → models → calibration → arbitration, reasons off."""
+def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast: Evaluator
+                ) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """Named features → validated row → models → calibration → arbitration, reasons off:
+    (one customer, the whole batch) callables for each evaluator."""
     try:
         from app.scoring.pipeline import CustomerInput, Options, score_rows
     except ImportError:
@@ -149,27 +179,22 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, budget: float, booster: E
     features = [{k: v for k, v in f.items() if v is not None} for f in features]
     customers = [CustomerInput(customer_id=f"c{i}", features=f) for i, f in enumerate(features)]
     options = Options()
-    previous = ctx.evaluator
-    out: dict[str, Row] = {}
-    try:
-        for key, label, ev in (("e2e_booster", "end to end with Booster.predict", booster),
-                               ("e2e_fast", f"end to end with {fast.name}", fast)):
-            ctx.use_evaluator(ev)
+    out: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
+    for key, ev in (("e2e_booster", booster), ("e2e_fast", fast)):
+        nxt = itertools.cycle(customers[:4096]).__next__
 
-            def single(nxt: Callable[[], Any] = itertools.cycle(customers[:4096]).__next__
-                       ) -> Any:
-                customer = nxt()
-                row = schema.row(customer.features)
-                return score_rows(ctx, row[None, :], [customer], options)
+        def single(ev: Evaluator = ev, nxt: Callable[[], CustomerInput] = nxt) -> Any:
+            ctx.evaluator = ev  # the paths take turns on one context
+            customer = nxt()
+            row = schema.row(customer.features)
+            return score_rows(ctx, row[None, :], [customer], options)
 
-            def batch() -> Any:
-                m = schema.matrix([c.features for c in customers])
-                return score_rows(ctx, m, customers, options)
+        def batch(ev: Evaluator = ev) -> Any:
+            ctx.evaluator = ev
+            m = schema.matrix([c.features for c in customers])
+            return score_rows(ctx, m, customers, options)
 
-            out[key] = Row(label, cpu_per_call(single, budget=budget) * 1e6,
-                           cpu_per_call(batch, budget=budget * 2, repeats=3) * 1e6 / len(x))
-    finally:
-        ctx.use_evaluator(previous)
+        out[key] = (single, batch)
     return out
 
 
