@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ class FeatureSchema:
                                 {c: float(k) for k, c in enumerate(s.categories or ())},
                                 self._coders[i])
                        for i, s in enumerate(self.specs)}
+        self._plans: dict[tuple[tuple[str, ...], tuple[type, ...]], _Plan] = {}
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -65,11 +67,45 @@ class FeatureSchema:
         required); `out` is only meaningful when the list is empty. `required` narrows the
         required names (e.g. to the models a request uses); default: all non-nullable ones.
         """
-        problems = self._encode(
-            features, prefix, self.required if required is None else required
-        )
+        required = self.required if required is None else required
+        planned = self._planned(features, required)
+        if planned is not None:
+            out[:] = planned
+            return []
+        problems = self._encode(features, prefix, required)
         out[:] = problems.pop()
         return problems
+
+    def _planned(self, features: Mapping[str, Any],
+                 required: frozenset[str]) -> tuple[Any, ...] | None:
+        """The row's values in column order (ints, floats, booleans, category codes, NaN),
+        by a plan made once per sequence of names and value types; None when the values are
+        not plainly valid (the caller's _encode then finds and words the problems).
+
+        Callers send the same names in the same order with the same types request after
+        request, so the per-name look-ups and type dispatch of _encode are done once per
+        shape; what is left per request is the range checks and category look-ups."""
+        keys = tuple(features)
+        vals = tuple(features.values())
+        shape = (keys, tuple(map(type, vals)))
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = _Plan.make(self, *shape)
+            if len(self._plans) < 256:
+                self._plans[shape] = plan
+        if not plan.ok or not required <= plan.names:
+            return None
+        for v, lo, hi in zip(plan.numbers(vals), plan.lo, plan.hi, strict=True):
+            if not lo <= v <= hi:  # NaN fails too
+                return None
+        row = [*vals, math.nan]
+        for pos, codes in plan.categories:
+            code = codes.get(row[pos])
+            if code is None:
+                return None
+            row[pos] = code
+        out: tuple[Any, ...] = plan.gather(row)
+        return out
 
     def _encode(self, features: Mapping[str, Any], prefix: str,
                 required: frozenset[str]) -> list[Any]:
@@ -120,6 +156,9 @@ class FeatureSchema:
         """One customer's float row; raises InvalidFeature listing every problem."""
         from app.errors import InvalidFeature
 
+        planned = self._planned(features, self.required)
+        if planned is not None:
+            return np.array(planned, dtype=np.float64)
         problems = self._encode(features, prefix, self.required)
         values = problems.pop()
         if problems:
@@ -219,6 +258,70 @@ _KIND_TYPES: dict[str, frozenset[type]] = {
     _NUMBER: _NUMBER_TYPES, _INTEGER: _INTEGER_TYPES, _BOOLEAN: _BOOLEAN_TYPES}
 _UNKNOWN = object()  # a category value that is not one of the feature's categories
 _NAN = float("nan")  # a value the row does not give (see FeatureSchema._columns)
+
+
+def _getter(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """itemgetter that always returns a tuple (itemgetter(i) alone returns the item)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda seq: (seq[only],)
+    if not positions:
+        return lambda seq: ()
+    return itemgetter(*positions)
+
+
+class _Plan:
+    """How to turn a request's values into a row when its names and value types are known:
+    see FeatureSchema._planned. `ok` is False for shapes the plan cannot vouch for (an
+    unknown name, a type the fast paths do not take, null for a non-nullable feature)."""
+
+    __slots__ = ("categories", "gather", "hi", "lo", "names", "numbers", "ok")
+
+    def __init__(self) -> None:
+        self.ok = False
+        self.names: frozenset[str] = frozenset()
+        self.numbers: Callable[[Sequence[Any]], tuple[Any, ...]] = _getter(())
+        self.lo: tuple[float, ...] = ()
+        self.hi: tuple[float, ...] = ()
+        self.categories: tuple[tuple[int, dict[str, float]], ...] = ()
+        self.gather: Callable[[Sequence[Any]], tuple[Any, ...]] = _getter(())
+
+    @classmethod
+    def make(cls, schema: FeatureSchema, keys: tuple[str, ...],
+             types: tuple[type, ...]) -> _Plan:
+        plan = cls()
+        nan_slot = len(keys)  # the NaN appended after the values
+        gather = [nan_slot] * len(schema.specs)
+        numbers: list[int] = []
+        lo: list[float] = []
+        hi: list[float] = []
+        categories: list[tuple[int, dict[str, float]]] = []
+        for pos, (name, t) in enumerate(zip(keys, types, strict=True)):
+            entry = schema._table.get(name)
+            if entry is None:
+                return plan
+            i, kind, low, high, codes, _ = entry
+            if t is type(None):
+                if not schema.specs[i].nullable:
+                    return plan
+                continue  # null: NaN, as missing
+            if (kind is _NUMBER and t in _NUMBER_TYPES) or (kind is _INTEGER and t is int):
+                numbers.append(pos)
+                if t is int:  # beyond 2^53 an int does not convert exactly: _encode decides
+                    low, high = max(low, -(2.0**53)), min(high, 2.0**53)
+                lo.append(low)
+                hi.append(high)
+            elif kind is _CATEGORY and t is str:
+                categories.append((pos, codes))
+            elif not (kind is _BOOLEAN and t is bool):
+                return plan
+            gather[i] = pos
+        plan.ok = True
+        plan.names = frozenset(keys)
+        plan.numbers, plan.lo, plan.hi = _getter(numbers), tuple(lo), tuple(hi)
+        plan.categories = tuple(categories)
+        plan.gather = _getter(gather)
+        return plan
 
 
 def _contract(spec: FeatureSpec) -> tuple[Any, ...]:

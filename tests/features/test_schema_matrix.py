@@ -97,3 +97,61 @@ def test_a_value_beside_a_missing_one_in_the_same_column(
     rows[0].pop(name, None)
     rows[2][name] = bad
     assert _same(_outcome(rows), _row_by_row(rows, monkeypatch))
+
+
+# --- one row: the planned path (per names-and-types shape) gives what _encode gives --------
+
+
+def _one_by_encode(f: dict[str, Any], required: frozenset[str] | None,
+                   monkeypatch: pytest.MonkeyPatch) -> Any:
+    with monkeypatch.context() as m:
+        m.setattr(FeatureSchema, "_planned", lambda self, features, required: None)
+        return _one(f, required)
+
+
+def _one(f: dict[str, Any], required: frozenset[str] | None) -> Any:
+    out = np.full(len(SCHEMA), -7.0)
+    problems = SCHEMA.encode_into(f, out, required=required)
+    if problems:
+        return ("invalid", [(p.field, p.problem) for p in problems])
+    try:
+        row = SCHEMA.row(f)
+    except InvalidFeature:
+        row = None  # narrower `required` than the full set: row() may refuse what passed
+    if row is not None:
+        assert row.tobytes() == out.tobytes()
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_one_row_gives_what_the_per_value_path_gives(data: st.DataObject,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    f = dict(BOOK[data.draw(st.integers(0, len(BOOK) - 1), label="customer")])
+    for _ in range(data.draw(st.integers(0, 3), label="changes")):
+        name = data.draw(st.sampled_from([*SCHEMA.names, "not_a_feature"]))
+        if data.draw(st.booleans()):
+            f.pop(name, None)
+        else:
+            f[name] = data.draw(st.sampled_from(BAD_VALUES) | st.integers(-10, 10**6)
+                                | st.floats(allow_nan=True, allow_infinity=True)
+                                | st.sampled_from(("salaried", "C3", "retired")))
+    if data.draw(st.booleans()):  # another order of the same names: another plan
+        f = dict(reversed(list(f.items())))
+    required = data.draw(st.sampled_from((None, frozenset(), frozenset(REQUIRED[:3]))))
+    for _ in range(2):  # the second time through the cached plan
+        got = _one(f, required)
+        assert _same(got, _one_by_encode(f, required, monkeypatch))
+
+
+def test_valid_rows_take_the_planned_path() -> None:
+    calls = []
+    for f in BOOK[:50]:
+        out = np.empty(len(SCHEMA))
+        planned = SCHEMA._planned(f, SCHEMA.required)
+        calls.append(planned is not None)
+        if planned is not None:
+            out[:] = planned
+            assert out.tobytes() == SCHEMA.row(f).tobytes()
+    assert all(calls)
