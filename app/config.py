@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long in-flight requests may take to finish before the "
         "server cancels them (keep the orchestrator's grace period longer).",
     )
+    microbatch: bool = Field(
+        default=True,
+        description="Score single-customer requests that are ready at the same moment together "
+        "(one vectorised call; the same results as one by one).",
+    )
     compile_models: bool = Field(
         default=True,
         description="Compile tree ensembles to native code in the background when available.",

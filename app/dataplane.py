@@ -89,6 +89,25 @@ def _encode(ctx: ScoringContext, features: Mapping[str, Any], out: np.ndarray,
 def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, Any],
               context: ScoreContext | None, options: ScoreOptions | None) -> dict[str, Any]:
     """Score one customer; raises InvalidFeature / InvalidRequest naming every bad field."""
+    one = prepare_one(live=live, customer_id=customer_id, features=features, context=context,
+                      options=options)
+    return finish_one(one, score_rows(one.ctx, one.x, [one.customer], one.opts)[0])
+
+
+class OneCustomer:
+    """A validated single-customer request, ready for score_rows (see app/microbatch.py)."""
+
+    __slots__ = ("ctx", "customer", "options", "opts", "shadow", "x")
+
+    def __init__(self, ctx: ScoringContext, shadow: ScoringContext | None, x: np.ndarray,
+                 customer: CustomerInput, opts: Options, options: ScoreOptions | None) -> None:
+        self.ctx, self.shadow, self.x, self.customer = ctx, shadow, x, customer
+        self.opts, self.options = opts, options
+
+
+def prepare_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, Any],
+                context: ScoreContext | None, options: ScoreOptions | None) -> OneCustomer:
+    """score_one up to the scoring: routing, validation, contact history."""
     opts, pins = _options(options)
     ctx, shadow = live.for_request(customer_id=customer_id, pins=pins)
     x = np.empty((1, len(ctx.schema)))
@@ -98,12 +117,18 @@ def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, An
     channel, history = _history(context, "")
     customer = CustomerInput(customer_id=customer_id, features=features, channel=channel,
                              history=history)
-    result = score_rows(ctx, x, [customer], opts)[0]
-    if shadow is not None:
-        _shadow(shadow, [customer], opts, [result])
+    return OneCustomer(ctx, shadow, x, customer, opts, options)
+
+
+def finish_one(one: OneCustomer, result: dict[str, Any]) -> dict[str, Any]:
+    """score_one after the scoring: challenger, versions, metrics, the log line's fields.
+    Runs in the request's own context (the log line's fields are per request)."""
+    ctx = one.ctx
+    if one.shadow is not None:
+        _shadow(one.shadow, [one.customer], one.opts, [result])
     result["models"] = ctx.models_served
-    _observe(ctx.models_served, (result,), options, defer=True)
-    note_request(models=ctx.models_served, customer_id=customer_id)
+    _observe(ctx.models_served, (result,), one.options, defer=True)
+    note_request(models=ctx.models_served, customer_id=one.customer.customer_id)
     return result
 
 

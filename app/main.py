@@ -17,6 +17,7 @@ from app.api.openapi import build_openapi
 from app.api.responses import JSONBytes
 from app.api.routes import health, metrics, models, scores, status
 from app.config import Settings, get_settings
+from app.microbatch import MicroBatcher
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import count_registry_event
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
         default_response_class=JSONBytes,
     )
     app.state.settings = settings  # auth and routes read the app's own settings
+    app.state.microbatcher = MicroBatcher() if settings.microbatch else None
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

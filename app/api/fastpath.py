@@ -201,7 +201,8 @@ class _FastScore:
                     raise
                 raise error from exc
             await scorer_for_key(app.state, key)
-            body = orjson.dumps(await scored(validated(raw), app.state.live, request_id))
+            body = orjson.dumps(await scored(validated(raw), app.state.live, request_id,
+                                             app.state.microbatcher))
         except Exception as exc:
             handler = handler_for(app, exc)
             if handler is None:

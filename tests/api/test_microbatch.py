@@ -1,0 +1,148 @@
+"""Micro-batching: requests ready at the same moment are scored together, and every request
+gets exactly the answer it gets alone; one customer's failure stays its own."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app import dataplane
+from app.api.schemas import ScoreContext, ScoreOptions
+from app.bundles.io import Bundle
+from app.bundles.manifest import FAMILIES
+from app.config import Settings
+from app.main import create_app
+from app.microbatch import MicroBatcher
+from app.scoring import pipeline
+from app.scoring.compiled import fastest_evaluator
+from app.scoring.context import ScoringContext, build_context
+from app.scoring.static import StaticContexts
+from tests.conftest import RunningServer
+from tests.customers import book_customers
+
+CUSTOMERS = book_customers(48, seed=23)
+
+
+@pytest.fixture(scope="module")
+def walker_context(default_bundles: dict[str, Bundle],
+                   tmp_path_factory: pytest.TempPathFactory) -> ScoringContext:
+    ctx = build_context(default_bundles, dict.fromkeys(FAMILIES, 1))
+    ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=tmp_path_factory.mktemp("cc")))
+    assert ctx.evaluator.name == "treewalk"
+    return ctx
+
+
+def _request(i: int, rng: random.Random) -> dict[str, Any]:
+    """A varied request: channel, history, options (parts, top N, suppressed, explain)."""
+    c = CUSTOMERS[i % len(CUSTOMERS)]
+    body: dict[str, Any] = {"customer_id": c["customer_id"], "features": c["features"]}
+    if rng.random() < 0.4:
+        body["context"] = {"channel": rng.choice(("branch", "mobile", "call_centre", "rm")),
+                           "as_of": "2026-11-01",
+                           "history": [{"action_id": "sip_fund", "date": "2026-10-20",
+                                        "outcome": rng.choice(("offered", "declined"))}]
+                           if rng.random() < 0.5 else []}
+    if rng.random() < 0.5:
+        body["options"] = rng.choice((
+            {"top_n": rng.randint(1, 5)}, {"include_suppressed": True}, {"explain": True},
+            {"parts": ["churn"]}, {"parts": ["tier", "recommendations"]}))
+    return body
+
+
+def _alone(ctx: ScoringContext, body: dict[str, Any]) -> dict[str, Any]:
+    return dataplane.score_one(
+        live=StaticContexts(ctx), customer_id=body["customer_id"], features=body["features"],
+        context=ScoreContext.model_validate(body["context"]) if "context" in body else None,
+        options=ScoreOptions.model_validate(body["options"]) if "options" in body else None)
+
+
+def test_together_equals_alone(walker_context: ScoringContext) -> None:
+    rng = random.Random(5)
+    bodies = [_request(i, rng) for i in range(120)]
+    live = StaticContexts(walker_context)
+    batcher = MicroBatcher(max_batch=32)
+
+    async def together() -> list[dict[str, Any]]:
+        async def one(body: dict[str, Any]) -> dict[str, Any]:
+            prepared = dataplane.prepare_one(
+                live=live, customer_id=body["customer_id"], features=body["features"],
+                context=ScoreContext.model_validate(body["context"]) if "context" in body
+                else None,
+                options=ScoreOptions.model_validate(body["options"]) if "options" in body
+                else None)
+            return dataplane.finish_one(prepared, await batcher.score(prepared))
+
+        return await asyncio.gather(*(one(b) for b in bodies))
+
+    got = asyncio.run(together())
+    assert got == [_alone(walker_context, b) for b in bodies]
+    assert batcher.requests == len(bodies)
+    assert batcher.calls < len(bodies) / 4, "requests ready together were scored together"
+
+
+def test_one_failure_fails_only_its_request(walker_context: ScoringContext,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pipeline.score_rows
+    bad = CUSTOMERS[3]["customer_id"]
+
+    def flaky(ctx: ScoringContext, x: Any, customers: Any, options: Any) -> Any:
+        if any(c.customer_id == bad for c in customers):
+            raise RuntimeError("boom")
+        return real(ctx, x, customers, options)
+
+    monkeypatch.setattr("app.microbatch.score_rows", flaky)
+    live = StaticContexts(walker_context)
+    batcher = MicroBatcher()
+
+    async def run() -> list[Any]:
+        async def one(c: dict[str, Any]) -> Any:
+            prepared = dataplane.prepare_one(live=live, customer_id=c["customer_id"],
+                                             features=c["features"], context=None, options=None)
+            return await batcher.score(prepared)
+
+        return await asyncio.gather(*(one(c) for c in CUSTOMERS[:8]), return_exceptions=True)
+
+    got = asyncio.run(run())
+    assert isinstance(got[3], RuntimeError)
+    assert all(isinstance(r, dict) and r["customer_id"] == c["customer_id"]
+               for i, (r, c) in enumerate(zip(got, CUSTOMERS[:8], strict=True)) if i != 3)
+
+
+@pytest.fixture(scope="module")
+def server(walker_context: ScoringContext) -> Iterator[RunningServer]:
+    app = create_app(Settings(auth_enabled=False), live=StaticContexts(walker_context))
+    with RunningServer(app) as running:
+        yield running
+
+
+def test_concurrent_http_requests_get_their_own_answers(server: RunningServer,
+                                                        walker_context: ScoringContext) -> None:
+    rng = random.Random(9)
+    bodies = [_request(i, rng) for i in range(96)]
+    batcher = server.server.config.app.state.microbatcher
+    assert isinstance(batcher, MicroBatcher)
+    before = (batcher.requests, batcher.calls)
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            return await asyncio.gather(*(client.post("/v1/score", json=b) for b in bodies))
+
+    responses = asyncio.run(send())
+    for body, resp in zip(bodies, responses, strict=True):
+        assert resp.status_code == 200, resp.text
+        got = resp.json()
+        assert got.pop("request_id") == resp.headers["x-request-id"]
+        assert got == _alone(walker_context, body)
+    requests, calls = batcher.requests - before[0], batcher.calls - before[1]
+    assert requests == len(bodies) and calls < requests, (requests, calls)
+
+
+def test_microbatch_can_be_switched_off(walker_context: ScoringContext) -> None:
+    app = create_app(Settings(auth_enabled=False, microbatch=False),
+                     live=StaticContexts(walker_context))
+    assert app.state.microbatcher is None
