@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import stat
 import time
 from pathlib import Path
@@ -33,8 +34,14 @@ def test_first_start_then_hot_swap_by_polling(tmp_path: Path, models_dir: Path,
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         admin = runtime.keys.authenticate(key_file.read_text().strip())
         assert admin is not None and admin.role == "admin"
+        gc.unfreeze()
         assert runtime.wait_ready(10)
         assert runtime.live.status()["versions"]["churn"]["version"] == 1
+        # The live context's objects sit in the collector's permanent generation.
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() < 50_000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gc.get_freeze_count() >= 50_000, gc.get_freeze_count()
         with runtime.sessionmaker.begin() as s:
             v = push(s, b.churn_bundle(1)).version
             service.approve(session=s, family="churn", version=v, actor=APPROVER)
