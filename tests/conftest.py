@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.bundles.io import Bundle, read_dir
 from app.bundles.manifest import FAMILIES
 from app.config import PROJECT_ROOT
+from app.http_protocol import CoalescingHttpToolsProtocol
 from app.scoring.context import ScoringContext, build_context
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -46,7 +47,8 @@ class RunningServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on", access_log=False)
+                                lifespan="on", access_log=False,
+                                http=CoalescingHttpToolsProtocol)  # as `tierwise serve`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
