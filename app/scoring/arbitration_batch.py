@@ -167,11 +167,6 @@ def arbitrate_batch(
                           weight=weight, priority=priority)
 
 
-def channel_list(customers: Sequence[object]) -> list[str | None]:
-    """Each customer's channel (CustomerInput.channel)."""
-    return [getattr(c, "channel", None) for c in customers]
-
-
 def limits_of(prepared: PreparedCatalog, features: Sequence[Mapping[str, object]],
               age: Sequence[int]) -> list[SuitabilityLimits]:
     """Each customer's suitability limits, from the same values arbitrate_tuples reads."""
