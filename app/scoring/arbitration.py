@@ -106,7 +106,7 @@ class PreparedAction:
     # (see _passes); a customer who fails it goes through check_eligibility for the reason.
     quick: tuple[float, float, float, frozenset[str] | None, str | None, tuple[str, ...], bool,
                  float]
-    # The reasons that do not depend on the customer (see _reasons), formatted once.
+    # The reasons that do not depend on the customer (see reason_list), formatted once.
     retention_suffix: str
     flag_reasons: tuple[str, ...]
     lever_reason: str | None
@@ -296,7 +296,7 @@ def recommendation(
     limits: SuitabilityLimits,
 ) -> RecommendationTuple:
     """One recommended action as a tuple of the Recommendation fields, reasons included."""
-    reasons = _reasons(a, p, c, channel, booked_tier, days_to_next_maturity, limits)
+    reasons = tuple(reason_list(a, p, c, channel, booked_tier, days_to_next_maturity, limits))
     return (a.id, a.name, a.category, a.kind, a.risk_level, priority, p, c, a.value, a.lever,
             reasons)
 
@@ -441,19 +441,6 @@ def _pct(x: float) -> str:
     return f"{x:.0%}" if x >= 0.1 or x == 0 else f"{x:.1%}"
 
 
-def _reasons(
-    a: PreparedAction,
-    p: float,
-    c: float,
-    channel: str | None,
-    booked_tier: str,
-    days_to_next_maturity: int | None,
-    limits: SuitabilityLimits,
-) -> tuple[str, ...]:
-    """Short reasons an RM can read; built for recommended actions only, so cheap overall."""
-    return tuple(reason_list(a, p, c, channel, booked_tier, days_to_next_maturity, limits))
-
-
 def reason_list(
     a: PreparedAction,
     p: float,
@@ -463,7 +450,7 @@ def reason_list(
     days_to_next_maturity: int | None,
     limits: SuitabilityLimits,
 ) -> list[str]:
-    """_reasons as a list (what a response carries)."""
+    """Short reasons an RM can read; built for recommended actions only, so cheap overall."""
     if a.is_retention:
         out = [f"churn risk {_pct(p)}{a.retention_suffix}"]
     else:
