@@ -158,7 +158,9 @@ def test_metrics_sum_over_workers_and_sigterm_loses_no_accepted_request(
                      sha256=b.churn_bundle().sha256) == 1
 
         sigterm_at: list[float] = []
-        outcomes = asyncio.run(_load(url, n=300, concurrency=8, sigterm_after=60,
+        # Enough requests to outlast the shutdown however fast the server answers them (after
+        # the stop they fail at once, so the extra ones cost nothing).
+        outcomes = asyncio.run(_load(url, n=2000, concurrency=8, sigterm_after=60,
                                      process=process, sigterm_at=sigterm_at))
         # One worker: uvicorn re-raises the SIGTERM once it has shut down gracefully.
         assert process.wait(40) in (0, -signal.SIGTERM)
