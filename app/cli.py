@@ -21,7 +21,7 @@ def serve(
     workers: int = typer.Option(1, min=1, help="Worker processes (one per core is typical)."),
 ) -> None:
     """Start the HTTP service."""
-    from app.server import run_server
+    from app.serve.server import run_server
 
     run_server(host=host, port=port, workers=workers)
 

@@ -17,7 +17,7 @@ from app.api.openapi import build_openapi
 from app.api.responses import JSONBytes
 from app.api.routes import health, metrics, models, scores, status
 from app.config import Settings, get_settings
-from app.microbatch import MicroBatcher
+from app.dataplane.microbatch import MicroBatcher
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import count_registry_event

@@ -72,7 +72,7 @@ def main() -> None:
                         help="skip the MLServer comparison (installs MLServer on first use)")
     args = parser.parse_args()
 
-    from app.scoring.compiled import TreeWalkEvaluator, fastest_evaluator
+    from app.engine.compiled import TreeWalkEvaluator, fastest_evaluator
     from bench import inprocess
 
     started = time.time()

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.evaluate import BoosterEvaluator, Evaluator, RawScores
 from app.scoring.context import ScoringContext
-from app.scoring.evaluate import BoosterEvaluator, Evaluator, RawScores
 
 FAMILIES = ("tier", "churn", "products", "catalog", "policy")
 
@@ -236,7 +236,7 @@ ctx = load_context(Path(sys.argv[1]))
 x = customer_rows(ctx, 1)
 ctx.evaluator.raw(x, tier=True, churn=True, products=True)
 out["context_booster"] = rss()[0]
-from app.scoring.compiled import fastest_evaluator
+from app.engine.compiled import fastest_evaluator
 ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=Path(sys.argv[2])))
 ctx.evaluator.raw(x, tier=True, churn=True, products=True)
 out["context_fast"], out["peak"] = rss()

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from app.bundles.io import Bundle, read_dir
 from app.bundles.manifest import FAMILIES
 from app.config import PROJECT_ROOT
-from app.http_protocol import CoalescingHttpToolsProtocol
 from app.scoring.context import ScoringContext, build_context
+from app.serve.http_protocol import CoalescingHttpToolsProtocol
 
 MODELS_DIR = PROJECT_ROOT / "models"
 

@@ -107,7 +107,7 @@ def _accelerator(settings: Settings) -> Callable[[ScoringContext], None] | None:
     """Native tree evaluation for every context built, when the settings allow it."""
     if not settings.compile_models:
         return None
-    from app.scoring.compiled import fastest_evaluator
+    from app.engine.compiled import fastest_evaluator
 
     def accelerate(ctx: ScoringContext) -> None:
         # Verified against Booster.predict inside; falls back to it, never raises for that.

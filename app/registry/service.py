@@ -16,13 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.bundles.io import Bundle, read_archive
-from app.bundles.loader import load_family
 from app.bundles.manifest import FAMILIES
 from app.errors import BundleRejected, Conflict, FieldProblem, Forbidden, InvalidRequest, NotFound
 from app.registry import repository, store
 from app.registry.auth_keys import Principal
 from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
 from app.scoring.context import ScoringContext, build_context
+from app.scoring.loader import load_family
 
 
 class FourEyes(Forbidden):

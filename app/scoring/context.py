@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 
 from app.bundles.io import Bundle
-from app.bundles.loader import load_family
 from app.bundles.manifest import FAMILIES, PlattCalibrator
+from app.decisions.catalog import Catalog
+from app.decisions.policy import Policy
+from app.engine.evaluate import BoosterEvaluator, Evaluator, ModelLayout
 from app.errors import BundleRejected, FieldProblem
 from app.features.contract import ARBITRATION_FEATURES
 from app.features.schema import FeatureSchema
-from app.scoring.catalog import Catalog
-from app.scoring.evaluate import BoosterEvaluator, Evaluator, ModelLayout
-from app.scoring.models import ChurnFamily, ProductFamily, TierFamily
-from app.scoring.policy import Policy
+from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
+from app.scoring.loader import load_family
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class ScoringContext:
         self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
         self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
         self.constants = ContextConstants.of(self)
-        from app.scoring.arbitration import prepare
+        from app.decisions.arbitration import prepare
 
         self.prepared_catalog = prepare(self.catalog)  # arbitration's flat form, built once
 

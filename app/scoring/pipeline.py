@@ -16,19 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from app.scoring.arbitration import (
+from app.decisions.arbitration import (
     RANKED_BELOW_TOP_N,
     ContactEvent,
     PreparedCatalog,
     arbitrate_tuples,
     recommendation_dict,
 )
-from app.scoring.arbitration_batch import CODES, BatchDecisions, arbitrate_batch, limits_of
+from app.decisions.arbitration_batch import CODES, BatchDecisions, arbitrate_batch, limits_of
+from app.decisions.suitability import SuitabilityLimits
+from app.engine.evaluate import RawScores
 from app.scoring.context import ScoringContext
-from app.scoring.evaluate import RawScores
-from app.scoring.models import calibrate
+from app.scoring.families import calibrate
 from app.scoring.reasons import contributions, top_reasons
-from app.scoring.suitability import SuitabilityLimits
 
 PARTS: tuple[str, ...] = ("tier", "churn", "recommendations")
 
@@ -190,7 +190,7 @@ def score_rows(
 
 
 # From this many customers on, arbitration runs over the whole batch as array operations
-# (app/scoring/arbitration_batch.py); below it the per-customer loop is cheaper.
+# (app/decisions/arbitration_batch.py); below it the per-customer loop is cheaper.
 BATCH_ARBITRATION_MIN = 16
 
 

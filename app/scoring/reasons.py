@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from app.bundles.manifest import ReasonCode
-from app.scoring.models import ChurnFamily
+from app.scoring.families import ChurnFamily
 
 TOP_REASONS = 3
 

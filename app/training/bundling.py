@@ -10,11 +10,12 @@ import lightgbm as lgb
 import numpy as np
 
 from app.bundles.io import Bundle, build_bundle
-from app.bundles.loader import load_family, reference_expected
 from app.bundles.manifest import Calibrator, ReasonCode
+from app.engine.trees import TreeModel
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
-from app.scoring.models import ChurnFamily, ProductFamily, TierFamily, TreeModel
+from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
+from app.scoring.loader import load_family, reference_expected
 
 N_REFERENCE_ROWS = 8
 

@@ -13,7 +13,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from app.bundles.manifest import Calibrator, IsotonicCalibrator, PlattCalibrator
-from app.scoring.models import calibrate
+from app.scoring.families import calibrate
 from app.training.metrics import binary_log_loss
 
 # Keep calibrated probabilities off exact 0 and 1: "certain to stay" is never true.

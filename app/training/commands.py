@@ -173,8 +173,8 @@ def train_churn_command(
 
 def verify(path: Path = typer.Argument(..., help="Bundle directory or .tar.gz archive.")) -> None:
     """Check a bundle's hashes and replay its reference rows; exit 1 when it is refused."""
-    from app.bundles.loader import load_family
     from app.config import get_settings
+    from app.scoring.loader import load_family
 
     try:
         if path.is_dir():

@@ -16,8 +16,8 @@ import copy
 from functools import cache
 from typing import Any
 
-from app.scoring.catalog import Catalog
-from app.scoring.policy import Policy
+from app.decisions.catalog import Catalog
+from app.decisions.policy import Policy
 
 PRODUCT_MODELS: tuple[str, ...] = (
     "installment_plan",

@@ -15,7 +15,7 @@ import numpy as np
 from app.bundles.io import Bundle
 from app.features.contract import DEFAULT_FEATURES
 from app.features.spec import FeatureSpec
-from app.scoring.models import calibrate
+from app.scoring.families import calibrate
 from app.training import lgbm
 from app.training.bundling import model_bundle
 from app.training.calibration import both_calibrators, choose_calibrator

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.http_protocol import CoalescingHttpToolsProtocol, CoalescingTransport
+from app.serve.http_protocol import CoalescingHttpToolsProtocol, CoalescingTransport
 from tests.conftest import RunningServer
 
 
@@ -75,7 +75,7 @@ def test_the_server_runs_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
     from uvicorn.importer import import_from_string
 
-    from app import server
+    from app.serve import server
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))

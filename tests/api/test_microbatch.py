@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app import dataplane
 from app.api.schemas import ScoreContext, ScoreOptions
 from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES
 from app.config import Settings
+from app.dataplane import plane as dataplane
+from app.dataplane.microbatch import MicroBatcher
+from app.engine.compiled import fastest_evaluator
 from app.main import create_app
-from app.microbatch import MicroBatcher
 from app.scoring import pipeline
-from app.scoring.compiled import fastest_evaluator
 from app.scoring.context import ScoringContext, build_context
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
@@ -95,7 +95,7 @@ def test_one_failure_fails_only_its_request(walker_context: ScoringContext,
             raise RuntimeError("boom")
         return real(ctx, x, customers, options)
 
-    monkeypatch.setattr("app.microbatch.score_rows", flaky)
+    monkeypatch.setattr("app.dataplane.microbatch.score_rows", flaky)
     live = StaticContexts(walker_context)
     batcher = MicroBatcher()
 

@@ -12,10 +12,10 @@ import pytest
 from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES
 from app.config import Settings, get_settings
+from app.engine.compiled import fastest_evaluator
 from app.main import create_app
-from app.scoring.compiled import fastest_evaluator
 from app.scoring.context import ScoringContext, build_context
-from app.scoring.models import calibrate
+from app.scoring.families import calibrate
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
 from tests.customers import book_customers

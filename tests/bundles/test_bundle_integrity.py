@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from app.bundles.io import Bundle, read_archive, read_dir, sha256_hex, to_archive, write_dir
-from app.bundles.loader import load_family
 from app.errors import BundleRejected
+from app.scoring.loader import load_family
 from app.training.synth import generate_book
 from app.training.train import train_churn
 

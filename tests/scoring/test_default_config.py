@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from app.decisions.arbitration import ContactEvent, Customer, arbitrate
+from app.decisions.catalog import CHANNELS, Catalog
+from app.decisions.policy import Policy
 from app.features.contract import DEFAULT_FEATURES
-from app.scoring.arbitration import ContactEvent, Customer, arbitrate
-from app.scoring.catalog import CHANNELS, Catalog
-from app.scoring.policy import Policy
 from app.training.default_config import (
     CATALOG_JSON,
     POLICY_JSON,

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from app.bundles.io import read_archive, read_dir, write_dir
-from app.bundles.loader import load_family
 from app.cli import cli
 from app.features.schema import FeatureSchema
-from app.scoring.models import ChurnFamily
+from app.scoring.families import ChurnFamily
+from app.scoring.loader import load_family
 from app.training.custom import feature_name, train_churn_from_file
 from app.training.dataset import TrainingDataError
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from app.bundles.io import Bundle, read_dir
-from app.bundles.loader import family_outputs, load_family
 from app.config import PROJECT_ROOT
+from app.decisions.catalog import Catalog
 from app.features.schema import FeatureSchema
-from app.scoring.catalog import Catalog
-from app.scoring.models import ChurnFamily, ProductFamily, TierFamily
+from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
+from app.scoring.loader import family_outputs, load_family
 from app.training.dataset import encode_book
 from app.training.default_models import CREATED_AT, SEED
 from app.training.metrics import (

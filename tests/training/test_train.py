@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from app.bundles.loader import load_family
 from app.bundles.manifest import IsotonicCalibrator, PlattCalibrator
 from app.features.contract import DEFAULT_FEATURE_NAMES, DEFAULT_FEATURES
 from app.features.schema import FeatureSchema
-from app.scoring.models import ChurnFamily, ProductFamily, TierFamily, calibrate
+from app.scoring.families import ChurnFamily, ProductFamily, TierFamily, calibrate
+from app.scoring.loader import load_family
 from app.training.calibration import choose_calibrator, fit_isotonic, fit_platt
 from app.training.dataset import TrainingDataError, encode_book, split_rows
 from app.training.metrics import expected_calibration_error, precision_at_k

@@ -15,12 +15,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app import dataplane
 from app.api.auth import RequireScorer, require_scorer
 from app.api.responses import JSONBytes
 from app.api.schemas import BatchRequest, BatchResponse, ErrorResponse, ScoreRequest, ScoreResponse
+from app.dataplane import plane as dataplane
+from app.dataplane.microbatch import MicroBatcher
 from app.errors import FieldProblem, PayloadTooLarge
-from app.microbatch import MicroBatcher
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -56,7 +56,7 @@ async def scored(body: ScoreRequest, live: Any, request_id: str,
                  batcher: MicroBatcher | None = None) -> dict[str, Any]:
     """The response body of POST /v1/score for a validated request."""
     # One customer costs tens of microseconds of CPU: less than a thread-pool hop, so it
-    # runs inline (with the others ready in the same turn: app/microbatch.py); batches go
+    # runs inline (with the others ready in the same turn: app/dataplane/microbatch.py); batches go
     # to the thread pool below.
     kwargs = {"live": live, "customer_id": body.customer_id, "features": body.features,
               "context": body.context, "options": body.options}

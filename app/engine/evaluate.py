@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from app.engine.trees import TreeModel
 from app.features.schema import FeatureSchema
-from app.scoring.models import TreeModel
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.scoring.eligibility import Failure
+from app.decisions.eligibility import Failure
 
 RISK_LEVEL_ABOVE_PROFILE = "risk_level_above_profile"
 ASSESSMENT_MISSING = "assessment_missing"

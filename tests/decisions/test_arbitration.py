@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.scoring import arbitration as arb
-from app.scoring.arbitration import (
+from app.decisions import arbitration as arb
+from app.decisions.arbitration import (
     REASON_CODES,
     ContactEvent,
     Customer,
@@ -18,10 +18,10 @@ from app.scoring.arbitration import (
     arbitrate_prepared,
     prepare,
 )
-from app.scoring.catalog import Action, Catalog
-from app.scoring.contact_policy import ContactRule, check_contact
-from app.scoring.eligibility import EligibilityRule, check_eligibility
-from app.scoring.suitability import check_suitability, customer_limits, level_rank
+from app.decisions.catalog import Action, Catalog
+from app.decisions.contact_policy import ContactRule, check_contact
+from app.decisions.eligibility import EligibilityRule, check_eligibility
+from app.decisions.suitability import check_suitability, customer_limits, level_rank
 
 
 def customer(**kw: Any) -> Customer:

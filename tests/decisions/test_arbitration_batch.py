@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.decisions.arbitration import ContactEvent, prepare
+from app.decisions.catalog import CHANNELS, Catalog
 from app.scoring import pipeline
-from app.scoring.arbitration import ContactEvent, prepare
-from app.scoring.catalog import CHANNELS, Catalog
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import CustomerInput, Options, score_rows
 from tests.customers import book_customers
-from tests.scoring.test_arbitration_properties import catalogs
+from tests.decisions.test_arbitration_properties import catalogs
 
 N = 160  # above BATCH_ARBITRATION_MIN, so score_rows takes the batch path
 

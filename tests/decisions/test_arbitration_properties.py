@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.scoring.arbitration import (
+from app.decisions.arbitration import (
     REASON_CODES,
     ContactEvent,
     Customer,
@@ -21,7 +21,7 @@ from app.scoring.arbitration import (
     arbitrate_tuples,
     prepare,
 )
-from app.scoring.catalog import CHANNELS, Action, Catalog
+from app.decisions.catalog import CHANNELS, Action, Catalog
 from app.training.default_config import PRODUCT_MODELS, default_catalog
 
 TIERS = ("mass", "affluent", "hnw", "private")

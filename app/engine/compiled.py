@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.engine.evaluate import BoosterEvaluator, Evaluator, ModelLayout, RawScores
+from app.engine.trees import TreeModel
 from app.features.schema import FeatureSchema
-from app.scoring.evaluate import BoosterEvaluator, Evaluator, ModelLayout, RawScores
-from app.scoring.models import TreeModel
 
 log = logging.getLogger("tierwise.scoring")
 

@@ -14,11 +14,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from app.bundles.io import Bundle
+from app.decisions.catalog import Catalog
+from app.decisions.policy import Policy
+from app.engine.trees import TreeModel
 from app.errors import BundleRejected, FieldProblem
 from app.features.schema import FeatureSchema
-from app.scoring.catalog import Catalog
-from app.scoring.models import ChurnFamily, ProductFamily, TierFamily, TreeModel, calibrate
-from app.scoring.policy import Policy
+from app.scoring.families import ChurnFamily, ProductFamily, TierFamily, calibrate
 
 # Reference outputs must match to this absolute tolerance.
 REPLAY_TOLERANCE = 1e-9

@@ -1,4 +1,4 @@
-"""Model families as loaded from bundles: tree ensembles, their link functions, calibration."""
+"""One LightGBM ensemble as the engine sees it: the booster, its features, its link function."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
-
-from app.bundles.manifest import Calibrator, IsotonicCalibrator, PlattCalibrator, ReasonCode
-from app.features.spec import FeatureSpec
 
 _SIGMOID = re.compile(r"^objective=binary(?:.*?sigmoid:([0-9.eE+-]+))?", re.MULTILINE)
 _OBJECTIVE = re.compile(r"^objective=(\S+)", re.MULTILINE)
@@ -68,36 +65,3 @@ class TreeModel:
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Raw scores with plain Booster.predict: the reference every fast path must match."""
         return np.asarray(self.booster.predict(x, raw_score=True))
-
-
-def calibrate(
-    calibrator: Calibrator | None, raw: np.ndarray, probability: np.ndarray
-) -> np.ndarray:
-    """The calibrated probability: Platt on the raw score, isotonic on the model probability."""
-    if calibrator is None:
-        return probability
-    if isinstance(calibrator, PlattCalibrator):
-        return 1.0 / (1.0 + np.exp(calibrator.a * raw + calibrator.b))
-    assert isinstance(calibrator, IsotonicCalibrator)
-    return np.interp(probability, calibrator.x, calibrator.y)
-
-
-@dataclass(frozen=True)
-class TierFamily:
-    model: TreeModel
-    classes: tuple[str, ...]
-    features: tuple[FeatureSpec, ...]
-
-
-@dataclass(frozen=True)
-class ChurnFamily:
-    model: TreeModel
-    calibrator: Calibrator | None
-    reason_codes: dict[str, ReasonCode]
-    features: tuple[FeatureSpec, ...]
-
-
-@dataclass(frozen=True)
-class ProductFamily:
-    models: dict[str, TreeModel]
-    features: tuple[FeatureSpec, ...]

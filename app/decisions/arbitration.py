@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.scoring import contact_policy, eligibility, suitability
-from app.scoring.catalog import Catalog
-from app.scoring.contact_policy import ContactEvent, ContactRule, check_contact
-from app.scoring.eligibility import EligibilityRule, check_eligibility
-from app.scoring.suitability import SuitabilityLimits, check_suitability, customer_limits
+from app.decisions import contact_policy, eligibility, suitability
+from app.decisions.catalog import Catalog
+from app.decisions.contact_policy import ContactEvent, ContactRule, check_contact
+from app.decisions.eligibility import EligibilityRule, check_eligibility
+from app.decisions.suitability import SuitabilityLimits, check_suitability, customer_limits
 
 __all__ = [
     "REASON_CODES", "ContactEvent", "Customer", "PreparedAction", "PreparedCatalog",

@@ -6,7 +6,7 @@ the trees of a whole batch row. Here every rule of every action is one compariso
 customers of the batch, in the same order (eligibility → suitability → contact policy →
 propensity), and the ranking is one sort of (−priority, action id) per row. Priorities are
 computed with the same IEEE operations in the same order ((P × C) × V) × L, so they are
-bit-identical to the per-customer path; tests/scoring/test_arbitration_batch.py checks the
+bit-identical to the per-customer path; tests/decisions/test_arbitration_batch.py checks the
 decisions against `arbitrate_tuples` on random batches.
 
 Not covered here (the caller takes the per-customer path for those customers): a contact
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.decisions import eligibility as el
+from app.decisions import suitability as su
+from app.decisions.arbitration import NO_PROPENSITY, REASON_CODES, PreparedCatalog
+from app.decisions.contact_policy import check_contact
+from app.decisions.suitability import SuitabilityLimits
 from app.features.schema import FeatureSchema
-from app.scoring import eligibility as el
-from app.scoring import suitability as su
-from app.scoring.arbitration import NO_PROPENSITY, REASON_CODES, PreparedCatalog
-from app.scoring.contact_policy import check_contact
-from app.scoring.suitability import SuitabilityLimits
 
 _CODE = {code: i + 1 for i, code in enumerate(REASON_CODES)}  # 0 = not suppressed
 CODES: tuple[str, ...] = ("", *REASON_CODES)  # CODES[code number] → reason code

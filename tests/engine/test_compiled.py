@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.features.schema import FeatureSchema
-from app.features.spec import FeatureSpec
-from app.scoring import compiled
-from app.scoring.compiled import (
+from app.engine import compiled
+from app.engine.compiled import (
     TreeWalkEvaluator,
     check_against_booster,
     fastest_evaluator,
     max_difference,
     probe_rows,
 )
-from app.scoring.evaluate import BoosterEvaluator, ModelLayout, RawScores
-from app.scoring.models import TreeModel
+from app.engine.evaluate import BoosterEvaluator, ModelLayout, RawScores
+from app.engine.trees import TreeModel
+from app.features.schema import FeatureSchema
+from app.features.spec import FeatureSpec
 
 SEGMENTS = tuple(f"s{i}" for i in range(40))  # > 32 categories: two-word bitsets
 SPECS = (

@@ -43,7 +43,7 @@ def run_server(*, host: str, port: int, workers: int) -> None:
             port=port,
             workers=workers,
             loop="uvloop",
-            http="app.http_protocol:CoalescingHttpToolsProtocol",  # httptools, one write
+            http="app.serve.http_protocol:CoalescingHttpToolsProtocol",  # httptools, one write
             log_config=None,  # create_app() makes every log line JSON, uvicorn's included
             log_level=settings.log_level.lower(),
             access_log=False,  # the middleware writes one line per request instead

@@ -15,10 +15,10 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.schemas import BatchItem, ScoreContext, ScoreOptions
+from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
 from app.observability.logging import note_request
 from app.observability.metrics import count_scored
-from app.scoring.arbitration import ContactEvent
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
 
@@ -95,7 +95,7 @@ def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, An
 
 
 class OneCustomer:
-    """A validated single-customer request, ready for score_rows (see app/microbatch.py)."""
+    """A validated single-customer request, ready for score_rows (see microbatch.py)."""
 
     __slots__ = ("ctx", "customer", "options", "opts", "shadow", "x")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from app.dataplane import OneCustomer
+from app.dataplane.plane import OneCustomer
 from app.scoring.pipeline import score_rows
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.scoring.catalog import Action
+from app.decisions.catalog import Action
 
 # (reason_code, detail) for a failed check; None means the check passed.
 Failure = tuple[str, str] | None

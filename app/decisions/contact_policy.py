@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from app.scoring.catalog import Action
-from app.scoring.eligibility import Failure
+from app.decisions.catalog import Action
+from app.decisions.eligibility import Failure
 
 ACCEPTED_RECENTLY = "accepted_recently"
 DECLINED_RECENTLY = "declined_recently"

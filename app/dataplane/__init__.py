@@ -1,0 +1,1 @@
+"""Request -> scoring context -> pipeline -> result, without HTTP (MLServer's data plane)."""

@@ -1,0 +1,2 @@
+"""The bank's decision rules, pure: catalogue, policy, eligibility, suitability, contact
+policy and arbitration."""

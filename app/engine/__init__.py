@@ -1,0 +1,1 @@
+"""Tree evaluation only: LightGBM text models, the native walker, the Booster fallback."""

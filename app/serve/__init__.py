@@ -1,0 +1,1 @@
+"""The process: server start-up, workers, a graceful stop."""
