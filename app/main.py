@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.deps import Services
 from app.api.fastpath import TierwiseAPI
 from app.api.handlers import install_error_handlers
 from app.api.middleware import RequestContextMiddleware
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
         else:
             runtime, app.state.live = _open_live(settings)
         app.state.runtime = runtime
+        services.runtime, services.live = runtime, app.state.live
         try:
             async with metrics_kept_current(lambda: app.state.live):
                 yield
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
         lifespan=lifespan,
         default_response_class=JSONBytes,
     )
+    services = Services(settings)
+    app.state.services = services
     app.state.settings = settings  # auth and routes read the app's own settings
     app.state.microbatcher = MicroBatcher() if settings.microbatch else None
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
