@@ -1,4 +1,12 @@
-"""create_app(): the lifespan loads the registry, mounts routers, installs one error handler."""
+"""create_app(): the service as uvicorn runs it.
+
+    RequestContext (request id, size limit, metrics, log line: every request)
+      -> ScoreEndpoint (POST /v1/score and /v1/score/batch, plain ASGI)
+        -> FastAPI (everything else: registry, status, health, metrics, documentation)
+
+The lifespan (FastAPI's) opens the registry and builds the data plane; every collaborator
+is held by one Services object that routes receive as typed dependencies (app/api/deps.py).
+"""
 
 from __future__ import annotations
 
@@ -11,69 +19,89 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.deps import Services
-from app.api.fastpath import TierwiseAPI
 from app.api.handlers import install_error_handlers
-from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import build_openapi
+from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
 from app.api.routes import health, metrics, models, scores, status
+from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings
 from app.dataplane.microbatch import MicroBatcher
+from app.dataplane.plane import DataPlane
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
-from app.observability.metrics import count_registry_event
+from app.observability.metrics import ScoreTally, count_registry_event
 from app.registry.runtime import RegistryRuntime, open_runtime
 
 log = logging.getLogger("tierwise")
+ROUTERS = (health.router, metrics.router, scores.router, models.router, status.router)
+DOC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 
-def _open_live(settings: Settings) -> tuple[RegistryRuntime, Any]:
-    """Open the registry (migrate, seed, first load in the background) and its live state."""
+class TierwiseApp:
+    """The composed ASGI application; `api` is the FastAPI part, `services` its collaborators."""
+
+    def __init__(self, api: FastAPI, services: Services, asgi: ASGIApp) -> None:
+        self.api = api
+        self.services = services
+        self.asgi = asgi
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.asgi(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document served at /openapi.json."""
+        return self.api.openapi()
+
+
+def _open_live(settings: Settings) -> RegistryRuntime:
+    """Open the registry (migrate, seed, first load in the background)."""
     runtime = open_runtime(settings, start_poller=False)
     runtime.live.add_swap_listener(count_registry_event)  # before the first load: counted too
     runtime.start_polling()
-    return runtime, runtime.live
+    return runtime
 
 
-def create_app(settings: Settings | None = None, *, live: Any = None) -> TierwiseAPI:
-    """The ASGI application. `live` injects fixed scoring contexts (tests). POST /v1/score
-    is answered in front of the middleware stack (app/api/fastpath.py)."""
+def route_templates(api: FastAPI) -> RouteTemplates:
+    """Every path template the application serves (metric labels and log lines)."""
+    paths = [SCORE_PATH, BATCH_PATH, *DOC_PATHS]
+    for router in ROUTERS:
+        paths.extend(route.path for route in router.routes if hasattr(route, "path"))
+    return RouteTemplates(paths)
+
+
+def create_app(settings: Settings | None = None, *, live: Any = None) -> TierwiseApp:
+    """The ASGI application. `live` injects fixed scoring contexts (tests)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    services = Services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = None
         if live is not None:
-            app.state.live = live
+            services.live = live
         else:
-            runtime, app.state.live = _open_live(settings)
-        app.state.runtime = runtime
-        services.runtime, services.live = runtime, app.state.live
+            runtime = _open_live(settings)
+            services.runtime, services.live = runtime, runtime.live
+        tally = ScoreTally()
+        services.data_plane = DataPlane(
+            live=services.live, tally=tally,
+            batcher=MicroBatcher() if settings.microbatch else None)
         try:
-            async with metrics_kept_current(lambda: app.state.live):
+            async with metrics_kept_current(lambda: services.live, tally):
                 yield
         finally:
             if runtime is not None:
                 runtime.close()
 
-    app = TierwiseAPI(
-        title="tierwise",
-        version=__version__,
-        lifespan=lifespan,
-        default_response_class=JSONBytes,
-    )
-    services = Services(settings)
-    app.state.services = services
-    app.state.settings = settings  # auth and routes read the app's own settings
-    app.state.microbatcher = MicroBatcher() if settings.microbatch else None
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
-    install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(scores.router)
-    app.include_router(models.router)
-    app.include_router(status.router)
-    scores.install_lean_score(app)
-    return app
+    api = FastAPI(title="tierwise", version=__version__, lifespan=lifespan,
+                  default_response_class=JSONBytes, redirect_slashes=False)
+    api.state.services = services  # read by app/api/deps.py only
+    api.openapi = lambda: build_openapi(api)  # type: ignore[method-assign]
+    install_error_handlers(api)
+    for router in ROUTERS:
+        api.include_router(router)
+    asgi = RequestContext(ScoreEndpoint(api, services=services),
+                          max_body_bytes=settings.max_body_bytes, routes=route_templates(api))
+    return TierwiseApp(api, services, asgi)

@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
 
 from app.bundles.io import Bundle, read_dir
 from app.bundles.manifest import FAMILIES
 from app.config import PROJECT_ROOT
 from app.scoring.context import ScoringContext, build_context
-from app.serve.http_protocol import CoalescingHttpToolsProtocol
 
 MODELS_DIR = PROJECT_ROOT / "models"
 
@@ -43,12 +41,12 @@ def default_context(default_bundles: dict[str, Bundle]) -> ScoringContext:
 class RunningServer:
     """A uvicorn server on 127.0.0.1 in a background thread; stops when the test ends."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on", access_log=False,
-                                http=CoalescingHttpToolsProtocol)  # as `tierwise serve`
+                                loop="uvloop", http="httptools")  # as `tierwise serve`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -67,11 +65,11 @@ class RunningServer:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[FastAPI], RunningServer]]:
+def serve() -> Iterator[Callable[[Any], RunningServer]]:
     """Start apps on real HTTP; every server started is stopped at teardown."""
     started: list[RunningServer] = []
 
-    def start(app: FastAPI) -> RunningServer:
+    def start(app: Any) -> RunningServer:
         server = RunningServer(app).__enter__()
         started.append(server)
         return server

@@ -7,13 +7,13 @@ dictionary lookup and a sha256, and at most one database query per key per few s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 
-from app.config import get_settings
+from app.api.deps import Services, services_of
 from app.errors import FieldProblem, Forbidden, NotReady, Unauthorized
 from app.registry.auth_keys import ANONYMOUS, Principal
 
@@ -26,8 +26,8 @@ __all__ = [
     "RequireScorer",
     "RequireViewer",
     "key_from_headers",
+    "principal_for",
     "require_scorer",
-    "scorer_for_key",
 ]
 
 
@@ -49,15 +49,13 @@ def key_from_headers(x_api_key: str | None, authorization: str | None) -> str | 
 
 async def current_principal(request: Request) -> Principal:
     """Who is calling (an anonymous admin when auth is disabled)."""
-    return await principal_for(request.app.state, presented_key(request))
+    return await principal_for(services_of(request.app), presented_key(request))
 
 
-async def principal_for(state: Any, key: str | None) -> Principal:
-    """The principal for the presented `key` (None: none sent), the app's state given."""
-    runtime = getattr(state, "runtime", None)
-    settings = getattr(state, "settings", None) or (
-        runtime.settings if runtime is not None else get_settings())
-    if not settings.auth_enabled:
+async def principal_for(services: Services, key: str | None) -> Principal:
+    """The principal for the presented `key` (None: none sent)."""
+    runtime = services.runtime
+    if not services.settings.auth_enabled:
         return ANONYMOUS
     if not key:
         raise Unauthorized("an API key is required",
@@ -67,7 +65,7 @@ async def principal_for(state: Any, key: str | None) -> Principal:
         raise NotReady("the key registry is not available")
     found, principal = runtime.keys.cached(key)
     if not found:  # a database query: keep it off the event loop
-        principal = await run_in_threadpool(runtime.keys.authenticate, key)
+        principal = await asyncio.to_thread(runtime.keys.authenticate, key)
     if principal is None:
         raise Unauthorized("the API key is not valid",
                            [FieldProblem("X-API-Key", "unknown, wrong or revoked key")])
@@ -78,13 +76,14 @@ def _require(*capabilities: str) -> Callable[[Request], Awaitable[Principal]]:
     # One dependency level, not two (a Depends(current_principal) inside): FastAPI's
     # dependency resolution costs tens of microseconds a level on every scoring request.
     async def check(request: Request) -> Principal:
-        return _allowed(await current_principal(request), capabilities)
+        return allowed(await current_principal(request), capabilities)
 
     check.__name__ = "require_" + "_or_".join(capabilities)
     return check
 
 
-def _allowed(principal: Principal, capabilities: tuple[str, ...]) -> Principal:
+def allowed(principal: Principal, capabilities: tuple[str, ...]) -> Principal:
+    """`principal` when its role has one of `capabilities`; else 403."""
     if not any(principal.may(c) for c in capabilities):
         raise Forbidden(
             f"this needs the {' or '.join(capabilities)} role",
@@ -93,13 +92,8 @@ def _allowed(principal: Principal, capabilities: tuple[str, ...]) -> Principal:
     return principal
 
 
-async def scorer_for_key(state: Any, key: str | None) -> Principal:
-    """require_scorer() for a key taken from the headers (the lean POST /v1/score)."""
-    return _allowed(await principal_for(state, key), _SCORER)
-
-
-_SCORER = ("scorer",)
-require_scorer = _require(*_SCORER)  # also called directly by the lean POST /v1/score
+SCORER = ("scorer",)
+require_scorer = _require(*SCORER)
 RequireScorer = Annotated[Principal, Depends(require_scorer)]
 RequirePublisher = Annotated[Principal, Depends(_require("publisher"))]
 RequireApprover = Annotated[Principal, Depends(_require("approver"))]

@@ -20,8 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from app.dataplane.plane import OneCustomer
-from app.scoring.pipeline import score_rows
+from app.scoring.context import ScoringContext
+from app.scoring.pipeline import CustomerInput, Options, score_rows
+
+
+class OneCustomer:
+    """A validated single-customer request, ready for score_rows."""
+
+    __slots__ = ("ctx", "customer", "opts", "shadow", "show_suppressed", "x")
+
+    def __init__(self, ctx: ScoringContext, shadow: ScoringContext | None, x: np.ndarray,
+                 customer: CustomerInput, opts: Options, show_suppressed: bool) -> None:
+        self.ctx, self.shadow, self.x, self.customer = ctx, shadow, x, customer
+        self.opts, self.show_suppressed = opts, show_suppressed
 
 
 class MicroBatcher:

@@ -1,45 +1,100 @@
-"""The data plane: turns validated requests into scores on the right scoring context.
+"""The data plane: validated requests in, scores out, on the right scoring context.
 
-Routes (app/api/routes/scores.py) do HTTP only and call these two functions; the live
-registry state is passed in, so this module knows nothing about FastAPI.
+As in MLServer, the HTTP layer (app/api) only reads and validates the request, then calls
+one method here; the data plane's collaborators are given to its constructor: the live
+scoring contexts, the micro-batcher and the tally the metrics are counted in. It knows
+nothing about HTTP or the API's pydantic classes: it reads requests through the small
+protocols below, which those classes satisfy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
-from app.api.schemas import BatchItem, ScoreContext, ScoreOptions
+from app.dataplane.microbatch import MicroBatcher, OneCustomer
 from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
 from app.observability.logging import note_request
-from app.observability.metrics import count_scored
+from app.observability.metrics import ScoreTally
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
 
 log = logging.getLogger("tierwise.scoring")
-_BATCH_ITEM = TypeAdapter(BatchItem)
 
 
 class LiveContexts(Protocol):
     """What the data plane needs from the live registry state."""
+
+    @property
+    def ready(self) -> bool: ...
 
     def for_request(
         self, *, customer_id: str, pins: Mapping[str, str]
     ) -> tuple[ScoringContext, ScoringContext | None]: ...
 
 
-# Suppressed actions are always listed so the metrics can count them; _observe() drops them
-# from the responses that did not ask.
+class ContactIn(Protocol):
+    """One past offer, decline or acceptance sent by the caller."""
+
+    action_id: str
+    date: dt.date
+    outcome: Literal["offered", "declined", "accepted"]
+
+
+class ContextIn(Protocol):
+    """Where and when the customer is served, and their recent contacts."""
+
+    channel: str | None
+    as_of: dt.date | None
+    history: Sequence[ContactIn]
+
+
+class OptionsIn(Protocol):
+    """What the caller asked for."""
+
+    parts: Sequence[str] | None
+    top_n: int | None
+    explain: bool
+    include_suppressed: bool
+    pin: Mapping[Any, str]
+
+
+class CustomerIn(Protocol):
+    """One customer of a request: id, named features, contact context."""
+
+    customer_id: str
+    features: Mapping[str, Any]
+    context: ContextIn | None
+
+
+class ScoreIn(CustomerIn, Protocol):
+    """A single-customer scoring request."""
+
+    options: OptionsIn | None
+
+
+class RefusedItem:
+    """A batch item the API's validation refused: its error, and its customer id if any."""
+
+    __slots__ = ("customer_id", "error")
+
+    def __init__(self, customer_id: Any, error: InvalidRequest) -> None:
+        self.customer_id = customer_id if isinstance(customer_id, str) else None
+        self.error = error
+
+
+# Suppressed actions are always listed so the metrics can count them; the responses that
+# did not ask for them drop them after counting.
 _DEFAULT_OPTIONS = Options(include_suppressed=True, suppressed_details=False)
 
 
-def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
+def _options(options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
     if options is None:
         return _DEFAULT_OPTIONS, {}
     parts = frozenset(options.parts) if options.parts else frozenset(PARTS)
@@ -50,18 +105,8 @@ def _options(options: ScoreOptions | None) -> tuple[Options, Mapping[str, str]]:
     )
 
 
-def _observe(models: Mapping[str, Any], results: Sequence[dict[str, Any]],
-             options: ScoreOptions | None, *, defer: bool) -> None:
-    """Count the outcomes for the metrics, then drop the suppressed lists nobody asked for."""
-    count_scored(models, results, defer=defer)
-    if options is None or not options.include_suppressed:
-        for result in results:
-            result.pop("suppressed", None)
-
-
-def _history(
-    context: ScoreContext | None, prefix: str
-) -> tuple[str | None, tuple[ContactEvent, ...]]:
+def _history(context: ContextIn | None,
+             prefix: str) -> tuple[str | None, tuple[ContactEvent, ...]]:
     if context is None:
         return None, ()
     as_of = context.as_of or dt.datetime.now(dt.UTC).date()
@@ -86,106 +131,146 @@ def _encode(ctx: ScoringContext, features: Mapping[str, Any], out: np.ndarray,
                                   required=ctx.required_for(parts))
 
 
-def score_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, Any],
-              context: ScoreContext | None, options: ScoreOptions | None) -> dict[str, Any]:
-    """Score one customer; raises InvalidFeature / InvalidRequest naming every bad field."""
-    one = prepare_one(live=live, customer_id=customer_id, features=features, context=context,
-                      options=options)
-    return finish_one(one, score_rows(one.ctx, one.x, [one.customer], one.opts)[0])
+class DataPlane:
+    """Scores single customers and batches on the live contexts; counts what it served."""
 
+    def __init__(self, *, live: LiveContexts, batcher: MicroBatcher | None,
+                 tally: ScoreTally) -> None:
+        self.live = live
+        self.batcher = batcher
+        self.tally = tally
 
-class OneCustomer:
-    """A validated single-customer request, ready for score_rows (see microbatch.py)."""
+    @property
+    def ready(self) -> bool:
+        """A verified scoring context is live."""
+        return bool(self.live.ready)
 
-    __slots__ = ("ctx", "customer", "options", "opts", "shadow", "x")
+    async def score(self, request: ScoreIn) -> dict[str, Any]:
+        """The response body of one customer (without the request id)."""
+        if request.options is not None and request.options.pin:
+            # A pin may load an older version from the registry: never on the event loop.
+            one, result = await asyncio.to_thread(self._prepare_and_score, request)
+        else:
+            # One customer costs tens of microseconds: less than a thread hop, so it runs
+            # inline, with the others ready in the same loop turn (app/dataplane/microbatch.py).
+            one = self.prepare(request)
+            if self.batcher is not None:
+                result = await self.batcher.score(one)
+            else:
+                result = self._score_alone(one)
+        return self.finish(one, result)
 
-    def __init__(self, ctx: ScoringContext, shadow: ScoringContext | None, x: np.ndarray,
-                 customer: CustomerInput, opts: Options, options: ScoreOptions | None) -> None:
-        self.ctx, self.shadow, self.x, self.customer = ctx, shadow, x, customer
-        self.opts, self.options = opts, options
+    def score_now(self, request: ScoreIn) -> dict[str, Any]:
+        """score() without the event loop: prepare, score alone, finish (CLI, tests)."""
+        one = self.prepare(request)
+        return self.finish(one, self._score_alone(one))
 
+    def _prepare_and_score(self, request: ScoreIn) -> tuple[OneCustomer, dict[str, Any]]:
+        one = self.prepare(request)
+        return one, self._score_alone(one)
 
-def prepare_one(*, live: LiveContexts, customer_id: str, features: Mapping[str, Any],
-                context: ScoreContext | None, options: ScoreOptions | None) -> OneCustomer:
-    """score_one up to the scoring: routing, validation, contact history."""
-    opts, pins = _options(options)
-    ctx, shadow = live.for_request(customer_id=customer_id, pins=pins)
-    x = np.empty((1, len(ctx.schema)))
-    problems = _encode(ctx, features, x[0], opts.parts, "")
-    if problems:
-        raise InvalidFeature("some features are invalid", problems)
-    channel, history = _history(context, "")
-    customer = CustomerInput(customer_id=customer_id, features=features, channel=channel,
-                             history=history)
-    return OneCustomer(ctx, shadow, x, customer, opts, options)
+    @staticmethod
+    def _score_alone(one: OneCustomer) -> dict[str, Any]:
+        return score_rows(one.ctx, one.x, [one.customer], one.opts)[0]
 
+    def prepare(self, request: ScoreIn) -> OneCustomer:
+        """Route to a context, validate the features, read the contact history."""
+        opts, pins = _options(request.options)
+        ctx, shadow = self.live.for_request(customer_id=request.customer_id, pins=pins)
+        x = np.empty((1, len(ctx.schema)))
+        problems = _encode(ctx, request.features, x[0], opts.parts, "")
+        if problems:
+            raise InvalidFeature("some features are invalid", problems)
+        channel, history = _history(request.context, "")
+        customer = CustomerInput(customer_id=request.customer_id, features=request.features,
+                                 channel=channel, history=history)
+        options = request.options
+        return OneCustomer(ctx, shadow, x, customer, opts,
+                           bool(options is not None and options.include_suppressed))
 
-def finish_one(one: OneCustomer, result: dict[str, Any]) -> dict[str, Any]:
-    """score_one after the scoring: challenger, versions, metrics, the log line's fields.
-    Runs in the request's own context (the log line's fields are per request)."""
-    ctx = one.ctx
-    if one.shadow is not None:
-        _shadow(one.shadow, [one.customer], one.opts, [result])
-    result["models"] = ctx.models_served
-    _observe(ctx.models_served, (result,), one.options, defer=True)
-    note_request(models=ctx.models_served, customer_id=one.customer.customer_id)
-    return result
+    def finish(self, one: OneCustomer, result: dict[str, Any]) -> dict[str, Any]:
+        """After scoring: challenger shadow, versions, metrics, the log line's fields."""
+        ctx = one.ctx
+        if one.shadow is not None:
+            shadow_score(one.shadow, [one.customer], one.opts, [result])
+        result["models"] = ctx.models_served
+        self._observe(ctx.models_served, (result,), one.show_suppressed)
+        note_request(models=ctx.models_served, customer_id=one.customer.customer_id)
+        return result
 
+    def _observe(self, models: Mapping[str, Any], results: Sequence[dict[str, Any]],
+                 show_suppressed: bool) -> None:
+        """Count the outcomes, then drop the suppressed lists nobody asked for."""
+        self.tally.add(models, results)
+        if not show_suppressed:
+            for result in results:
+                result.pop("suppressed", None)
 
-def score_batch(*, live: LiveContexts, items: Sequence[Mapping[str, Any]],
-                options: ScoreOptions | None) -> dict[str, Any]:
-    """Score many customers; an invalid item gets its own error entry, results in input order.
+    async def score_batch(self, items: Sequence[CustomerIn | RefusedItem],
+                          options: OptionsIn | None) -> dict[str, Any]:
+        """Score many customers in a worker thread (see score_batch_now)."""
+        return await asyncio.to_thread(self.score_batch_now, items, options)
 
-    Each item is routed on its own customer id (a challenger split applies per customer);
-    the items of each context are then scored together in one vectorised call.
-    """
-    opts, pins = _options(options)
-    results: list[dict[str, Any]] = [{} for _ in items]
-    groups: dict[int, _Group] = {}
-    for i, raw in enumerate(items):
+    def score_batch_now(self, items: Sequence[CustomerIn | RefusedItem],
+                        options: OptionsIn | None) -> dict[str, Any]:
+        """Score many customers; an item that is an error (refused by the API's validation)
+        or fails here gets its own error entry; results in input order.
+
+        Each item is routed on its own customer id (a challenger split applies per customer);
+        the items of each context are then scored together in one vectorised call.
+        """
+        opts, pins = _options(options)
+        results: list[dict[str, Any]] = [{} for _ in items]
+        groups: dict[int, _Group] = {}
+        for i, item in enumerate(items):
+            try:
+                if isinstance(item, RefusedItem):
+                    raise item.error
+                group = self._add_to_group(groups, item, i, opts, pins, len(items))
+            except (InvalidFeature, InvalidRequest) as err:
+                cid = getattr(item, "customer_id", None)
+                results[i] = {"index": i, "customer_id": cid if isinstance(cid, str) else None,
+                              "error": err.as_dict()}
+                continue
+            group.rows.append(i)
+        scored = 0
+        models: dict[str, Any] = {}
+        show = bool(options is not None and options.include_suppressed)
+        for group in groups.values():
+            if not group.rows:
+                continue
+            out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers, opts)
+            for i, res in zip(group.rows, out, strict=True):
+                res["index"] = i
+                if len(groups) > 1:
+                    res["models"] = group.ctx.models_served
+                results[i] = res
+            if group.shadow is not None:
+                shadow_score(group.shadow, group.customers, opts, out)
+            self._observe(group.ctx.models_served, out, show)
+            scored += len(group.rows)
+            models = models or group.ctx.models_served
+        if not models:
+            models = self.live.for_request(customer_id="", pins=pins)[0].models_served
+        failed = len(items) - scored
+        note_request(models=models, scored=scored, failed=failed)
+        return {"results": results, "models": models, "scored": scored, "failed": failed}
+
+    def _add_to_group(self, groups: dict[int, _Group], item: CustomerIn, i: int, opts: Options,
+                      pins: Mapping[str, str], capacity: int) -> _Group:
         prefix = f"items[{i}]."
-        try:
-            item = _BATCH_ITEM.validate_python(raw)
-            ctx, shadow = live.for_request(customer_id=item.customer_id, pins=pins)
-            group = groups.get(id(ctx))
-            if group is None:
-                group = groups[id(ctx)] = _Group(ctx, shadow, len(items))
-            problems = _encode(ctx, item.features, group.x[len(group.rows)], opts.parts, prefix)
-            if problems:
-                raise InvalidFeature("some features are invalid", problems)
-            channel, history = _history(item.context, prefix)
-        except ValidationError as exc:
-            results[i] = _item_error(i, raw, InvalidRequest(
-                "the item does not follow the contract", validation_problems(exc, prefix)))
-            continue
-        except (InvalidFeature, InvalidRequest) as err:
-            results[i] = _item_error(i, raw, err)
-            continue
-        group.rows.append(i)
+        ctx, shadow = self.live.for_request(customer_id=item.customer_id, pins=pins)
+        group = groups.get(id(ctx))
+        if group is None:
+            group = groups[id(ctx)] = _Group(ctx, shadow, capacity)
+        problems = _encode(ctx, item.features, group.x[len(group.rows)], opts.parts, prefix)
+        if problems:
+            raise InvalidFeature("some features are invalid", problems)
+        channel, history = _history(item.context, prefix)
         group.customers.append(CustomerInput(customer_id=item.customer_id,
                                              features=item.features, channel=channel,
                                              history=history))
-    scored = 0
-    models: dict[str, Any] = {}
-    for group in groups.values():
-        if not group.rows:
-            continue
-        out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers, opts)
-        for i, res in zip(group.rows, out, strict=True):
-            res["index"] = i
-            if len(groups) > 1:
-                res["models"] = group.ctx.models_served
-            results[i] = res
-        if group.shadow is not None:
-            _shadow(group.shadow, group.customers, opts, out)
-        _observe(group.ctx.models_served, out, options, defer=False)
-        scored += len(group.rows)
-        models = models or group.ctx.models_served
-    if not models:
-        models = live.for_request(customer_id="", pins=pins)[0].models_served
-    note_request(models=models, scored=scored, failed=len(items) - scored)
-    return {"results": results, "models": models, "scored": scored,
-            "failed": len(items) - scored}
+        return group
 
 
 class _Group:
@@ -199,25 +284,8 @@ class _Group:
         self.customers: list[CustomerInput] = []
 
 
-def _item_error(index: int, raw: Any, err: InvalidFeature | InvalidRequest) -> dict[str, Any]:
-    cid = raw.get("customer_id") if isinstance(raw, Mapping) else None
-    return {"index": index, "customer_id": cid if isinstance(cid, str) else None,
-            "error": err.as_dict()}
-
-
-def validation_problems(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
-    """pydantic errors as field problems with dotted paths (items[3].features.age)."""
-    problems = []
-    for err in exc.errors(include_url=False):
-        path = ""
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        problems.append(FieldProblem(prefix + path if path else prefix.rstrip("."), err["msg"]))
-    return problems
-
-
-def _shadow(shadow: ScoringContext, customers: list[CustomerInput], opts: Options,
-            served: list[dict[str, Any]]) -> None:
+def shadow_score(shadow: ScoringContext, customers: list[CustomerInput], opts: Options,
+                 served: list[dict[str, Any]]) -> None:
     """Score the challenger too and log how it differs; never affects the response."""
     try:
         x = np.empty((len(customers), len(shadow.schema)))

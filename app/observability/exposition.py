@@ -25,7 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app.observability.metrics import FLUSH_SECONDS, flush_thread_tally, sync_model_info
+from app.observability.metrics import FLUSH_SECONDS, ScoreTally, sync_model_info
 
 log = logging.getLogger("tierwise.metrics")
 
@@ -49,9 +49,10 @@ def live_models(live: Any) -> dict[str, Any] | None:
         return None
 
 
-def refresh(live: Any) -> None:
-    """Bring this worker's values up to date; call on the event loop thread (it owns a tally)."""
-    flush_thread_tally()
+def refresh(live: Any, tally: ScoreTally | None) -> None:
+    """Bring this worker's values up to date: the scores tallied, the versions live."""
+    if tally is not None:
+        tally.flush()
     sync_model_info(live_models(live))
 
 
@@ -82,14 +83,15 @@ def forget_dead_workers(directory: str) -> None:
 
 
 @asynccontextmanager
-async def metrics_kept_current(live: Callable[[], Any]) -> AsyncIterator[None]:
+async def metrics_kept_current(live: Callable[[], Any],
+                               tally: ScoreTally | None) -> AsyncIterator[None]:
     """While the app runs, refresh this worker's metrics every FLUSH_SECONDS (so scrapes
     answered by another worker see its counts); at shutdown, flush and mark it dead."""
 
     async def keep() -> None:
         while True:
             try:
-                refresh(live())
+                refresh(live(), tally)
             except Exception:  # metrics must never take the service down
                 log.exception("refreshing the metrics failed")
             await asyncio.sleep(FLUSH_SECONDS)
@@ -99,7 +101,8 @@ async def metrics_kept_current(live: Callable[[], Any]) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
-        flush_thread_tally()
+        if tally is not None:
+            tally.flush()
         directory = multiprocess_dir()
         if directory is not None:
             multiprocess.mark_process_dead(os.getpid(), directory)

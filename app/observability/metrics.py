@@ -7,9 +7,8 @@ files and /metrics (app/observability/exposition.py) sums them.
 Cost on the scoring path: a Prometheus increment takes about a microsecond (twice that in
 multi-process mode), and one customer yields about fifteen outcomes to count (a band, the
 actions shown, the actions suppressed, five model versions). So outcomes are tallied in
-plain dicts on the thread that scores and added to the counters once a second, at the end
-of a batch, and before every scrape; per request only the HTTP counter and histogram are
-touched directly.
+plain dicts (a ScoreTally, one per data plane) and added to the counters once a second and
+before every scrape; per request only the HTTP counter and histogram are touched directly.
 """
 
 from __future__ import annotations
@@ -90,11 +89,16 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 
 class ScoreTally:
-    """Scoring outcomes counted in plain dicts; flush() adds them to the Prometheus counters."""
+    """Scoring outcomes counted in plain dicts; flush() adds them to the Prometheus counters.
 
-    __slots__ = ("bands", "contexts", "flushed_at", "recommended", "suppressed")
+    One per data plane: the event loop (single customers) and batch threads (batches, pinned
+    scores) add to it, the metrics refresh flushes it (once a second and before a scrape).
+    """
+
+    __slots__ = ("_lock", "bands", "contexts", "flushed_at", "recommended", "suppressed")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         # id(models) → [models, customers]: holding the reference keeps the id from reuse
         self.contexts: dict[int, list[Any]] = {}
         self.recommended: dict[str, int] = {}
@@ -104,6 +108,10 @@ class ScoreTally:
 
     def add(self, models: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> None:
         """Count results scored on the context serving `models` (a response's models)."""
+        with self._lock:
+            self._add(models, results)
+
+    def _add(self, models: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> None:
         n = 0
         recommended, suppressed, bands = self.recommended, self.suppressed, self.bands
         for result in results:
@@ -128,11 +136,12 @@ class ScoreTally:
 
     def flush(self) -> None:
         """Add what was counted to the counters and start again from zero."""
-        contexts, self.contexts = self.contexts, {}
-        recommended, self.recommended = self.recommended, {}
-        suppressed, self.suppressed = self.suppressed, {}
-        bands, self.bands = self.bands, {}
-        self.flushed_at = time.monotonic()
+        with self._lock:
+            contexts, self.contexts = self.contexts, {}
+            recommended, self.recommended = self.recommended, {}
+            suppressed, self.suppressed = self.suppressed, {}
+            bands, self.bands = self.bands, {}
+            self.flushed_at = time.monotonic()
         for models, n in contexts.values():
             if n:
                 for family, served in models.items():
@@ -143,33 +152,6 @@ class ScoreTally:
             SUPPRESSED.labels(action, reason).inc(n)
         for band, n in bands.items():
             CHURN_BANDS.labels(band).inc(n)
-
-
-_local = threading.local()
-
-
-def count_scored(models: Mapping[str, Any], results: Iterable[Mapping[str, Any]], *,
-                 defer: bool) -> None:
-    """Count scoring outcomes. `defer`: keep them in this thread's tally (flushed at least
-    once a second while it scores, and by flush_thread_tally()); otherwise add them now."""
-    if not defer:
-        once = ScoreTally()
-        once.add(models, results)
-        once.flush()
-        return
-    tally: ScoreTally | None = getattr(_local, "tally", None)
-    if tally is None:
-        tally = _local.tally = ScoreTally()
-    tally.add(models, results)
-    if time.monotonic() - tally.flushed_at >= FLUSH_SECONDS:
-        tally.flush()
-
-
-def flush_thread_tally() -> None:
-    """Flush this thread's deferred tally (the event loop's: by /metrics and a 1 s timer)."""
-    tally = getattr(_local, "tally", None)
-    if tally is not None:
-        tally.flush()
 
 
 def count_registry_event(event: str, family: str, version: int) -> None:

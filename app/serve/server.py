@@ -43,10 +43,10 @@ def run_server(*, host: str, port: int, workers: int) -> None:
             port=port,
             workers=workers,
             loop="uvloop",
-            http="app.serve.http_protocol:CoalescingHttpToolsProtocol",  # httptools, one write
+            http="httptools",
             log_config=None,  # create_app() makes every log line JSON, uvicorn's included
             log_level=settings.log_level.lower(),
-            access_log=False,  # the middleware writes one line per request instead
+            access_log=False,  # app/api/request_context.py writes one line per request instead
             timeout_graceful_shutdown=settings.graceful_timeout_seconds,  # type: ignore[arg-type]
         )
     finally:

@@ -4,6 +4,7 @@ gets exactly the answer it gets alone; one customer's failure stays its own."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -11,14 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.api.schemas import ScoreContext, ScoreOptions
+from app.api.schemas import ScoreRequest
 from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES
 from app.config import Settings
-from app.dataplane import plane as dataplane
 from app.dataplane.microbatch import MicroBatcher
+from app.dataplane.plane import DataPlane
 from app.engine.compiled import fastest_evaluator
 from app.main import create_app
+from app.observability.metrics import ScoreTally
 from app.scoring import pipeline
 from app.scoring.context import ScoringContext, build_context
 from app.scoring.static import StaticContexts
@@ -54,30 +56,26 @@ def _request(i: int, rng: random.Random) -> dict[str, Any]:
     return body
 
 
+def _parsed(body: dict[str, Any]) -> ScoreRequest:
+    return ScoreRequest.model_validate_json(json.dumps(body))
+
+
+def _plane(ctx: ScoringContext, batcher: MicroBatcher | None) -> DataPlane:
+    return DataPlane(live=StaticContexts(ctx), batcher=batcher, tally=ScoreTally())
+
+
 def _alone(ctx: ScoringContext, body: dict[str, Any]) -> dict[str, Any]:
-    return dataplane.score_one(
-        live=StaticContexts(ctx), customer_id=body["customer_id"], features=body["features"],
-        context=ScoreContext.model_validate(body["context"]) if "context" in body else None,
-        options=ScoreOptions.model_validate(body["options"]) if "options" in body else None)
+    return _plane(ctx, None).score_now(_parsed(body))
 
 
 def test_together_equals_alone(walker_context: ScoringContext) -> None:
     rng = random.Random(5)
     bodies = [_request(i, rng) for i in range(120)]
-    live = StaticContexts(walker_context)
     batcher = MicroBatcher(max_batch=32)
+    plane = _plane(walker_context, batcher)
 
     async def together() -> list[dict[str, Any]]:
-        async def one(body: dict[str, Any]) -> dict[str, Any]:
-            prepared = dataplane.prepare_one(
-                live=live, customer_id=body["customer_id"], features=body["features"],
-                context=ScoreContext.model_validate(body["context"]) if "context" in body
-                else None,
-                options=ScoreOptions.model_validate(body["options"]) if "options" in body
-                else None)
-            return dataplane.finish_one(prepared, await batcher.score(prepared))
-
-        return await asyncio.gather(*(one(b) for b in bodies))
+        return await asyncio.gather(*(plane.score(_parsed(b)) for b in bodies))
 
     got = asyncio.run(together())
     assert got == [_alone(walker_context, b) for b in bodies]
@@ -96,14 +94,12 @@ def test_one_failure_fails_only_its_request(walker_context: ScoringContext,
         return real(ctx, x, customers, options)
 
     monkeypatch.setattr("app.dataplane.microbatch.score_rows", flaky)
-    live = StaticContexts(walker_context)
     batcher = MicroBatcher()
+    plane = _plane(walker_context, batcher)
 
     async def run() -> list[Any]:
         async def one(c: dict[str, Any]) -> Any:
-            prepared = dataplane.prepare_one(live=live, customer_id=c["customer_id"],
-                                             features=c["features"], context=None, options=None)
-            return await batcher.score(prepared)
+            return await batcher.score(plane.prepare(_parsed(c)))
 
         return await asyncio.gather(*(one(c) for c in CUSTOMERS[:8]), return_exceptions=True)
 
@@ -124,7 +120,7 @@ def test_concurrent_http_requests_get_their_own_answers(server: RunningServer,
                                                         walker_context: ScoringContext) -> None:
     rng = random.Random(9)
     bodies = [_request(i, rng) for i in range(96)]
-    batcher = server.server.config.app.state.microbatcher
+    batcher = server.server.config.app.services.data_plane.batcher
     assert isinstance(batcher, MicroBatcher)
     before = (batcher.requests, batcher.calls)
 
@@ -145,4 +141,11 @@ def test_concurrent_http_requests_get_their_own_answers(server: RunningServer,
 def test_microbatch_can_be_switched_off(walker_context: ScoringContext) -> None:
     app = create_app(Settings(auth_enabled=False, microbatch=False),
                      live=StaticContexts(walker_context))
-    assert app.state.microbatcher is None
+    with RunningServer(app) as running:
+        assert app.services.data_plane is not None
+        assert app.services.data_plane.batcher is None
+        resp = httpx.post(f"{running.url}/v1/score", json=CUSTOMERS[0], timeout=30)
+        assert resp.status_code == 200, resp.text
+        got = resp.json()
+        got.pop("request_id")
+        assert got == _alone(walker_context, CUSTOMERS[0])

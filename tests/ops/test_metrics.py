@@ -124,15 +124,20 @@ def test_dead_workers_are_forgotten_and_live_ones_kept(tmp_path: Path) -> None:
         f"gauge_livemax_{os.getpid()}.db"])
 
 
-def test_requests_answered_before_routing_are_labelled_with_their_route() -> None:
-    from app.observability.requests import route_template
+def test_every_request_is_labelled_with_its_route_template() -> None:
+    from app.main import route_templates
 
     app = create_app(Settings(auth_enabled=False), live=object())
-    for method, path, route in [("POST", "/v1/score", "/v1/score"),
-                                ("POST", "/v1/score/batch", "/v1/score/batch"),  # included
-                                ("GET", "/v1/models/churn/versions",
-                                 "/v1/models/{family}/versions"),
-                                ("GET", "/v1/nothing", "unmatched")]:
-        scope = {"type": "http", "method": method, "path": path, "root_path": "", "app": app,
-                 "headers": []}
-        assert route_template(scope) == route, path
+    templates = route_templates(app.api)
+    for path, route in [("/v1/score", "/v1/score"),
+                        ("/v1/score/batch", "/v1/score/batch"),
+                        ("/v1/models/churn/versions", "/v1/models/{family}/versions"),
+                        ("/v1/models/churn/versions/3/approve",
+                         "/v1/models/{family}/versions/{version}/approve"),
+                        ("/v1/models/churn/versions/3/", "unmatched"),
+                        ("/metrics", "/metrics"), ("/docs", "/docs"),
+                        ("/v1/nothing", "unmatched"), ("/v1/score/", "unmatched")]:
+        assert templates.of(path) == route, path
+    # every route FastAPI serves has its template
+    for route in app.api.openapi()["paths"]:
+        assert templates.of(route) == route

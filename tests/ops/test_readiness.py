@@ -83,7 +83,8 @@ def test_not_ready_until_the_first_context_is_live(tmp_path: Path,
         assert value(loaded, "tierwise_model_info", family="churn", version="1",
                      sha256=v1_sha) == 1
 
-        runtime = app.state.runtime
+        runtime = app.services.runtime
+        assert runtime is not None
         with runtime.sessionmaker.begin() as s:
             v2 = push(s, b.churn_bundle(1)).version
             service.approve(session=s, family="churn", version=v2, actor=APPROVER)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.deps import Services
 from app.api.handlers import install_error_handlers
 from app.api.routes import models, status
 from app.config import Settings
@@ -21,8 +22,8 @@ def registry_app(*, engine: Engine, sessions: sessionmaker[Session], **settings:
     app.include_router(models.router)
     app.include_router(status.router)
     live = LiveScoring(sessions=sessions)
-    app.state.runtime = RegistryRuntime(
-        settings=Settings(**{"auth_enabled": True, **settings}),  # type: ignore[arg-type]
-        engine=engine, sessionmaker=sessions, live=live, keys=KeyCache(sessions))
-    app.state.live = live
+    config = Settings(**{"auth_enabled": True, **settings})  # type: ignore[arg-type]
+    runtime = RegistryRuntime(settings=config, engine=engine, sessionmaker=sessions, live=live,
+                              keys=KeyCache(sessions))
+    app.state.services = Services(config, runtime=runtime, live=live)
     return app
