@@ -1,14 +1,23 @@
-# tierwise: a slim two-stage image. The package is installed the way the Makefile does it
-# (pip install -e into a virtualenv next to the source), so models/ and migrations/ sit
-# where the code expects them.
+# tierwise: a slim two-stage image, rebuilt from the lock files. The build stage makes the
+# wheel with the locked build backend and installs it, with the runtime lock's exact versions
+# and hashes, into a virtualenv: nothing is resolved at build time. The runtime stage copies
+# that virtualenv; models and migrations travel inside the wheel.
 FROM python:3.11-slim AS build
-WORKDIR /srv/tierwise
+WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements/build.lock requirements/runtime.lock ./requirements/
+# /opt/build: pip and the build backend. /opt/tierwise: the service (no pip inside it).
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes --no-deps -r requirements/build.lock \
+ && python -m venv --without-pip /opt/tierwise \
+ && /opt/build/bin/pip --python /opt/tierwise/bin/python install \
+      --require-hashes --no-deps -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN python -m venv .venv \
- && .venv/bin/pip install --upgrade pip \
- && .venv/bin/pip install -e .
+COPY migrations ./migrations
+COPY models ./models
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /src/dist . \
+ && /opt/build/bin/pip --python /opt/tierwise/bin/python install --no-deps /src/dist/*.whl
 
 FROM python:3.11-slim AS runtime
 # libgomp: LightGBM's OpenMP runtime. gcc: builds the native tree evaluator at first
@@ -17,13 +26,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /srv/tierwise tierwise
+COPY --from=build /opt/tierwise /opt/tierwise
+# The working directory holds var/ (embedded registry, admin key, compile cache).
 WORKDIR /srv/tierwise
-COPY --from=build /srv/tierwise /srv/tierwise
-COPY models ./models
-COPY migrations ./migrations
 RUN mkdir -p var && chown -R tierwise:tierwise var
 USER tierwise
-ENV PATH=/srv/tierwise/.venv/bin:$PATH \
+ENV PATH=/opt/tierwise/bin:$PATH \
     PYTHONUNBUFFERED=1
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \

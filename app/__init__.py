@@ -1,3 +1,9 @@
 """tierwise: wallet tier, calibrated churn and next-best-product scoring for retail banks."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # One source of truth: pyproject.toml's version, as installed (wheel or editable).
+    __version__ = version("tierwise")
+except PackageNotFoundError:  # pragma: no cover - sources on sys.path without an install
+    __version__ = "0+unknown"

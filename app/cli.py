@@ -14,6 +14,22 @@ cli = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"tierwise {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the installed version and exit."),
+) -> None:
+    """Scoring service for retail banks: tier, churn and next-best-product."""
+
+
 @cli.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),

@@ -9,7 +9,16 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout (the directory that holds app/, models/, migrations/); tests and docs use it.
+PROJECT_ROOT = PACKAGE_DIR.parent
+# An installed wheel carries models/ and migrations/ inside the package (pyproject.toml's
+# force-include): use them there, else the checkout's top-level directories.
+DATA_ROOT = PACKAGE_DIR / "_data" if (PACKAGE_DIR / "_data").is_dir() else PROJECT_ROOT
+# Files the service writes (embedded registry, admin key, compile cache) go under var/ in the
+# working directory, which is writable wherever the service runs (the checkout for `make run`,
+# /srv/tierwise in the container image), never into an installed package.
+VAR_DIR = Path("var")
 
 
 class Settings(BaseSettings):
@@ -19,12 +28,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIERWISE_", extra="ignore")
 
     database_url: str = Field(
-        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'registry.sqlite3'}",
-        description="SQLAlchemy URL of the model registry (sqlite:///… or postgresql+psycopg://…).",
+        default=f"sqlite:///{VAR_DIR / 'registry.sqlite3'}",
+        description="SQLAlchemy URL of the model registry (sqlite:///… or postgresql+psycopg://…); "
+        "the default is an SQLite file under var/ in the working directory.",
     )
     models_dir: Path = Field(
-        default=PROJECT_ROOT / "models",
-        description="Default bundles used to seed an empty registry.",
+        default=DATA_ROOT / "models",
+        description="Default bundles used to seed an empty registry (default: the models/ "
+        "shipped with tierwise).",
     )
     auto_migrate: bool = Field(
         default=True, description="Apply Alembic migrations at start-up."
@@ -35,8 +46,9 @@ class Settings(BaseSettings):
     )
     auth_enabled: bool = Field(default=True, description="Require an API key on /v1 routes.")
     bootstrap_admin_key_file: Path = Field(
-        default=PROJECT_ROOT / "var" / "admin.key",
-        description="Where the first start writes a locally generated admin key.",
+        default=VAR_DIR / "admin.key",
+        description="Where the first start writes a locally generated admin key (a relative "
+        "path is from the working directory).",
     )
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often a replica checks the registry's aliases."
@@ -70,8 +82,9 @@ class Settings(BaseSettings):
         description="Compile tree ensembles to native code in the background when available.",
     )
     compile_cache_dir: Path = Field(
-        default=PROJECT_ROOT / "var" / "compiled",
-        description="Cache of compiled models, keyed by sha256.",
+        default=VAR_DIR / "compiled",
+        description="Cache of compiled models, keyed by sha256 (a relative path is from the "
+        "working directory).",
     )
 
 

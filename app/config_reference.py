@@ -65,8 +65,10 @@ def settings_markdown() -> str:
             raise ValueError(f"setting {name} has no description")
         rows.append(f"| `{env_name(name)}` | {_type(info.annotation)}{_constraints(info)} | "
                     f"{_default(info.default)} | {info.description.replace('|', '/')} |")
-    note = (f"`{_ROOT_PLACEHOLDER}` is the directory that holds `app/` (`/srv/tierwise` in "
-            "the container image).")
+    note = (f"`{_ROOT_PLACEHOLDER}` is the checkout, the directory that holds `app/`; "
+            "installed from the wheel (as in the container image), the default bundles are "
+            "the copy inside the package (`app/_data/models`). Relative paths are from the "
+            "working directory (`/srv/tierwise` in the container image).")
     return "\n".join([BEGIN, *rows, "", note, END]) + "\n"
 
 

@@ -17,9 +17,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import PROJECT_ROOT
+from app.config import DATA_ROOT
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+MIGRATIONS_DIR = DATA_ROOT / "migrations"  # the checkout's migrations/, or the wheel's copy
 # Arbitrary but fixed: every replica takes this advisory lock while migrating and seeding.
 _PG_STARTUP_LOCK = 0x7469657277697365  # "tierwise"
 

@@ -1,4 +1,5 @@
-"""No Docker engine runs here: check that what the Dockerfile copies and runs exists."""
+"""No Docker engine runs here: check that what the Dockerfile copies and runs exists, and that
+it installs from the lock files (tests/deploy/test_wheel.py runs the same kind of install)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,26 @@ from app.config import PROJECT_ROOT
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text(encoding="utf-8")
 
 
-def _instructions(name: str) -> list[str]:
-    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+def _instructions(name: str, text: str = DOCKERFILE) -> list[str]:
+    joined = re.sub(r"\\\n", " ", text)
     return [line.split(None, 1)[1] for line in joined.splitlines()
             if line.strip().upper().startswith(name + " ")]
+
+
+def _stages() -> dict[str, str]:
+    """Stage name -> its instructions (FROM ... AS name)."""
+    parts = re.split(r"^FROM\s+\S+\s+AS\s+(\S+)\s*$", DOCKERFILE, flags=re.M | re.I)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def _pip_commands(text: str) -> list[list[str]]:
+    commands = []
+    for run in _instructions("RUN", text):
+        for command in re.split(r"&&|;", run):
+            argv = shlex.split(command)
+            if argv and (argv[0].endswith("/pip") or argv[:3][-2:] == ["-m", "pip"]):
+                commands.append(argv)
+    return commands
 
 
 def test_copied_sources_exist() -> None:
@@ -41,4 +58,29 @@ def test_runs_tierwise_serve_on_all_interfaces_as_non_root() -> None:
     assert users and users[-1].strip() not in ("root", "0")
     (health,) = _instructions("HEALTHCHECK")
     assert "/healthz" in health
-    assert "pip install -e ." in DOCKERFILE
+
+
+def test_builds_a_wheel_and_installs_only_locked_versions() -> None:
+    stages = _stages()
+    assert list(stages) == ["build", "runtime"]
+    pips = _pip_commands(stages["build"])
+    installs = [argv for argv in pips if "install" in argv]
+    locks = [argv[argv.index("-r") + 1] for argv in installs if "-r" in argv]
+    assert "requirements/runtime.lock" in locks and "requirements/build.lock" in locks
+    for argv in installs:
+        assert "--no-deps" in argv, argv  # nothing resolved at build time
+        assert "-e" not in argv and "--editable" not in argv, argv
+        if "-r" in argv:
+            lock = argv[argv.index("-r") + 1]
+            assert "--require-hashes" in argv and lock.endswith(".lock"), argv
+            assert (PROJECT_ROOT / lock).is_file(), f"Dockerfile installs missing {lock}"
+        else:
+            assert [a for a in argv if a.endswith(".whl")], f"not a lock or the wheel: {argv}"
+    (wheel,) = [argv for argv in pips if "wheel" in argv]
+    assert "--no-build-isolation" in wheel and "--no-deps" in wheel  # backend from build.lock
+    runtime = stages["runtime"]
+    assert not _pip_commands(runtime), "the runtime stage installs nothing itself"
+    copied = [args for args in _instructions("COPY", runtime) if "--from=build" in args]
+    (venv,) = [shlex.split(args)[-1] for args in copied]
+    (path,) = [args for args in _instructions("ENV", runtime) if "PATH=" in args]
+    assert f"PATH={venv}/bin:" in path
