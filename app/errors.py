@@ -85,3 +85,20 @@ class BundleRejected(TierwiseError):
 class NotReady(TierwiseError):
     status = 503
     code = "not_ready"
+
+
+class MalformedJson(TierwiseError):
+    """The body is not JSON at all (a 422 is for JSON that breaks the contract)."""
+
+    status = 400
+    code = "invalid_json"
+
+
+class MethodNotAllowed(TierwiseError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class UnsupportedMediaType(TierwiseError):
+    status = 415
+    code = "unsupported_media_type"

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.api.responses import JSONBytes
 from app.errors import FieldProblem, TierwiseError
@@ -58,11 +59,28 @@ async def _validation(request: Request, exc: Exception) -> JSONBytes:
                           details)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this request's path (Starlette's 405 names only the
+    first route's, and a path such as /v1/models/{family}/versions has two routes)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 async def _http(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        message = f"{request.method} is not allowed here"
+    elif exc.status_code == 404 and message == "Not Found":
+        message = "no route answers this path (paths have no trailing slash)"
+    return error_response(exc.status_code, code, message, headers=headers or None)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONBytes:

@@ -1,11 +1,19 @@
-"""Request and response shapes of the scoring API (v1), as the OpenAPI contract shows them."""
+"""Request and response shapes of the scoring API (v1), as the OpenAPI contract shows them.
+
+Requests are strict outside `features`: no string or number is coerced to a boolean, no
+string to an integer, no boolean to a number (`"top_n": "3"`, `"explain": "yes"` and
+`"explain": 0` are 422). Dates are ISO strings (`2026-11-01`) on the wire. The features
+object is checked by its own validator (app/features), which knows each feature's type.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from app.features.contract import DEFAULT_FEATURES, default_example
 from app.features.spec import FeatureSpec
@@ -13,22 +21,54 @@ from app.features.spec import FeatureSpec
 Part = Literal["tier", "churn", "recommendations"]
 ChannelName = Literal["branch", "mobile", "online", "call_centre", "rm"]
 FamilyName = Literal["tier", "churn", "products", "catalog", "policy"]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    # Strict models take a date only as a date object; JSON carries it as a string, so the
+    # string form is parsed here, the same way in JSON and Python validation.
+    if not isinstance(value, str):
+        return value
+    if not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "must be a date as YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise PydanticCustomError("date_value", "is not a valid date: {why}",
+                                  {"why": str(exc)}) from None
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
+def whole_number(value: object) -> object:
+    """3.0 as 3: JSON has one number type, and JSON Schema counts 3.0 as an integer. 3.5,
+    "3" and true are not integers; strict validation refuses them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# (constraints before the validator, so the schema says minimum/maximum)
+TopN = Annotated[int, Field(ge=1, le=50), BeforeValidator(whole_number)]
 
 
 def _feature_json_schema(spec: FeatureSpec) -> dict[str, Any]:
     unit = f" Unit: {spec.unit}." if spec.unit else ""
-    schema: dict[str, Any] = {"description": spec.description + unit}
+    value: dict[str, Any] = {}
     if spec.kind == "category":
-        schema["type"] = "string"
-        schema["enum"] = list(spec.categories)
+        value["type"] = "string"
+        value["enum"] = list(spec.categories)
     else:
-        schema["type"] = {"number": "number", "integer": "integer", "boolean": "boolean"}[spec.kind]
+        value["type"] = {"number": "number", "integer": "integer", "boolean": "boolean"}[spec.kind]
     if spec.minimum is not None:
-        schema["minimum"] = spec.minimum
+        value["minimum"] = spec.minimum
     if spec.maximum is not None:
-        schema["maximum"] = spec.maximum
-    if spec.nullable:
-        schema["type"] = [schema["type"], "null"]
+        value["maximum"] = spec.maximum
+    # Nullable as pydantic writes Optional: anyOf [value, null]. Generated clients read it as
+    # "this type or None" (an enum with null added confuses openapi-python-client).
+    schema: dict[str, Any] = {"anyOf": [value, {"type": "null"}]} if spec.nullable else value
+    schema["description"] = spec.description + unit
     if spec.example is not None:
         schema["example"] = spec.example
     return schema
@@ -37,12 +77,13 @@ def _feature_json_schema(spec: FeatureSpec) -> dict[str, Any]:
 FEATURES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "CustomerFeatures",
-    "description": "The customer's features by name. The default models read the ones listed "
-    "here; a model version may declare more, sent in the same object. Unknown names are "
-    "rejected, never ignored. Nullable features may be null or left out (read as missing).",
+    "description": "The customer's features by name: the default models read the ones "
+    "listed here. Unknown names are rejected (422), never ignored; a deployment whose model "
+    "versions declare more features accepts those too, sent in the same object. Nullable "
+    "features may be null or left out (read as missing).",
     "properties": {s.name: _feature_json_schema(s) for s in DEFAULT_FEATURES},
     "required": [s.name for s in DEFAULT_FEATURES if not s.nullable],
-    "additionalProperties": True,
+    "additionalProperties": False,
     "example": default_example(),
 }
 
@@ -50,12 +91,13 @@ Features = Annotated[dict[str, Any], WithJsonSchema(FEATURES_SCHEMA)]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ContactEventIn(_In):
     action_id: str = Field(min_length=1, max_length=64, description="Catalogue action id.")
-    date: dt.date = Field(description="When the action was offered, declined or accepted.")
+    date: IsoDate = Field(description="When the action was offered, declined or accepted "
+                                      "(not after the decision day).")
     outcome: Literal["offered", "declined", "accepted"]
 
 
@@ -63,7 +105,7 @@ class ScoreContext(_In):
     """Where and when the customer is being served, and what they were offered lately."""
 
     channel: ChannelName | None = Field(default=None, description="Channel serving the customer.")
-    as_of: dt.date | None = Field(
+    as_of: IsoDate | None = Field(
         default=None, description="The day of the decision (default: today, UTC)."
     )
     history: list[ContactEventIn] = Field(
@@ -72,18 +114,23 @@ class ScoreContext(_In):
     )
 
 
+# A version number or an alias; digits bounded so a pin is never a number no database holds.
+PinValue = Annotated[str, Field(pattern=r"^(?:[1-9][0-9]{0,8}|production|staging|challenger)$")]
+
+
 class ScoreOptions(_In):
     parts: list[Part] | None = Field(
         default=None, description="Which parts to compute (default all); you pay only for these."
     )
-    top_n: int | None = Field(default=None, ge=1, le=50, description="Recommendations to return.")
+    top_n: TopN | None = Field(default=None, description="Recommendations to return.")
     explain: bool = Field(default=False, description="Compute churn reasons (SHAP).")
     include_suppressed: bool = Field(
         default=False, description="Also list the actions not recommended, with a reason code."
     )
-    pin: dict[FamilyName, str] = Field(
+    pin: dict[FamilyName, PinValue] = Field(
         default_factory=dict,
-        description="Score with a given version number or alias per family (replay, compare).",
+        description="Score with a given version number or alias per family (replay, compare); "
+        "an unknown version or an alias that is not set is a 404.",
     )
 
 
@@ -101,7 +148,6 @@ class ScoreRequest(_In):
     options: ScoreOptions | None = None
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [{
                 "customer_id": "C000123",
@@ -120,117 +166,23 @@ class BatchItem(_In):
     context: ScoreContext | None = None
 
 
+# Each item is checked on its own (an item that breaks the contract gets its own error entry
+# in the results), so the envelope takes any object as an item and says which shape is meant.
+_BATCH_ITEMS_SCHEMA = {
+    "type": "array", "minItems": 1,
+    "description": "Customers to score, each a BatchItem. Each is checked on its own: an item "
+    "that does not follow BatchItem gets an error entry in `results`, the others are scored.",
+    "items": {"anyOf": [{"$ref": "#/components/schemas/BatchItem"}, {"type": "object"}]},
+}
+
+
 class BatchRequest(_In):
-    items: Annotated[
-        list[dict[str, Any]],
-        WithJsonSchema({"type": "array", "items": {"$ref": "#/components/schemas/BatchItem"},
-                        "minItems": 1}),
-    ] = Field(min_length=1, description="Customers to score; each is checked on its own.")
+    items: Annotated[list[dict[str, Any]], WithJsonSchema(_BATCH_ITEMS_SCHEMA)] = Field(
+        min_length=1)
     options: ScoreOptions | None = None
 
 
-# --- responses (documented; the routes serialise plain dicts for speed)
-
-# A real response of the default models (README's curl example), trimmed to two actions.
-_RESPONSE_EXAMPLE: dict[str, Any] = {
-    "customer_id": "C000123",
-    "tier": {
-        "booked": "affluent",
-        "predicted": "hnw",
-        "probabilities": {
-            "mass": 0.0008624377518587454,
-            "affluent": 0.015466943780425738,
-            "hnw": 0.9762745184668634,
-            "private": 0.007396100000852102
-        },
-        "upgrade_candidate": True
-    },
-    "churn": {
-        "probability": 0.5497233811053193,
-        "band": "high",
-        "reasons": [
-            {
-                "code": "balance_trend",
-                "feature": "balance_trend_90d",
-                "direction": "raises_risk",
-                "contribution": 1.978236,
-                "text": "balance down 45% in 90 days"
-            },
-            {
-                "code": "outflow_trend",
-                "feature": "outflow_trend_90d",
-                "direction": "raises_risk",
-                "contribution": 1.226369,
-                "text": "transfers to other banks rising 120%"
-            },
-            {
-                "code": "outflow_other_banks",
-                "feature": "outflow_other_banks_90d",
-                "direction": "raises_risk",
-                "contribution": 1.048778,
-                "text": "CNY 310,000 moved to other banks in 90 days"
-            }
-        ]
-    },
-    "recommendations": [
-        {
-            "action_id": "retention_rm_call",
-            "name": "Relationship manager call",
-            "category": "retention",
-            "kind": "retention",
-            "risk_level": None,
-            "priority": 0.8245850716579789,
-            "propensity": 0.5497233811053193,
-            "context_weight": 1.5,
-            "value": 1.0,
-            "lever": 1.0,
-            "reasons": [
-                "churn risk 55% (retention threshold 35%)",
-                "suits the rm channel (x1.5)"
-            ]
-        },
-        {
-            "action_id": "retention_rate_offer",
-            "name": "Preferential rate offer",
-            "category": "retention",
-            "kind": "retention",
-            "risk_level": None,
-            "priority": 0.6596680573263831,
-            "propensity": 0.5497233811053193,
-            "context_weight": 1.5,
-            "value": 0.8,
-            "lever": 1.0,
-            "reasons": [
-                "churn risk 55% (retention threshold 35%)",
-                "suits the rm channel (x1.5)"
-            ]
-        }
-    ],
-    "models": {
-        "tier": {
-            "version": 1,
-            "sha256": "008bc2110bb192b201954d4768b424779baf5d96bd63f09400eea724060a16dc"
-        },
-        "churn": {
-            "version": 1,
-            "sha256": "330114ec4c5b8ed454381b5a2861acbe427aecce61c8bc8811163b3052e762ee"
-        },
-        "products": {
-            "version": 1,
-            "sha256": "1f135e75589c280598a221d4c42ad58c1b1935a85771ff8e2dea0ac9bd50d398"
-        },
-        "catalog": {
-            "version": 1,
-            "sha256": "52c7f41860dec7dc645f449b4a1c7266eff1924c342e02d271d574599a81f1f2"
-        },
-        "policy": {
-            "version": 1,
-            "sha256": "12b6757634b1f541f16f5fcc12ef45938eaceaf30e4c97c80623961be4584330"
-        }
-    },
-    "request_id": "24a8eab8377944b5ba289078d8309b7d"
-}
-
+# --- responses (the endpoint serialises plain dicts for speed; these document them)
 
 
 class TierOut(BaseModel):
@@ -259,7 +211,7 @@ class RecommendationOut(BaseModel):
     name: str
     category: str
     kind: Literal["product", "retention"]
-    risk_level: str | None
+    risk_level: str | None = Field(description="R1 to R5; null for actions without one.")
     priority: float = Field(description="propensity × context_weight × value × lever")
     propensity: float
     context_weight: float
@@ -284,11 +236,34 @@ class ScoreResult(BaseModel):
     tier: TierOut | None = None
     churn: ChurnOut | None = None
     recommendations: list[RecommendationOut] | None = None
-    suppressed: list[SuppressedOut] | None = None
+    suppressed: list[SuppressedOut] | None = Field(
+        default=None, description="Only when options.include_suppressed is true.")
+
+
+_SHA = "008bc2110bb192b201954d4768b424779baf5d96bd63f09400eea724060a16dc"
+# A real response of the default models (README's curl example), trimmed.
+_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "customer_id": "C000123",
+    "tier": {"booked": "affluent", "predicted": "hnw", "upgrade_candidate": True,
+             "probabilities": {"mass": 0.0009, "affluent": 0.0155, "hnw": 0.9763,
+                               "private": 0.0074}},
+    "churn": {"probability": 0.5497, "band": "high", "reasons": [
+        {"code": "balance_trend", "feature": "balance_trend_90d", "direction": "raises_risk",
+         "contribution": 1.978236, "text": "balance down 45% in 90 days"}]},
+    "recommendations": [
+        {"action_id": "retention_rm_call", "name": "Relationship manager call",
+         "category": "retention", "kind": "retention", "risk_level": None,
+         "priority": 0.8246, "propensity": 0.5497, "context_weight": 1.5, "value": 1.0,
+         "lever": 1.0, "reasons": ["churn risk 55% (retention threshold 35%)",
+                                   "suits the rm channel (x1.5)"]}],
+    "models": {f: {"version": 1, "sha256": _SHA}
+               for f in ("tier", "churn", "products", "catalog", "policy")},
+    "request_id": "24a8eab8377944b5ba289078d8309b7d",
+}
 
 
 class ScoreResponse(ScoreResult):
-    models: dict[str, VersionOut]
+    models: dict[str, VersionOut] = Field(description="The version of each family that decided.")
     request_id: str
 
     model_config = ConfigDict(json_schema_extra={"examples": [_RESPONSE_EXAMPLE]})
@@ -300,23 +275,28 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: str = Field(description="Stable, machine-readable: invalid_feature, not_found, ...")
     message: str
     details: list[ErrorDetail]
 
 
 class ErrorResponse(BaseModel):
+    """The one error shape every error of the API has."""
+
     error: ErrorBody
 
 
 class BatchResultItem(ScoreResult):
-    index: int
+    index: int = Field(description="The item's position in the request.")
     customer_id: str | None = None  # type: ignore[assignment]
-    error: ErrorBody | None = None
+    error: ErrorBody | None = Field(default=None, description="Why this item was not scored.")
+    models: dict[str, VersionOut] | None = Field(
+        default=None, description="When items were scored by different versions (a challenger "
+        "serving a share of customers), the versions that scored this one.")
 
 
 class BatchResponse(BaseModel):
-    results: list[BatchResultItem]
+    results: list[BatchResultItem] = Field(description="One per item, in input order.")
     models: dict[str, VersionOut]
     request_id: str
     scored: int

@@ -86,7 +86,7 @@ def test_keys_and_roles(client: TestClient, keys: dict[str, str],
     with seeded() as s:
         revoke_key(session=s, key_id=keys["scorer"].split("_")[1])
         s.commit()
-    client.app.state.runtime.keys.clear()  # replicas forget cached keys within seconds
+    client.app.state.services.runtime.keys.clear()  # replicas forget cached keys in seconds
     assert client.get("/v1/models", headers=h(keys["scorer"])).status_code == 401
 
 

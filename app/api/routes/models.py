@@ -11,32 +11,28 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from app.api.auth import (
-    RequireApprover,
-    RequireOperator,
-    RequirePublisher,
-    RequireViewer,
-)
-from app.errors import FieldProblem, InvalidRequest, PayloadTooLarge, TierwiseError
+from app.api.auth import RequireApprover, RequireOperator, RequirePublisher, RequireViewer
+from app.api.deps import RuntimeDep
+from app.api.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, errors, operation_id
+from app.api.schemas import FamilyName, whole_number
+from app.errors import FieldProblem, PayloadTooLarge, UnsupportedMediaType
 from app.registry import service, store, views
-from app.registry.tables import LEDGER_ACTIONS
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], default_response_class=JSONResponse,
+                   generate_unique_id_function=operation_id)
 
 ARCHIVE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream",
                  "application/x-tar")
+MAX_VERSION = 2**31 - 1  # the registry's version column is a 32-bit integer
+LedgerAction = Literal["push", "approve", "alias_move", "key_create", "key_revoke"]
 
 
-class UnsupportedMediaType(TierwiseError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-def _session(request: Request) -> Iterator[Session]:
-    with request.app.state.runtime.sessionmaker() as session:
+def _session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.sessionmaker() as session:
         try:
             yield session
             session.commit()
@@ -49,9 +45,27 @@ def _session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 
 
-async def _bundle_body(request: Request) -> bytes:
+def is_json(content_type: str | None) -> bool:
+    """application/json or application/<anything>+json, parameters (charset) allowed."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json"))
+
+
+async def _json_content(request: Request) -> None:
+    """415 for a body sent as anything but JSON (before the key check, as /v1/score)."""
+    content_type = request.headers.get("content-type")
+    if await request.body() and not is_json(content_type):
+        raise UnsupportedMediaType("send the request body as JSON", [FieldProblem(
+            "Content-Type", f"is {content_type or 'missing'}; use application/json")])
+
+
+JSON_ONLY = [Depends(_json_content)]
+
+
+async def _bundle_body(request: Request, runtime: RuntimeDep) -> bytes:
     """The raw .tar.gz request body, refused (413) as soon as it passes the bundle limit."""
-    limit = request.app.state.runtime.settings.max_bundle_bytes
+    limit = runtime.settings.max_bundle_bytes
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in ARCHIVE_TYPES:
         raise UnsupportedMediaType(
@@ -73,50 +87,72 @@ async def _bundle_body(request: Request) -> bytes:
 
 
 BundleBody = Annotated[bytes, Depends(_bundle_body)]
-FamilyPath = Annotated[str, Path(description="tier, churn, products, catalog or policy")]
-VersionPath = Annotated[int, Path(ge=1)]
+FamilyPath = Annotated[FamilyName, Path(description="The model or configuration family")]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
+CheckWith = Annotated[str, StringConstraints(
+    pattern=r"^(?:tier|churn|products|catalog|policy)=[1-9][0-9]{0,8}$")]
 
 
-class AliasMoveIn(BaseModel):
-    family: str
-    alias: Literal["production", "staging", "challenger"]
-    version: int | None = Field(ge=1, description="null clears a staging or challenger alias")
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(whole_number)]
 
 
-class AliasMovesIn(BaseModel):
-    moves: list[AliasMoveIn] = Field(min_length=1, max_length=15)
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ProductionMove(_Body):
+    family: FamilyName
+    alias: Literal["production"]
+    version: Version = Field(description="An approved version")
+
+
+class OtherAliasMove(_Body):
+    family: FamilyName
+    alias: Literal["staging", "challenger"]
+    version: Version | None = Field(description="null clears the alias")
+
+
+AliasMoveIn = Annotated[ProductionMove | OtherAliasMove, Field(discriminator="alias")]
+
+
+class AliasMovesIn(_Body):
+    moves: list[AliasMoveIn] = Field(
+        min_length=1, max_length=15,
+        description="Each family/alias pair at most once (422 otherwise)")
     note: str = Field(default="", max_length=1000)
 
 
-class NoteIn(BaseModel):
+class NoteIn(_Body):
     note: str = Field(default="", max_length=1000)
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "The key's role may not do this (or four eyes)"},
-    404: {"description": "Unknown family or version"},
+READ = errors(*AUTH_ERRORS, 404, 422, s404="Unknown family or version")
+WRITE_JSON = errors(*AUTH_ERRORS, *JSON_BODY_ERRORS, 404, 409,
+                    s404="Unknown family or version",
+                    s409="Not approved, already approved by this key, nothing to roll back "
+                         "to, or another change won the race")
+PUBLISH: dict[int | str, dict[str, Any]] = {
+    **errors(*AUTH_ERRORS, 404, 409, 413, 415, 422,
+             s404="A check_with version does not exist", s409="This bundle is registered",
+             s413="Bundle larger than the replica's bundle limit",
+             s415="Body is not a gzip archive",
+             s422="The bundle failed verification, or a parameter is invalid"),
 }
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The server takes the archive as either type; octet-stream first, because generators
+# (openapi-python-client among them) produce an upload method for it and not for gzip.
+BUNDLE_UPLOAD = {"application/octet-stream": _BINARY, "application/gzip": _BINARY}
+BUNDLE_FILE = {"application/gzip": _BINARY, "application/octet-stream": _BINARY}
 
 
-def _check_with(values: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i, item in enumerate(values):
-        family, sep, number = item.partition("=")
-        if not sep or not number.isdigit():
-            raise InvalidRequest("check_with takes family=version",
-                                 [FieldProblem(f"check_with[{i}]", f"{item!r} is not family=N")])
-        out[family.strip()] = int(number)
-    return out
-
-
-@router.get("/v1/models", response_model=views.RegistryView, responses=_ERRORS,
+@router.get("/v1/models", response_model=views.RegistryView, responses=errors(*AUTH_ERRORS),
             summary="Every family with its versions and aliases")
 def list_models(principal: RequireViewer, session: SessionDep) -> views.RegistryView:
     return views.overview(session=session)
 
 
-@router.post("/v1/models/aliases", response_model=views.AliasMovesResult, responses=_ERRORS,
+@router.post("/v1/models/aliases", response_model=views.AliasMovesResult,
+             responses=WRITE_JSON, dependencies=JSON_ONLY,
              summary="Move one or several aliases in one atomic call")
 def move_aliases(body: AliasMovesIn, principal: RequireOperator,
                  session: SessionDep) -> views.AliasMovesResult:
@@ -126,7 +162,7 @@ def move_aliases(body: AliasMovesIn, principal: RequireOperator,
 
 
 @router.get("/v1/models/{family}/versions", response_model=views.FamilyView,
-            responses=_ERRORS, summary="A family's versions and aliases")
+            responses=READ, summary="A family's versions and aliases")
 def list_versions(family: FamilyPath, principal: RequireViewer,
                   session: SessionDep) -> views.FamilyView:
     return views.family_versions(session=session, family=family)
@@ -134,33 +170,37 @@ def list_versions(family: FamilyPath, principal: RequireViewer,
 
 @router.post("/v1/models/{family}/versions", status_code=201,
              response_model=views.VersionDetail, summary="Publish a bundle (.tar.gz body)",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}},
-             responses={**_ERRORS, 409: {"description": "This bundle is already registered"},
-                        413: {"description": "Bundle too large"},
-                        415: {"description": "Body is not application/gzip"},
-                        422: {"description": "The bundle failed verification"}})
+             openapi_extra={"requestBody": {"required": True, "content": BUNDLE_UPLOAD,
+                                            "description": "The bundle, a .tar.gz archive"}},
+             responses=PUBLISH)
 def publish_version(family: FamilyPath, principal: RequirePublisher, archive: BundleBody,
-                    session: SessionDep, request: Request,
-                    check_with: Annotated[list[str], Query(
+                    session: SessionDep, runtime: RuntimeDep,
+                    check_with: Annotated[list[CheckWith], Query(
                         description="Verify against these versions of other families instead "
-                                    "of production, e.g. products=3")] = [],  # noqa: B006
+                                    "of production, e.g. products=3 (the last one given for a "
+                                    "family counts)")] = [],  # noqa: B006
                     ) -> views.VersionDetail:
     row = service.publish(session=session, family=family, archive=archive, actor=principal,
-                          max_bytes=request.app.state.runtime.settings.max_bundle_bytes,
+                          max_bytes=runtime.settings.max_bundle_bytes,
                           check_with=_check_with(check_with))
     return views.version_detail(row, {}, [])
 
 
+def _check_with(values: list[str]) -> dict[str, int]:
+    # The pattern has checked each value; a family named twice takes the last one.
+    return {family: int(number) for family, _, number in (v.partition("=") for v in values)}
+
+
 @router.get("/v1/models/{family}/versions/{version}", response_model=views.VersionDetail,
-            responses=_ERRORS, summary="One version: manifest summary, metrics, approvals")
+            responses=READ, summary="One version: manifest summary, metrics, approvals")
 def show_version(family: FamilyPath, version: VersionPath, principal: RequireViewer,
                  session: SessionDep) -> views.VersionDetail:
     return views.show_version(session=session, family=family, version=version)
 
 
 @router.get("/v1/models/{family}/versions/{version}/bundle", response_class=Response,
-            responses={**_ERRORS, 200: {"content": {"application/gzip": {}}}},
+            responses={200: {"description": "The bundle archive", "content": BUNDLE_FILE},
+                       **READ},
             summary="Download the version's bundle archive")
 def download_bundle(family: FamilyPath, version: VersionPath, principal: RequireOperator,
                     session: SessionDep) -> Response:
@@ -172,7 +212,7 @@ def download_bundle(family: FamilyPath, version: VersionPath, principal: Require
 
 
 @router.post("/v1/models/{family}/versions/{version}/approve",
-             response_model=views.VersionDetail, responses=_ERRORS,
+             response_model=views.VersionDetail, responses=WRITE_JSON, dependencies=JSON_ONLY,
              summary="Approve a version (approver; not the key that published it)")
 def approve_version(family: FamilyPath, version: VersionPath, principal: RequireApprover,
                     session: SessionDep, body: NoteIn | None = None) -> views.VersionDetail:
@@ -182,7 +222,8 @@ def approve_version(family: FamilyPath, version: VersionPath, principal: Require
 
 
 @router.post("/v1/models/{family}/rollback", response_model=views.LedgerEntry,
-             responses=_ERRORS, summary="Production back to the previous production version")
+             responses=WRITE_JSON, dependencies=JSON_ONLY,
+             summary="Production back to the previous production version")
 def rollback(family: FamilyPath, principal: RequireApprover, session: SessionDep,
              body: NoteIn | None = None) -> views.LedgerEntry:
     entry = service.rollback(session=session, family=family, actor=principal,
@@ -191,19 +232,20 @@ def rollback(family: FamilyPath, principal: RequireApprover, session: SessionDep
 
 
 @router.get("/v1/models/{family}/history", response_model=views.HistoryView,
-            responses=_ERRORS, summary="Every alias move of a family, with who and when")
+            responses=READ, summary="Every alias move of a family, with who and when")
 def history(family: FamilyPath, principal: RequireViewer,
             session: SessionDep) -> views.HistoryView:
     return views.history(session=session, family=family)
 
 
-@router.get("/v1/ledger", response_model=views.LedgerPage, responses=_ERRORS,
+@router.get("/v1/ledger", response_model=views.LedgerPage,
+            responses=errors(*AUTH_ERRORS, 422),
             summary="The append-only ledger (read only; there is no edit or delete)")
 def ledger(principal: RequireApprover, session: SessionDep,
-           after_id: Annotated[int, Query(ge=0)] = 0,
+           after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-           family: str | None = None,
-           action: Annotated[str | None, Query(description=", ".join(LEDGER_ACTIONS))] = None,
+           family: FamilyName | None = None,
+           action: LedgerAction | None = None,
            ) -> views.LedgerPage:
     return views.ledger_page(session=session, after_id=after_id, limit=limit, family=family,
                              action=action)

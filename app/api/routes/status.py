@@ -6,18 +6,65 @@ import os
 import socket
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from app.api.auth import RequireScorer
+from app.api.deps import LiveDep
+from app.api.openapi import AUTH_ERRORS, errors, operation_id
+from app.api.schemas import ErrorBody, VersionOut
 from app.errors import NotReady
 
-router = APIRouter(tags=["operations"])
-_REPLICA = {"hostname": socket.gethostname(), "pid": os.getpid()}
+router = APIRouter(tags=["operations"], default_response_class=JSONResponse,
+                   generate_unique_id_function=operation_id)
+_HOSTNAME = socket.gethostname()
 
 
-@router.get("/v1/status", summary="Versions live in this replica, last refresh, last failure")
-async def status(request: Request, principal: RequireScorer) -> dict[str, Any]:
-    live = getattr(request.app.state, "live", None)
-    if live is None or not hasattr(live, "status"):
+class Replica(BaseModel):
+    hostname: str
+    pid: int
+
+
+class Challenger(BaseModel):
+    mode: str = Field(description="off, shadow or split")
+    share: float = Field(description="Share of customers the challenger serves (split)")
+    versions: dict[str, int] | None = Field(description="The challenger's versions, if live")
+
+
+class Failure(BaseModel):
+    at: str
+    kind: str = Field(description="production or challenger")
+    versions: dict[str, int] = Field(description="The versions that were to be loaded")
+    not_swapped_in: dict[str, int] = Field(description="Those that did not go live")
+    error: ErrorBody
+
+
+class Status(BaseModel):
+    replica: Replica
+    ready: bool
+    versions: dict[str, VersionOut] = Field(description="The versions serving production")
+    source: str | None = Field(default=None,
+                               description="static: fixed contexts, no registry behind them")
+    in_sync: bool | None = Field(default=None, description="Serving what the registry says")
+    evaluator: str | None = Field(default=None, description="How trees are evaluated")
+    trees: dict[str, int] | None = Field(default=None, description="Trees per model")
+    registry_production: dict[str, int] | None = Field(
+        default=None, description="The registry's production alias per family")
+    aliases: dict[str, dict[str, int]] | None = Field(
+        default=None, description="Every alias per family: family → alias → version")
+    challenger: Challenger | None = None
+    last_swap_at: str | None = None
+    last_refresh_at: str | None = None
+    swaps: int | None = None
+    last_failure: Failure | None = None
+    pinned_contexts: int | None = Field(default=None,
+                                        description="Contexts of pinned versions kept loaded")
+
+
+@router.get("/v1/status", response_model=Status, responses=errors(*AUTH_ERRORS),
+            summary="Versions live in this replica, last refresh, last failure")
+async def status(principal: RequireScorer, live: LiveDep) -> Any:
+    if not hasattr(live, "status"):
         raise NotReady("this replica has no registry runtime")
-    return {"replica": {**_REPLICA, "pid": os.getpid()}, **live.status()}
+    return {"replica": {"hostname": _HOSTNAME, "pid": os.getpid()}, **live.status()}
