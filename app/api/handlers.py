@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from app.api.responses import JSONBytes
 from app.errors import FieldProblem, TierwiseError
 
 log = logging.getLogger("tierwise.api")
+_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -59,14 +60,19 @@ async def _validation(request: Request, exc: Exception) -> JSONBytes:
                           details)
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route takes at this request's path (Starlette's 405 names only the
-    first route's, and a path such as /v1/models/{family}/versions has two routes)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
+def allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
+    """Every method this request's path takes: the methods the document lists for every path
+    template that matches (a path such as /v1/models/{family}/versions has two operations, and
+    the router's 405 names only one of them), HEAD with GET, and any the router named."""
+    named = (exc.headers or {}).get("Allow", "")
+    methods = {m.strip().upper() for m in named.split(",") if m.strip()}
+    doc = request.app.openapi()
+    for template, item in doc.get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            methods.update(m.upper() for m in item if m.upper() in _METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods)
 
 
@@ -76,7 +82,7 @@ async def _http(request: Request, exc: Exception) -> JSONBytes:
     headers = dict(exc.headers) if exc.headers else {}
     message = str(exc.detail)
     if exc.status_code == 405:
-        headers["Allow"] = ", ".join(allowed_methods(request))
+        headers["Allow"] = ", ".join(allowed_methods(request, exc))
         message = f"{request.method} is not allowed here"
     elif exc.status_code == 404 and message == "Not Found":
         message = "no route answers this path (paths have no trailing slash)"
