@@ -1,13 +1,15 @@
-"""Arbitration for many customers at once: the same decisions as `arbitrate_tuples`, made
-with array operations over customers × actions.
+"""Arbitration for many customers at once: the decisions of arbitration.py, made with array
+operations over customers × actions.
 
-Per customer the Python loop of `arbitrate_tuples` costs ~10 µs for 13 actions, more than
-the trees of a whole batch row. Here every rule of every action is one comparison over all
+Per customer the Python loop of arbitration.py costs ~10 µs for 13 actions, more than the
+trees of a whole batch row. Here every rule of every action is one comparison over all
 customers of the batch, in the same order (eligibility → suitability → contact policy →
 propensity), and the ranking is one sort of (−priority, action id) per row. Priorities are
 computed with the same IEEE operations in the same order ((P × C) × V) × L, so they are
-bit-identical to the per-customer path; tests/decisions/test_arbitration_batch.py checks the
-decisions against `arbitrate_tuples` on random batches.
+bit-identical to the per-customer path. This is the array form of the rules defined in
+eligibility.py, suitability.py, contact_policy.py and priority.py;
+tests/decisions/test_batch_form.py checks it against arbitration.py on random catalogues,
+customers, channels and top N.
 
 Not covered here (the caller takes the per-customer path for those customers): a contact
 history, and readable details for suppressed actions. Flags must name boolean or numeric
@@ -23,8 +25,10 @@ import numpy as np
 
 from app.decisions import eligibility as el
 from app.decisions import suitability as su
-from app.decisions.arbitration import NO_PROPENSITY, REASON_CODES, PreparedCatalog
-from app.decisions.contact_policy import check_contact
+from app.decisions.contact_policy import contact_failure
+from app.decisions.prepared import PreparedAction, PreparedCatalog, customer_age
+from app.decisions.priority import NO_PROPENSITY, RANKED_BELOW_TOP_N, REASON_CODES
+from app.decisions.reasons import recommendation_dict
 from app.decisions.suitability import SuitabilityLimits
 from app.features.schema import FeatureSchema
 
@@ -49,6 +53,91 @@ class BatchDecisions:
     priority: np.ndarray  # (n, actions) float
 
 
+class _Customers:
+    """The values the rules read, one array over the batch each, from the validated rows: a
+    NaN in a row is a missing value, which the per-customer path reads as 0 (or False)."""
+
+    def __init__(self, schema: FeatureSchema, x: np.ndarray, booked_tier: Sequence[str],
+                 limits: Sequence[SuitabilityLimits], churn: np.ndarray | None) -> None:
+        n = self.n = x.shape[0]
+        self.schema, self.x = schema, x
+        self.age = np.nan_to_num(x[:, schema.index["age"]], nan=0.0)
+        self.aum = np.nan_to_num(x[:, schema.index["aum_total"]], nan=0.0)
+        if churn is None:
+            self.churn_ok = np.zeros(n, dtype=bool)
+            self.churn = np.full(n, np.nan)
+        else:
+            self.churn_ok = (churn >= 0.0) & (churn <= 1.0)  # NaN, out of range: not scored
+            self.churn = np.where(self.churn_ok, churn, np.nan)
+        self.tiers = {t: k for k, t in enumerate(dict.fromkeys(booked_tier))}
+        self.tier_code = np.fromiter((self.tiers[t] for t in booked_tier), dtype=np.intp,
+                                     count=n)
+        self.max_rank = np.fromiter((lim.max_rank for lim in limits), dtype=np.int64, count=n)
+        self.over = np.fromiter((_CODE[lim.over_code] for lim in limits), dtype=np.int8,
+                                count=n)
+        self.cap = np.fromiter((99 if lim.elderly_cap is None else lim.elderly_cap
+                                for lim in limits), dtype=np.int64, count=n)
+        self._flags: dict[str, np.ndarray | None] = {}
+
+    def flag(self, name: str) -> np.ndarray | None:
+        """Truth of a feature per customer; None when it cannot be read as one."""
+        if name not in self._flags:
+            col = self.schema.index.get(name)
+            got: np.ndarray | None
+            if col is None:  # not a feature: never in a validated row, so always false
+                got = np.zeros(self.n, dtype=bool)
+            elif self.schema.specs[col].kind in ("boolean", "number", "integer"):
+                v = self.x[:, col]
+                got = (v != 0.0) & ~np.isnan(v)  # Python truthiness of the value; None false
+            else:
+                got = None
+            self._flags[name] = got
+        return self._flags[name]
+
+
+def _eligibility(c: np.ndarray, a: PreparedAction, cu: _Customers) -> bool:
+    """Codes of eligibility.eligibility_failure into column c; False when a flag is unreadable."""
+
+    def fail(mask: np.ndarray, code: str) -> None:
+        c[(c == 0) & mask] = _CODE[code]  # the first rule failed is the reason
+
+    rule = a.eligibility
+    fail(cu.age < rule.min_age, el.AGE_BELOW_MINIMUM)
+    fail(cu.age > rule.max_age, el.AGE_ABOVE_MAXIMUM)
+    fail(cu.aum < rule.min_aum, el.AUM_BELOW_MINIMUM)
+    if rule.allowed_tiers is not None:
+        table = np.array([t not in rule.allowed_tiers for t in cu.tiers], dtype=bool)
+        fail(table[cu.tier_code], el.TIER_NOT_ALLOWED)
+    if rule.held_flag is not None:
+        f = cu.flag(rule.held_flag)
+        if f is None:
+            return False
+        fail(f, el.ALREADY_HELD)
+    for name in rule.requires_flags:
+        f = cu.flag(name)
+        if f is None:
+            return False
+        fail(~f, el.REQUIREMENT_NOT_MET)
+    if rule.needs_churn:
+        fail(~cu.churn_ok, el.CHURN_NOT_SCORED)
+        fail(cu.churn < rule.min_churn_probability, el.CHURN_RISK_BELOW_THRESHOLD)
+    return True
+
+
+def _suitability_and_contact(c: np.ndarray, a: PreparedAction, cu: _Customers) -> None:
+    """Codes of suitability.suitability_failure and, with no history, of contact_failure."""
+    rank = a.risk_rank
+    if rank:
+        above = (c == 0) & (rank > cu.max_rank)
+        c[above] = cu.over[above]
+        if not a.elderly_allowed:
+            c[(c == 0) & (rank > cu.cap)] = _CODE[su.ELDERLY_RISK_CAP]
+    if a.never_contact:
+        code = contact_failure(a.contact, ())  # the same for every customer without history
+        if code is not None:
+            c[c == 0] = _CODE[code]
+
+
 def arbitrate_batch(
     prepared: PreparedCatalog,
     *,
@@ -68,42 +157,9 @@ def arbitrate_batch(
     limits, churn the calibrated churn probabilities (None: not scored), propensities the
     (n, products) matrix in `product_names` order (None: not scored), channels[i] its channel.
     """
-    n = x.shape[0]
-    actions = prepared.actions
+    cu = _Customers(schema, x, booked_tier, limits, churn)
+    n, actions = cu.n, prepared.actions
     count = len(actions)
-    index = schema.index
-    # The values arbitrate_tuples reads from the named features, from the validated rows:
-    # a NaN in a row is a missing value, which the per-customer path reads as 0.
-    age = np.nan_to_num(x[:, index["age"]], nan=0.0)
-    aum = np.nan_to_num(x[:, index["aum_total"]], nan=0.0)
-    if churn is None:
-        churn_ok = np.zeros(n, dtype=bool)
-        churn_v = np.full(n, np.nan)
-    else:
-        churn_ok = (churn >= 0.0) & (churn <= 1.0)  # NaN and out-of-range: as not scored
-        churn_v = np.where(churn_ok, churn, np.nan)
-    tiers = {t: k for k, t in enumerate(dict.fromkeys(booked_tier))}
-    tier_code = np.fromiter((tiers[t] for t in booked_tier), dtype=np.intp, count=n)
-    max_rank = np.fromiter((lim.max_rank for lim in limits), dtype=np.int64, count=n)
-    over = np.fromiter((_CODE[lim.over_code] for lim in limits), dtype=np.int8, count=n)
-    cap = np.fromiter((99 if lim.elderly_cap is None else lim.elderly_cap for lim in limits),
-                      dtype=np.int64, count=n)
-    flags: dict[str, np.ndarray] = {}
-
-    def flag(name: str) -> np.ndarray | None:
-        got = flags.get(name)
-        if got is None:
-            col = index.get(name)
-            if col is None:  # not a feature: never in a validated row, so always false
-                got = np.zeros(n, dtype=bool)
-            elif schema.specs[col].kind in ("boolean", "number", "integer"):
-                v = x[:, col]
-                got = (v != 0.0) & ~np.isnan(v)  # Python truthiness of the value; None false
-            else:
-                return None
-            flags[name] = got
-        return got
-
     channel_keys = {c: k for k, c in enumerate(dict.fromkeys(channels))}
     weight_table = np.array([prepared.weights_for(c) for c in channel_keys], dtype=np.float64)
     channel_code = np.fromiter((channel_keys[c] for c in channels), dtype=np.intp, count=n)
@@ -113,52 +169,20 @@ def arbitrate_batch(
     p = np.full((n, count), np.nan)
     products = {name: k for k, name in enumerate(product_names)}
     for j, a in enumerate(actions):
-        c = code[:, j]
-        min_age, max_age, min_aum, allowed, held, requires, needs_churn, min_churn = a.quick
-
-        def fail(mask: np.ndarray, number: int, c: np.ndarray = c) -> None:
-            c[(c == 0) & mask] = number  # the first rule failed is the reason
-
-        fail(age < min_age, _CODE[el.AGE_BELOW_MINIMUM])
-        fail(age > max_age, _CODE[el.AGE_ABOVE_MAXIMUM])
-        fail(aum < min_aum, _CODE[el.AUM_BELOW_MINIMUM])
-        if allowed is not None:
-            table = np.array([t not in allowed for t in tiers], dtype=bool)
-            fail(table[tier_code], _CODE[el.TIER_NOT_ALLOWED])
-        if held is not None:
-            f = flag(held)
-            if f is None:
-                return None
-            fail(f, _CODE[el.ALREADY_HELD])
-        for name in requires:
-            f = flag(name)
-            if f is None:
-                return None
-            fail(~f, _CODE[el.REQUIREMENT_NOT_MET])
-        if needs_churn:
-            fail(~churn_ok, _CODE[el.CHURN_NOT_SCORED])
-            fail(churn_v < min_churn, _CODE[el.CHURN_RISK_BELOW_THRESHOLD])
-        rank = a.risk_rank
-        if rank:
-            above = rank > max_rank
-            c[(c == 0) & above] = over[(c == 0) & above]
-            if not a.elderly_allowed:
-                fail(rank > cap, _CODE[su.ELDERLY_RISK_CAP])
-        if a.never_contact:
-            failure = check_contact(a.contact, ())
-            if failure is not None:
-                fail(np.ones(n, dtype=bool), _CODE[failure[0]])
+        if not _eligibility(code[:, j], a, cu):
+            return None
+        _suitability_and_contact(code[:, j], a, cu)
         if a.is_retention:
-            p[:, j] = churn_v
+            p[:, j] = cu.churn
         else:
             k = products.get(a.propensity_model)  # type: ignore[arg-type]
             if k is not None and propensities is not None:
                 v = propensities[:, k]
                 p[:, j] = np.where((v >= 0.0) & (v <= 1.0), v, np.nan)
-            fail(np.isnan(p[:, j]), _CODE[NO_PROPENSITY])
+            code[(code[:, j] == 0) & np.isnan(p[:, j]), j] = _CODE[NO_PROPENSITY]
     values = np.array([a.value for a in actions], dtype=np.float64)
     levers = np.array([a.lever for a in actions], dtype=np.float64)
-    priority = p * weight * values * levers  # ((P × C) × V) × L, as arbitrate_tuples
+    priority = p * weight * values * levers  # ((P × C) × V) × L, as arbitration.py
     ok = code == 0
     key = np.where(ok, -priority, np.inf)
     id_rank = np.argsort(np.array([a.id for a in actions]), kind="stable").argsort()
@@ -169,7 +193,73 @@ def arbitrate_batch(
 
 def limits_of(prepared: PreparedCatalog, features: Sequence[Mapping[str, object]],
               age: Sequence[int]) -> list[SuitabilityLimits]:
-    """Each customer's suitability limits, from the same values arbitrate_tuples reads."""
+    """Each customer's suitability limits, from the same values arbitration.py reads."""
     return [prepared.limits_for(f.get("risk_profile"),  # type: ignore[arg-type]
                                 f.get("risk_assessment_age_days"), a)  # type: ignore[arg-type]
             for f, a in zip(features, age, strict=True)]
+
+
+class BatchArbitration:
+    """The batch's decisions, unpacked per customer into what arbitration.arbitrate returns
+    with details=False."""
+
+    def __init__(self, prepared: PreparedCatalog, decisions: BatchDecisions,
+                 limits: list[SuitabilityLimits], top_n: int, with_suppressed: bool) -> None:
+        self.actions = prepared.actions
+        top = min(top_n, len(self.actions))
+        idx = decisions.order[:, :top]
+        self.idx = idx.tolist()
+        self.p = np.take_along_axis(decisions.p, idx, axis=1).tolist()
+        self.w = np.take_along_axis(decisions.weight, idx, axis=1).tolist()
+        self.priority = np.take_along_axis(decisions.priority, idx, axis=1).tolist()
+        self.eligible = decisions.eligible.tolist()
+        self.limits = limits
+        self.top = top
+        self.order = decisions.order.tolist() if with_suppressed else None
+        self.code = decisions.code.tolist() if with_suppressed else None
+
+    def customer(self, i: int, *, booked_tier: str, channel: str | None,
+                 days_to_next_maturity: int | None
+                 ) -> tuple[list[dict[str, object]], list[tuple[str, str, str]]]:
+        """Customer i's recommendations (response dicts) and suppressed actions."""
+        actions = self.actions
+        shown = min(self.top, self.eligible[i])
+        idx, p, w, priority = self.idx[i], self.p[i], self.w[i], self.priority[i]
+        limits = self.limits[i]
+        recs = [recommendation_dict(actions[idx[r]], priority[r], p[r], w[r], channel,
+                                    booked_tier, days_to_next_maturity, limits)
+                for r in range(shown)]
+        suppressed: list[tuple[str, str, str]] = []
+        if self.code is not None and self.order is not None:
+            suppressed = [(actions[j].id, CODES[c], "")
+                          for j, c in enumerate(self.code[i]) if c]
+            suppressed += [(actions[j].id, RANKED_BELOW_TOP_N, "")
+                           for j in self.order[i][shown:self.eligible[i]]]
+        return recs, suppressed
+
+
+def arbitrate_many(
+    prepared: PreparedCatalog,
+    *,
+    schema: FeatureSchema,
+    x: np.ndarray,
+    features: Sequence[Mapping[str, object]],
+    booked_tier: Sequence[str],
+    churn: np.ndarray | None,
+    propensities: np.ndarray | None,
+    product_names: Sequence[str],
+    channels: Sequence[str | None],
+    top_n: int,
+    with_suppressed: bool,
+) -> BatchArbitration | None:
+    """`arbitrate_batch` on customers given by their rows and validated named features,
+    unpacked per customer."""
+    if top_n < 0:
+        raise ValueError(f"top_n must be >= 0, got {top_n}")
+    limits = limits_of(prepared, features, [customer_age(f) for f in features])
+    decisions = arbitrate_batch(
+        prepared, schema=schema, x=x, booked_tier=booked_tier, limits=limits, churn=churn,
+        propensities=propensities, product_names=product_names, channels=channels)
+    if decisions is None:
+        return None
+    return BatchArbitration(prepared, decisions, limits, top_n, with_suppressed)

@@ -69,32 +69,51 @@ class ContactRule:
         return cls(c.max_offers, c.window_days, c.decline_cooloff_days)
 
 
-def check_contact(rule: ContactRule, events: Sequence[ContactEvent]) -> Failure:
-    """The contact rule this action's past events break, or None. `events` are its own only."""
+def _tally(rule: ContactRule, events: Sequence[ContactEvent]) -> tuple[int | None, int | None,
+                                                                         int]:
+    """(days since the latest acceptance, since the latest decline, offers in the window)."""
     accepted = declined = None
     offers = 0
+    window = rule.window_days
     for e in events:
         d = e.days_ago
         if e.outcome == "offered":
-            if d < rule.window_days:
+            if d < window:
                 offers += 1
         elif e.outcome == "declined":
             if declined is None or d < declined:
                 declined = d
         elif accepted is None or d < accepted:
             accepted = d
+    return accepted, declined, offers
+
+
+def contact_failure(rule: ContactRule, events: Sequence[ContactEvent]) -> str | None:
+    """The code of the contact rule this action's past events break, or None. `events` are
+    its own only. The definition of contact policy (see eligibility)."""
+    accepted, declined, offers = _tally(rule, events)
     if accepted is not None and accepted < rule.accepted_block_days:
-        return ACCEPTED_RECENTLY, f"accepted {accepted} days ago"
+        return ACCEPTED_RECENTLY
     if declined is not None and declined < rule.decline_cooloff_days:
-        return (
-            DECLINED_RECENTLY,
-            f"declined {declined} days ago (cool-off {rule.decline_cooloff_days} days)",
-        )
+        return DECLINED_RECENTLY
     if offers >= rule.max_offers:
-        if rule.max_offers == 0:
-            return CONTACT_LIMIT_REACHED, "contact policy allows no offers (max_offers 0)"
-        return (
-            CONTACT_LIMIT_REACHED,
-            f"{offers} offers in the last {rule.window_days} days (limit {rule.max_offers})",
-        )
+        return CONTACT_LIMIT_REACHED
     return None
+
+
+def describe_contact(code: str, rule: ContactRule, events: Sequence[ContactEvent]) -> str:
+    """The readable detail of a failure `contact_failure` returned."""
+    accepted, declined, offers = _tally(rule, events)
+    if code == ACCEPTED_RECENTLY:
+        return f"accepted {accepted} days ago"
+    if code == DECLINED_RECENTLY:
+        return f"declined {declined} days ago (cool-off {rule.decline_cooloff_days} days)"
+    if rule.max_offers == 0:
+        return "contact policy allows no offers (max_offers 0)"
+    return f"{offers} offers in the last {rule.window_days} days (limit {rule.max_offers})"
+
+
+def check_contact(rule: ContactRule, events: Sequence[ContactEvent]) -> Failure:
+    """(code, detail) of the contact rule this action's past events break, or None."""
+    code = contact_failure(rule, events)
+    return None if code is None else (code, describe_contact(code, rule, events))

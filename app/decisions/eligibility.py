@@ -8,6 +8,7 @@ max_age, min_aum or min_churn_probability passes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,15 +40,18 @@ REASON_CODES: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class EligibilityRule:
-    """An action's eligibility in plain Python types, built once per catalogue."""
+    """An action's eligibility in plain Python types, built once per catalogue.
 
-    min_age: int | None = None
-    max_age: int | None = None
-    min_aum: float | None = None
+    Open limits are infinities (not None) so that each check is one comparison.
+    """
+
+    min_age: float = -math.inf
+    max_age: float = math.inf
+    min_aum: float = -math.inf
     allowed_tiers: frozenset[str] | None = None
     held_flag: str | None = None
     requires_flags: tuple[str, ...] = ()
-    min_churn_probability: float | None = None
+    min_churn_probability: float = -math.inf
     # Retention actions rank on the churn probability, so they need one even without a threshold.
     needs_churn: bool = False
 
@@ -56,47 +60,95 @@ class EligibilityRule:
         """Flatten the pydantic eligibility of `action` (done once, off the hot path)."""
         e = action.eligibility
         return cls(
-            min_age=e.min_age,
-            max_age=e.max_age,
-            min_aum=e.min_aum,
+            min_age=-math.inf if e.min_age is None else e.min_age,
+            max_age=math.inf if e.max_age is None else e.max_age,
+            min_aum=-math.inf if e.min_aum is None else e.min_aum,
             allowed_tiers=None if e.allowed_tiers is None else frozenset(e.allowed_tiers),
             held_flag=e.held_flag,
             requires_flags=tuple(e.requires_flags),
-            min_churn_probability=e.min_churn_probability,
+            min_churn_probability=(-math.inf if e.min_churn_probability is None
+                                   else e.min_churn_probability),
             needs_churn=action.kind == "retention" or e.min_churn_probability is not None,
         )
 
 
-def check_eligibility(
+def eligibility_failure(
     rule: EligibilityRule,
-    age: int,
+    age: float,
     aum: float,
     booked_tier: str,
-    flags: Mapping[str, bool],
+    flags: Mapping[str, object],
     churn_probability: float | None,
-) -> Failure:
-    """The first eligibility rule the customer fails, or None when eligible."""
-    if rule.min_age is not None and age < rule.min_age:
-        return AGE_BELOW_MINIMUM, f"age {age} below minimum {rule.min_age}"
-    if rule.max_age is not None and age > rule.max_age:
-        return AGE_ABOVE_MAXIMUM, f"age {age} above maximum {rule.max_age}"
-    if rule.min_aum is not None and aum < rule.min_aum:
-        return AUM_BELOW_MINIMUM, f"AUM {aum:,.0f} below minimum {rule.min_aum:,.0f}"
-    if rule.allowed_tiers is not None and booked_tier not in rule.allowed_tiers:
-        allowed = ", ".join(sorted(rule.allowed_tiers)) or "none"
-        return TIER_NOT_ALLOWED, f"booked tier {booked_tier} not in {allowed}"
-    if rule.held_flag is not None and flags.get(rule.held_flag, False):
-        return ALREADY_HELD, f"already held ({rule.held_flag})"
+) -> str | None:
+    """The code of the first eligibility rule the customer fails, or None when eligible.
+
+    This is the definition of eligibility; arbitration_batch.py is its array form, checked
+    against it by tests/decisions/test_batch_form.py.
+    """
+    if age < rule.min_age:
+        return AGE_BELOW_MINIMUM
+    if age > rule.max_age:
+        return AGE_ABOVE_MAXIMUM
+    if aum < rule.min_aum:
+        return AUM_BELOW_MINIMUM
+    tiers = rule.allowed_tiers
+    if tiers is not None and booked_tier not in tiers:
+        return TIER_NOT_ALLOWED
+    held = rule.held_flag
+    if held is not None and flags.get(held, False):
+        return ALREADY_HELD
     for flag in rule.requires_flags:
         if not flags.get(flag, False):
-            return REQUIREMENT_NOT_MET, f"requires {flag}"
+            return REQUIREMENT_NOT_MET
     if rule.needs_churn:
         if churn_probability is None:
-            return CHURN_NOT_SCORED, "churn probability not scored"
-        threshold = rule.min_churn_probability
-        if threshold is not None and churn_probability < threshold:
-            return (
-                CHURN_RISK_BELOW_THRESHOLD,
-                f"churn risk {churn_probability:.0%} below threshold {threshold:.0%}",
-            )
+            return CHURN_NOT_SCORED
+        if churn_probability < rule.min_churn_probability:
+            return CHURN_RISK_BELOW_THRESHOLD
     return None
+
+
+def describe_eligibility(
+    code: str,
+    rule: EligibilityRule,
+    age: float,
+    aum: float,
+    booked_tier: str,
+    flags: Mapping[str, object],
+    churn_probability: float | None,
+) -> str:
+    """The readable detail of a failure `eligibility_failure` returned (it decides nothing)."""
+    if code == AGE_BELOW_MINIMUM:
+        return f"age {age} below minimum {rule.min_age}"
+    if code == AGE_ABOVE_MAXIMUM:
+        return f"age {age} above maximum {rule.max_age}"
+    if code == AUM_BELOW_MINIMUM:
+        return f"AUM {aum:,.0f} below minimum {rule.min_aum:,.0f}"
+    if code == TIER_NOT_ALLOWED:
+        allowed = ", ".join(sorted(rule.allowed_tiers or ())) or "none"
+        return f"booked tier {booked_tier} not in {allowed}"
+    if code == ALREADY_HELD:
+        return f"already held ({rule.held_flag})"
+    if code == REQUIREMENT_NOT_MET:
+        missing = [f for f in rule.requires_flags if not flags.get(f, False)]
+        return f"requires {missing[0] if missing else ', '.join(rule.requires_flags)}"
+    if code == CHURN_NOT_SCORED:
+        return "churn probability not scored"
+    return (f"churn risk {churn_probability or 0.0:.0%} below threshold "
+            f"{rule.min_churn_probability:.0%}")
+
+
+def check_eligibility(
+    rule: EligibilityRule,
+    age: float,
+    aum: float,
+    booked_tier: str,
+    flags: Mapping[str, object],
+    churn_probability: float | None,
+) -> Failure:
+    """(code, detail) of the first eligibility rule the customer fails, or None."""
+    code = eligibility_failure(rule, age, aum, booked_tier, flags, churn_probability)
+    if code is None:
+        return None
+    return code, describe_eligibility(code, rule, age, aum, booked_tier, flags,
+                                      churn_probability)

@@ -7,7 +7,7 @@ When both the profile and the elderly cap fail, the profile is reported: it is t
 RM can act on (reassess the customer), the elderly cap is not.
 
 The customer side is computed once per call (`customer_limits`), the per-action check is a
-couple of integer comparisons (`check_suitability`).
+couple of integer comparisons (`suitability_failure`).
 """
 
 from __future__ import annotations
@@ -79,13 +79,28 @@ def customer_limits(
     )
 
 
-def check_suitability(rank: int, elderly_allowed: bool, limits: SuitabilityLimits) -> Failure:
-    """Whether a product of risk rank `rank` (1..5; 0 = no risk level) suits the customer."""
+def suitability_failure(rank: int, elderly_allowed: bool,
+                        limits: SuitabilityLimits) -> str | None:
+    """The code when a product of risk rank `rank` (1..5; 0 = no risk level) does not suit
+    the customer, or None. The definition of suitability per action (see eligibility)."""
     if rank == 0:
         return None
     if rank > limits.max_rank:
-        return limits.over_code, f"R{rank} product; {limits.over_detail}"
+        return limits.over_code
     cap = limits.elderly_cap
     if cap is not None and rank > cap and not elderly_allowed:
-        return ELDERLY_RISK_CAP, f"R{rank} above the R{cap} cap for elderly customers"
+        return ELDERLY_RISK_CAP
     return None
+
+
+def describe_suitability(code: str, rank: int, limits: SuitabilityLimits) -> str:
+    """The readable detail of a failure `suitability_failure` returned."""
+    if code == ELDERLY_RISK_CAP:
+        return f"R{rank} above the R{limits.elderly_cap} cap for elderly customers"
+    return f"R{rank} product; {limits.over_detail}"
+
+
+def check_suitability(rank: int, elderly_allowed: bool, limits: SuitabilityLimits) -> Failure:
+    """(code, detail) when a product of risk rank `rank` does not suit the customer, or None."""
+    code = suitability_failure(rank, elderly_allowed, limits)
+    return None if code is None else (code, describe_suitability(code, rank, limits))

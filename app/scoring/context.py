@@ -16,6 +16,7 @@ from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES, PlattCalibrator
 from app.decisions.catalog import Catalog
 from app.decisions.policy import Policy
+from app.decisions.prepared import prepare
 from app.engine.evaluate import BoosterEvaluator, Evaluator, ModelLayout
 from app.errors import BundleRejected, FieldProblem
 from app.features.contract import ARBITRATION_FEATURES
@@ -113,8 +114,6 @@ class ScoringContext:
         self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
         self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
         self.constants = ContextConstants.of(self)
-        from app.decisions.arbitration import prepare
-
         self.prepared_catalog = prepare(self.catalog)  # arbitration's flat form, built once
 
     def _check_consistency(self) -> None:

@@ -16,15 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from app.decisions.arbitration import (
-    RANKED_BELOW_TOP_N,
-    ContactEvent,
-    PreparedCatalog,
-    arbitrate_tuples,
-    recommendation_dict,
-)
-from app.decisions.arbitration_batch import CODES, BatchDecisions, arbitrate_batch, limits_of
-from app.decisions.suitability import SuitabilityLimits
+from app.decisions.arbitration import ContactEvent, arbitrate_customer
+from app.decisions.arbitration_batch import BatchArbitration, arbitrate_many
 from app.engine.evaluate import RawScores
 from app.scoring.context import ScoringContext
 from app.scoring.families import calibrate
@@ -62,75 +55,23 @@ def score_rows(
 ) -> list[dict[str, Any]]:
     """Score rows `x` (laid out by ctx.schema) of `customers`; results in input order."""
     parts = options.parts
-    want_tier = "tier" in parts
     want_churn = "churn" in parts
     want_recs = "recommendations" in parts
-    need_churn = want_churn or want_recs  # retention actions compete on churn risk
-    raw = ctx.evaluator.raw(x, tier=want_tier, churn=need_churn, products=want_recs)
-    n = x.shape[0]
-    k = ctx.constants
-
-    aum_col = x[:, k.aum_col]
-    churn_arr: np.ndarray | None = None
-    product_arr: np.ndarray | None = None
-    tier_probs: list[list[float]] | None = None
-    churn_p: list[float] | None = None
-    product_p: list[list[float]] | None = None
-    single = _single_row(ctx, raw) if n == 1 else None
-    if single is not None:
-        # One customer: the same operations on Python floats, with a single np.exp call
-        # (identical results: + - * / are IEEE in both, exp is numpy's in both).
-        tier_probs, churn_p, product_p = single
-        aum = aum_col.tolist()
-        booked_idx = [bisect_right(k.tier_thresholds, aum[0]) - 1]
-    else:
-        aum = aum_col.tolist()
-        booked_idx = (np.searchsorted(ctx.tier_thresholds, aum_col, side="right") - 1).tolist()
-        if want_tier and raw.tier is not None:
-            tier_probs = ctx.tier.model.link(raw.tier).tolist()
-        if need_churn and raw.churn is not None:
-            churn_arr = calibrate(ctx.churn.calibrator, raw.churn,
-                                  ctx.churn.model.link(raw.churn))
-            churn_p = churn_arr.tolist()
-        if want_recs and raw.products is not None:
-            product_arr = 1.0 / (1.0 + np.exp(-k.product_sigmoid * raw.products))
-
-    band_idx: list[int] | None = None
-    if churn_p is not None:
-        if n == 1 and not math.isnan(churn_p[0]):
-            band_idx = [bisect_right(k.band_thresholds, churn_p[0]) - 1]
-        else:
-            band_idx = (np.searchsorted(ctx.band_thresholds, churn_p, side="right") - 1).tolist()
-
+    s = _Scores.of(ctx, x, tier="tier" in parts, churn=want_churn or want_recs,
+                   products=want_recs)
     contrib = None
     if want_churn and options.explain:
         contrib = contributions(ctx.churn, x, ctx.layout.columns(ctx.churn.model))
-
-    top_n = options.top_n or ctx.policy.default_top_n
-    include_suppressed = options.include_suppressed
-    details = include_suppressed and options.suppressed_details
-    prepared = ctx.prepared_catalog if want_recs else None
-    tier_names = k.tier_names
-    classes = k.classes
-    tier_rank = ctx.tier_rank
-    band_names = k.band_names
-    product_names = k.product_names
-    churn_features = ctx.churn.model.feature_names
-    batch = None
-    if prepared is not None and n >= BATCH_ARBITRATION_MIN and not details:
-        if top_n < 0:
-            raise ValueError(f"top_n must be >= 0, got {top_n}")
-        batch = _Batch.decide(ctx, x, customers, booked_idx, aum, churn_arr, product_arr,
-                              top_n, include_suppressed)
-    if product_arr is not None and (batch is None or any(c.history for c in customers)):
-        product_p = product_arr.tolist()  # per-customer arbitration reads them by name
+    arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
+    k = ctx.constants
+    tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
+    band_names, churn_features = k.band_names, ctx.churn.model.feature_names
     results: list[dict[str, Any]] = []
-    for i in range(n):
-        cust = customers[i]
-        booked = tier_names[booked_idx[i]] if aum[i] == aum[i] else None  # not NaN
+    for i, cust in enumerate(customers):
+        booked = tier_names[s.booked_idx[i]] if s.aum[i] == s.aum[i] else None  # not NaN
         out: dict[str, Any] = {"customer_id": cust.customer_id}
-        if tier_probs is not None:
-            probs = tier_probs[i]
+        if s.tier_probs is not None:
+            probs = s.tier_probs[i]
             predicted = classes[probs.index(max(probs))]
             out["tier"] = {
                 "booked": booked,
@@ -139,11 +80,11 @@ def score_rows(
                 "upgrade_candidate": booked is not None
                 and tier_rank[predicted] > tier_rank[booked],
             }
-        probability = churn_p[i] if churn_p is not None else None
-        if want_churn and churn_p is not None and band_idx is not None:
+        probability = s.churn_p[i] if s.churn_p is not None else None
+        if want_churn and s.churn_p is not None and s.band_idx is not None:
             out["churn"] = {
                 "probability": probability,
-                "band": band_names[band_idx[i]],
+                "band": band_names[s.band_idx[i]],
                 "reasons": (
                     top_reasons(contrib[i], churn_features, cust.features,
                                 ctx.churn.reason_codes)
@@ -151,42 +92,59 @@ def score_rows(
                     else []
                 ),
             }
-        if prepared is None:
-            results.append(out)
-            continue
-        if batch is not None and not cust.history:
-            out["recommendations"], suppressed = batch.customer(i, booked or "", cust)
-        else:
-            features = cust.features
-            propensities = (
-                dict(zip(product_names, product_p[i], strict=True))
-                if product_p is not None
-                else {}
-            )
-            recs, suppressed = arbitrate_tuples(
-                prepared,
-                age=int(features.get("age") or 0),
-                aum=float(features.get("aum_total") or 0.0),
-                booked_tier=booked or "",
-                risk_profile=features.get("risk_profile"),
-                risk_assessment_age_days=features.get("risk_assessment_age_days"),
-                flags=features,
-                churn_probability=probability,
-                days_to_next_maturity=features.get("days_to_next_maturity"),
-                propensities=propensities,
-                channel=cust.channel,
-                history=cust.history,
-                top_n=top_n,
-                details=details,
-                build=recommendation_dict,
-            )
-            out["recommendations"] = recs
-        if include_suppressed:
-            out["suppressed"] = [
-                {"action_id": s[0], "reason_code": s[1], "detail": s[2]} for s in suppressed
-            ]
+        if arbiter is not None:
+            arbiter.customer(out, i, cust, booked or "", probability)
         results.append(out)
     return results
+
+
+@dataclass(slots=True)
+class _Scores:
+    """The models' outputs for the rows, as the response needs them: Python lists per row
+    (and the arrays the batch arbitration reads)."""
+
+    aum: list[float]
+    booked_idx: list[int]
+    tier_probs: list[list[float]] | None = None
+    churn_p: list[float] | None = None
+    band_idx: list[int] | None = None
+    churn_arr: np.ndarray | None = None
+    product_arr: np.ndarray | None = None
+    product_p: list[list[float]] | None = None  # filled in single-row mode only
+
+    @classmethod
+    def of(cls, ctx: ScoringContext, x: np.ndarray, *, tier: bool, churn: bool,
+           products: bool) -> _Scores:
+        """Evaluate the models asked for and turn their raw scores into probabilities."""
+        raw = ctx.evaluator.raw(x, tier=tier, churn=churn, products=products)
+        k = ctx.constants
+        aum_col = x[:, k.aum_col]
+        aum = aum_col.tolist()
+        single = _single_row(ctx, raw) if x.shape[0] == 1 else None
+        if single is not None:
+            # One customer: the same operations on Python floats, with a single np.exp call
+            # (identical results: + - * / are IEEE in both, exp is numpy's in both).
+            s = cls(aum, [bisect_right(k.tier_thresholds, aum[0]) - 1], *single[:2])
+            s.product_p = single[2]
+        else:
+            booked = np.searchsorted(ctx.tier_thresholds, aum_col, side="right") - 1
+            s = cls(aum, booked.tolist())
+            if tier and raw.tier is not None:
+                s.tier_probs = ctx.tier.model.link(raw.tier).tolist()
+            if churn and raw.churn is not None:
+                s.churn_arr = calibrate(ctx.churn.calibrator, raw.churn,
+                                        ctx.churn.model.link(raw.churn))
+                s.churn_p = s.churn_arr.tolist()
+            if products and raw.products is not None:
+                s.product_arr = 1.0 / (1.0 + np.exp(-k.product_sigmoid * raw.products))
+        churn_p = s.churn_p
+        if churn_p is not None:
+            if len(churn_p) == 1 and not math.isnan(churn_p[0]):
+                s.band_idx = [bisect_right(k.band_thresholds, churn_p[0]) - 1]
+            else:
+                s.band_idx = (np.searchsorted(ctx.band_thresholds, churn_p, side="right")
+                              - 1).tolist()
+        return s
 
 
 # From this many customers on, arbitration runs over the whole batch as array operations
@@ -194,63 +152,62 @@ def score_rows(
 BATCH_ARBITRATION_MIN = 16
 
 
-class _Batch:
-    """The batch arbitration's decisions, unpacked per customer into the same tuples
-    arbitrate_tuples returns (with details=False)."""
+class _Arbiter:
+    """Recommendations for each customer: from the batch arbitration when it applies, else
+    from the per-customer arbitration (customers with a contact history always)."""
 
-    def __init__(self, prepared: PreparedCatalog, decisions: BatchDecisions,
-                 limits: list[SuitabilityLimits], top_n: int, with_suppressed: bool) -> None:
-        self.actions = prepared.actions
-        top = min(top_n, len(self.actions))
-        idx = decisions.order[:, :top]
-        self.idx = idx.tolist()
-        self.p = np.take_along_axis(decisions.p, idx, axis=1).tolist()
-        self.w = np.take_along_axis(decisions.weight, idx, axis=1).tolist()
-        self.priority = np.take_along_axis(decisions.priority, idx, axis=1).tolist()
-        self.eligible = decisions.eligible.tolist()
-        self.limits = limits
-        self.top = top
-        self.order = decisions.order.tolist() if with_suppressed else None
-        self.code = decisions.code.tolist() if with_suppressed else None
+    def __init__(self, ctx: ScoringContext, s: _Scores, options: Options,
+                 batch: BatchArbitration | None) -> None:
+        self.prepared = ctx.prepared_catalog
+        self.product_names = ctx.constants.product_names
+        self.top_n = options.top_n or ctx.policy.default_top_n
+        self.include_suppressed = options.include_suppressed
+        self.details = options.include_suppressed and options.suppressed_details
+        self.batch = batch
+        self.product_p = s.product_p
+        self.product_arr = s.product_arr
 
     @classmethod
-    def decide(cls, ctx: ScoringContext, x: np.ndarray, customers: Sequence[CustomerInput],
-               booked_idx: list[int], aum: list[float], churn: np.ndarray | None,
-               products: np.ndarray | None, top_n: int, with_suppressed: bool) -> _Batch | None:
-        prepared = ctx.prepared_catalog
-        tier_names = ctx.constants.tier_names
-        features = [c.features for c in customers]
-        ages = [int(f.get("age") or 0) for f in features]
-        limits = limits_of(prepared, features, ages)
-        booked = [(tier_names[b] if a == a else None) or "" for b, a in zip(booked_idx, aum,
-                                                                          strict=True)]
-        decisions = arbitrate_batch(
-            prepared, schema=ctx.schema, x=x, booked_tier=booked, limits=limits, churn=churn,
-            propensities=products, product_names=ctx.constants.product_names,
-            channels=[c.channel for c in customers])
-        if decisions is None:
-            return None
-        return cls(prepared, decisions, limits, top_n, with_suppressed)
+    def of(cls, ctx: ScoringContext, x: np.ndarray, customers: Sequence[CustomerInput],
+           s: _Scores, options: Options) -> _Arbiter:
+        """Decide the batch at once when it is large enough and no details are asked for."""
+        arbiter = cls(ctx, s, options, None)
+        if len(customers) >= BATCH_ARBITRATION_MIN and not arbiter.details:
+            tier_names = ctx.constants.tier_names
+            features = [c.features for c in customers]
+            arbiter.batch = arbitrate_many(
+                arbiter.prepared, schema=ctx.schema, x=x, features=features,
+                booked_tier=[(tier_names[b] if a == a else None) or ""
+                             for b, a in zip(s.booked_idx, s.aum, strict=True)],
+                churn=s.churn_arr, propensities=s.product_arr,
+                product_names=arbiter.product_names,
+                channels=[c.channel for c in customers], top_n=arbiter.top_n,
+                with_suppressed=arbiter.include_suppressed)
+        return arbiter
 
-    def customer(self, i: int, booked_tier: str, cust: CustomerInput
-                 ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
-        """Customer i's recommendations (response dicts) and suppressed actions."""
-        actions = self.actions
-        shown = min(self.top, self.eligible[i])
-        idx, p, w, priority = self.idx[i], self.p[i], self.w[i], self.priority[i]
-        limits = self.limits[i]
-        channel = cust.channel
-        days = cust.features.get("days_to_next_maturity")
-        recs = [recommendation_dict(actions[idx[r]], priority[r], p[r], w[r], channel,
-                                    booked_tier, days, limits)
-                for r in range(shown)]
-        suppressed: list[tuple[str, str, str]] = []
-        if self.code is not None and self.order is not None:
-            suppressed = [(actions[j].id, CODES[c], "")
-                          for j, c in enumerate(self.code[i]) if c]
-            suppressed += [(actions[j].id, RANKED_BELOW_TOP_N, "")
-                           for j in self.order[i][shown:self.eligible[i]]]
-        return recs, suppressed
+    def customer(self, out: dict[str, Any], i: int, cust: CustomerInput, booked: str,
+                 churn: float | None) -> None:
+        """Add customer i's recommendations (and suppressed actions) to its result."""
+        features = cust.features
+        if self.batch is not None and not cust.history:
+            out["recommendations"], suppressed = self.batch.customer(
+                i, booked_tier=booked, channel=cust.channel,
+                days_to_next_maturity=features.get("days_to_next_maturity"))
+        else:
+            product_p = self.product_p
+            if product_p is None and self.product_arr is not None:
+                # Only now: the batch path, when it answers everyone, never reads them by name.
+                product_p = self.product_p = self.product_arr.tolist()
+            out["recommendations"], suppressed = arbitrate_customer(
+                self.prepared, features, booked_tier=booked, churn_probability=churn,
+                propensities=({} if product_p is None
+                              else dict(zip(self.product_names, product_p[i], strict=True))),
+                channel=cust.channel, history=cust.history, top_n=self.top_n,
+                details=self.details)
+        if self.include_suppressed:
+            out["suppressed"] = [
+                {"action_id": a, "reason_code": c, "detail": d} for a, c, d in suppressed
+            ]
 
 
 def _single_row(

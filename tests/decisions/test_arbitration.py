@@ -9,19 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.decisions import arbitration as arb
-from app.decisions.arbitration import (
-    REASON_CODES,
-    ContactEvent,
-    Customer,
-    arbitrate,
-    arbitrate_prepared,
-    prepare,
-)
+from app.decisions import prepared as prep
+from app.decisions.arbitration import REASON_CODES, ContactEvent
 from app.decisions.catalog import Action, Catalog
 from app.decisions.contact_policy import ContactRule, check_contact
 from app.decisions.eligibility import EligibilityRule, check_eligibility
+from app.decisions.prepared import prepare
 from app.decisions.suitability import check_suitability, customer_limits, level_rank
+from tests.support.arbitration import Customer, arbitrate
 
 
 def customer(**kw: Any) -> Customer:
@@ -111,7 +106,7 @@ def test_eligibility_rule_from_action() -> None:
     )
     assert rule.allowed_tiers == frozenset({"hnw"})
     assert rule.requires_flags == ("a",)
-    assert rule.needs_churn and rule.min_churn_probability is None
+    assert rule.needs_churn and rule.min_churn_probability == -math.inf
     assert not EligibilityRule.from_action(product("p")).needs_churn
 
 
@@ -331,13 +326,13 @@ def test_prepare_is_cached_per_catalogue_and_released() -> None:
     prepared = prepare(catalog)
     assert prepare(catalog) is prepared
     assert prepare(Catalog(actions=(product("a"),))) is not prepared
-    recs, _ = arbitrate_prepared(prepared, customer=customer(), propensities={"a": 0.5},
-                                 channel=None, history=(), top_n=1)
+    recs, _ = arbitrate(catalog=prepared, customer=customer(), propensities={"a": 0.5},
+                        channel=None, history=(), top_n=1)
     assert recs[0].action_id == "a"
     key = id(catalog)
     del catalog
     gc.collect()
-    assert key not in arb._CACHE
+    assert key not in prep._CACHE
 
 
 def test_reason_codes_are_unique_and_stable() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.decisions.arbitration import ContactEvent, Customer, arbitrate
+from app.decisions.arbitration import ContactEvent
 from app.decisions.catalog import CHANNELS, Catalog
 from app.decisions.policy import Policy
 from app.features.contract import DEFAULT_FEATURES
@@ -16,6 +16,7 @@ from app.training.default_config import (
     default_catalog,
     default_policy,
 )
+from tests.support.arbitration import Customer, arbitrate
 
 BOOLEAN_FEATURES = {f.name for f in DEFAULT_FEATURES if f.kind == "boolean"}
 

@@ -1,0 +1,1 @@
+"""Test-only helpers and doubles (nothing in app/ imports them)."""
