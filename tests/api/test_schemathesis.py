@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.bundles.io import build_bundle, read_dir, to_archive
+from app.bundles.io import read_dir, to_archive
 from app.bundles.manifest import FAMILIES
 from app.config import PROJECT_ROOT
 from tests.api.live_service import running_service
@@ -30,17 +30,10 @@ HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 
 
 def _archives(root: Path) -> Path:
-    """Upload bodies per family: the seeded version 1 (a 409) and, for the configuration
-    families, a relabelled copy (a new version: 201 once, then 409)."""
+    """The registered (seeded) version of each family as an upload body."""
+    root.mkdir(parents=True)
     for family in FAMILIES:
-        bundle = read_dir(MODELS_DIR / family)
-        (root / family).mkdir(parents=True)
-        (root / family / "v1.tar.gz").write_bytes(to_archive(bundle))
-        if family in ("catalog", "policy"):
-            fields = bundle.manifest.model_dump(mode="json", exclude_none=True)
-            fields["label"] = f"{fields.get('label', family)} (schemathesis)"
-            (root / family / "relabelled.tar.gz").write_bytes(
-                to_archive(build_bundle(fields, bundle.files)))
+        (root / f"{family}.tar.gz").write_bytes(to_archive(read_dir(MODELS_DIR / family)))
     return root
 
 

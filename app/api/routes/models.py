@@ -131,7 +131,12 @@ WRITE_JSON = errors(*AUTH_ERRORS, *JSON_BODY_ERRORS, 404, 409,
                     s404="Unknown family or version",
                     s409="Not approved, already approved by this key, nothing to roll back "
                          "to, or another change won the race")
+_VERSION_LINK = {"parameters": {"family": "$response.body#/family",
+                                 "version": "$response.body#/version"}}
 PUBLISH: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Stored as the family's next version", "links": {
+        name: {"operationId": name, **_VERSION_LINK}
+        for name in ("show_version", "approve_version", "download_bundle")}},
     **errors(*AUTH_ERRORS, 404, 409, 413, 415, 422,
              s404="A check_with version does not exist", s409="This bundle is registered",
              s413="Bundle larger than the replica's bundle limit",
