@@ -155,6 +155,13 @@ def test_405_lists_every_method_of_the_path(scoring: TestClient) -> None:
         assert resp.headers["allow"] == allowed, (method, path)
 
 
+def test_status_of_fixed_contexts_follows_its_model(scoring: TestClient) -> None:
+    body = scoring.get("/v1/status").json()
+    assert body["ready"] is True and body["source"] == "static"
+    assert set(body["versions"]) == {"tier", "churn", "products", "catalog", "policy"}
+    assert isinstance(body["replica"]["pid"], int)
+
+
 def test_probes_need_no_key(default_context: ScoringContext) -> None:
     app = create_app(Settings(auth_enabled=True), live=StaticContexts(default_context))
     with TestClient(app) as client:
