@@ -71,7 +71,7 @@ def openapi(
     from app.api.openapi import openapi_yaml
     from app.main import create_app
 
-    text = openapi_yaml(create_app())
+    text = openapi_yaml(create_app().api)
     if out == "-":
         typer.echo(text, nl=False)
     else:
