@@ -72,7 +72,8 @@ def main() -> None:
                         help="skip the MLServer comparison (installs MLServer on first use)")
     args = parser.parse_args()
 
-    from app.engine.compiled import TreeWalkEvaluator, fastest_evaluator
+    from app.engine.compiled import fastest_evaluator
+    from app.engine.walker import TreeWalkEvaluator
     from bench import inprocess
 
     started = time.time()

@@ -2,7 +2,7 @@
  * tierwise tree walker: every tree of every model of a scoring context, evaluated in one
  * native call per batch, with LightGBM's own prediction semantics.
  *
- * Built at first use by app/scoring/compiled.py with the system C compiler (no Python C-API),
+ * Built at first use by app/engine/native.py with the system C compiler (no Python C-API),
  * loaded with ctypes. The model data (flat arrays) is built in Python from the LightGBM text
  * model and handed over once through tw_new(); tw_predict() only reads it, so any number of
  * threads may call it at once.
@@ -962,19 +962,4 @@ int tw_predict(const tw_model *m, const double *x, int64_t n, double *out, uint3
     }
     free(raw);
     return 0;
-}
-
-/*
- * The same, taking the two numpy arrays themselves: their data pointers are read at byte
- * `data_at` of the object (numpy's PyArrayObject keeps `data` right after the object header;
- * compiled.py checks the offset against ndarray.ctypes.data before using this). Saves the
- * microsecond or two that building ctypes pointers costs in Python on every call.
- */
-int tw_predict_arrays(const tw_model *m, const char *xobj, int64_t n, const char *outobj,
-                      uint32_t part_mask, int64_t data_at) {
-    const double *x;
-    double *out;
-    memcpy(&x, xobj + data_at, sizeof x);
-    memcpy(&out, outobj + data_at, sizeof out);
-    return tw_predict(m, x, n, out, part_mask);
 }

@@ -12,16 +12,15 @@ import numpy as np
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.engine import compiled
-from app.engine.compiled import (
-    TreeWalkEvaluator,
-    check_against_booster,
-    fastest_evaluator,
-    max_difference,
-    probe_rows,
-)
+from app.engine import native
+from app.engine import walker as walker_module
+from app.engine.compiled import check_against_booster, fastest_evaluator, max_difference, probe_rows
 from app.engine.evaluate import BoosterEvaluator, ModelLayout, RawScores
+from app.engine.flatten import FlatModels
+from app.engine.model_text import parse_model
+from app.engine.native import BuildError
 from app.engine.trees import TreeModel
+from app.engine.walker import ISA_NAMES, TreeWalkEvaluator
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
 
@@ -107,7 +106,7 @@ def _assert_same(got: RawScores, want: RawScores, tol: float = 1e-12) -> None:
 
 
 def test_models_cover_every_split_kind(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
-    kinds = {m.name: compiled.parse_model(m.text) for m in layout.all_models()}
+    kinds = {m.name: parse_model(m.text) for m in layout.all_models()}
     decisions = {name: {d for t in p.trees for d in t.decision_type} for name, p in kinds.items()}
     assert any(d & 1 for ds in decisions.values() for d in ds), "no categorical split"
     assert any((d >> 2) & 3 == 1 for d in decisions["zero_missing"]), "no zero-as-missing split"
@@ -157,16 +156,21 @@ def test_single_rows_and_parts(layout: ModelLayout, walker: TreeWalkEvaluator) -
         walker.raw(x[:, :-1], **ALL)
 
 
-def test_both_ways_of_passing_arrays(walker: TreeWalkEvaluator,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    assert compiled._DATA_AT is not None, "CPython: the array objects are passed directly"
+def test_read_only_and_odd_arrays(walker: TreeWalkEvaluator) -> None:
+    """Rows the walker cannot write into or read in place give the same scores."""
     x = probe_rows(SCHEMA, 300, seed=16)
     direct = walker.raw(x, **ALL)
-    monkeypatch.setattr(compiled, "_DATA_AT", None)  # through ndarray.ctypes.data instead
-    _assert_same(walker.raw(x, **ALL), direct, 0.0)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    _assert_same(walker.raw(frozen, **ALL), direct, 0.0)
+    _assert_same(walker.raw(np.asfortranarray(x), **ALL), direct, 0.0)
     assert direct.tier is not None and direct.churn is not None and direct.products is not None
     first = RawScores(tier=direct.tier[:1], churn=direct.churn[:1], products=direct.products[:1])
     _assert_same(walker.raw(x[:1], **ALL), first, 0.0)
+    _assert_same(walker.raw(frozen[:1], **ALL), first, 0.0)
+    every_other = RawScores(tier=direct.tier[::2], churn=direct.churn[::2],
+                            products=direct.products[::2])
+    _assert_same(walker.raw(x[::2], **ALL), every_other, 0.0)
 
 
 def test_edge_values(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
@@ -208,13 +212,13 @@ def test_threads_share_one_walker(layout: ModelLayout, walker: TreeWalkEvaluator
 
 def test_fastest_evaluator_checks_and_caches(layout: ModelLayout, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compiled, "_libs", {})  # as in a fresh process
+    monkeypatch.setattr(native, "_libs", {})  # as in a fresh process
     ev = fastest_evaluator(layout, cache_dir=tmp_path)
     assert isinstance(ev, TreeWalkEvaluator)
     (so,) = tmp_path.glob("treewalk-*.so")  # kept in the cache, named by the source's sha256
-    assert so.name == f"treewalk-{compiled.library_key(compiled._compiler(None))[:24]}.so"
+    assert so.name == f"treewalk-{native.library_key(native.find_compiler(None))[:24]}.so"
     assert check_against_booster(ev, layout) == 0.0
-    monkeypatch.setattr(compiled, "_libs", {})
+    monkeypatch.setattr(native, "_libs", {})
     stamp = so.stat().st_mtime_ns
     assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), TreeWalkEvaluator)
     assert so.stat().st_mtime_ns == stamp, "the next process loads it without compiling"
@@ -224,8 +228,8 @@ def test_fastest_evaluator_checks_and_caches(layout: ModelLayout, tmp_path: Path
 def test_fallback_without_compiler(layout: ModelLayout, tmp_path: Path, how: str,
                                    monkeypatch: pytest.MonkeyPatch,
                                    caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(compiled, "_warned", set())
-    monkeypatch.setattr(compiled, "_libs", {})
+    monkeypatch.setattr(native, "_warned", set())
+    monkeypatch.setattr(native, "_libs", {})
     cc: str | None = None
     if how == "parameter":
         cc = str(tmp_path / "no-such-cc")
@@ -250,7 +254,7 @@ def test_fallback_without_compiler(layout: ModelLayout, tmp_path: Path, how: str
 
 def test_a_wrong_fast_path_never_serves(layout: ModelLayout, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compiled, "_warned", set())
+    monkeypatch.setattr(native, "_warned", set())
     real = TreeWalkEvaluator.raw
 
     def off_by_a_little(self: TreeWalkEvaluator, x: np.ndarray, **kw: bool) -> RawScores:
@@ -264,15 +268,15 @@ def test_a_wrong_fast_path_never_serves(layout: ModelLayout, tmp_path: Path,
 
 def test_a_failing_build_falls_back(layout: ModelLayout, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(_: ModelLayout) -> compiled.FlatModels:
+    def broken(_: ModelLayout) -> FlatModels:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(compiled, "flatten", broken)
+    monkeypatch.setattr(walker_module, "flatten", broken)
     assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), BoosterEvaluator)
 
 
 def test_unsupported_model_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compiled, "_warned", set())
+    monkeypatch.setattr(native, "_warned", set())
     x = _data(1000, seed=6)[:, [0, 1, 2, 6]]
     names = ["amount", "score", "visits", "ratio"]
     y = _signal(_data(1000, seed=6), seed=7)
@@ -320,7 +324,7 @@ BATCH_SIZES = (8, 15, 16, 17, 33, 127, 128, 129, 1000)
 def _kernels(walker: TreeWalkEvaluator) -> list[str]:
     """Every batch kernel this CPU runs (the walker's own one last, left in use)."""
     best = walker.isa
-    kernels = [k for k in compiled.ISA_NAMES if walker.use_isa(k) == k]
+    kernels = [k for k in ISA_NAMES if walker.use_isa(k) == k]
     walker.use_isa(best)
     assert best in kernels and kernels[0] == "walk"
     return [k for k in kernels if k != best] + [best]
@@ -396,9 +400,9 @@ def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["mask", "col", "qoff", "kind", "nleaf"])
 def test_bad_quickscorer_arrays_are_refused(layout: ModelLayout, tmp_path: Path, damage: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    real = compiled.flatten
+    real = walker_module.flatten
 
-    def damaged(lay: ModelLayout) -> compiled.FlatModels:
+    def damaged(lay: ModelLayout) -> FlatModels:
         f = real(lay)
         t = int(np.flatnonzero(f.qkind == 32)[0])
         i = int(f.qoff[t])
@@ -414,8 +418,8 @@ def test_bad_quickscorer_arrays_are_refused(layout: ModelLayout, tmp_path: Path,
             f.nleaf[t] = 33
         return f
 
-    monkeypatch.setattr(compiled, "flatten", damaged)
-    with pytest.raises(compiled.BuildError, match="refused"):
+    monkeypatch.setattr(walker_module, "flatten", damaged)
+    with pytest.raises(BuildError, match="refused"):
         TreeWalkEvaluator(layout, cache_dir=tmp_path)
 
 
@@ -423,9 +427,9 @@ def test_compiler_without_vector_kernels(layout: ModelLayout, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch,
                                          caplog: pytest.LogCaptureFixture) -> None:
     """A compiler that cannot build the x86 kernels still gives the (walking) fast path."""
-    monkeypatch.setattr(compiled, "_warned", set())
-    monkeypatch.setattr(compiled, "_libs", {})
-    real = compiled._compiler(None)
+    monkeypatch.setattr(native, "_warned", set())
+    monkeypatch.setattr(native, "_libs", {})
+    real = native.find_compiler(None)
     fake = tmp_path / "old-cc"
     fake.write_text("#!/bin/sh\ncase \"$*\" in *-DTW_PORTABLE*) ;; "
                     "*) echo 'unknown target attribute' >&2; exit 1;; esac\n"
