@@ -72,14 +72,6 @@ class FeatureSpec(BaseModel):
     def _unit(self) -> str:
         return f" {self.unit}" if self.unit else ""
 
-    def encode(self, value: Any) -> float:
-        """The float a model reads for an already-checked value (missing becomes NaN)."""
-        if value is None:
-            return math.nan
-        if self.kind == "category":
-            return float(self.categories.index(value))
-        return float(value)
-
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)

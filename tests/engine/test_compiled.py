@@ -71,7 +71,7 @@ def _train(name: str, x: np.ndarray, y: np.ndarray, names: list[str], objective:
         "num_threads": 1, "verbosity": -1, "seed": 3, "deterministic": True,
     }
     base.update(params)
-    cats = [i for i, n in enumerate(names) if SCHEMA.by_name[n].kind == "category"]
+    cats = [i for i, n in enumerate(names) if SCHEMA.specs[SCHEMA.index[n]].kind == "category"]
     ds = lgb.Dataset(x, label=y, feature_name=names, categorical_feature=cats, params=base)
     booster = lgb.train(base, ds, num_boost_round=rounds)
     return TreeModel.from_text(name, booster.model_to_string())
