@@ -13,36 +13,29 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.bundles.manifest import FAMILIES
-from app.errors import FieldProblem, NotFound, NotReady, TierwiseError
+from app.errors import NotReady, TierwiseError
 from app.registry import repository, service, store
-from app.registry.tables import ALIASES, utcnow
+from app.registry.pins import PinnedContexts, VersionKey, version_key, versions_of
+from app.registry.poller import AliasPoller
+from app.registry.tables import utcnow
 from app.scoring.context import ScoringContext
 
 log = logging.getLogger("tierwise.registry.live")
 
+__all__ = ["AliasPoller", "LiveScoring", "SwapListener", "customer_share"]
+
 SwapListener = Callable[[str, str, int], None]
-VersionKey = tuple[tuple[str, int], ...]
 
 
 def customer_share(customer_id: str) -> float:
     """Where a customer falls in [0, 1): first 8 bytes of sha256(customer_id) / 2**64."""
     return int.from_bytes(hashlib.sha256(customer_id.encode()).digest()[:8], "big") / 2**64
-
-
-def _key(versions: Mapping[str, int]) -> VersionKey:
-    return tuple(sorted(versions.items()))
-
-
-def _versions(ctx: ScoringContext) -> dict[str, int]:
-    return {f: ref.version for f, ref in ctx.versions.items()}
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -68,9 +61,8 @@ class LiveScoring:
         self._live: _Live | None = None
         self._aliases: dict[str, dict[str, int]] = {}
         self._build_lock = threading.Lock()
-        self._pin_lock = threading.Lock()
-        self._pinned: OrderedDict[VersionKey, ScoringContext] = OrderedDict()
-        self._pin_cache_size = pin_cache_size
+        self._pinned = PinnedContexts(sessions=sessions, size=pin_cache_size,
+                                      accelerate=accelerate)
         self._listeners: list[SwapListener] = []
         self._refused: set[tuple[str, VersionKey]] = set()
         self._last_failure: dict[str, Any] | None = None
@@ -99,7 +91,7 @@ class LiveScoring:
         if live is None:
             raise NotReady("no verified scoring context is live yet; see /v1/status")
         if pins:
-            return self._pinned_context(live.production, pins), None
+            return self._pinned.context(live.production, pins), None
         if live.challenger is None:
             return live.production, None
         setting = live.production.policy.challenger
@@ -110,33 +102,6 @@ class LiveScoring:
         if setting.mode == "shadow":
             return live.production, live.challenger
         return live.production, None
-
-    def _pinned_context(self, production: ScoringContext,
-                        pins: Mapping[str, str]) -> ScoringContext:
-        wanted = _versions(production)
-        if all(str(p).strip().isdigit() for p in pins.values()) and set(pins) <= set(FAMILIES):
-            key = _key({**wanted, **{f: int(p) for f, p in pins.items()}})
-            with self._pin_lock:  # replaying the same versions again costs no DB query
-                if key in self._pinned:
-                    self._pinned.move_to_end(key)
-                    return self._pinned[key]
-        with self._sessions() as session:
-            for family, pin in pins.items():
-                wanted[family] = _resolve_pin(session, family, str(pin).strip())
-            key = _key(wanted)
-            if key == _key(_versions(production)):
-                return production
-            with self._pin_lock:
-                if (hit := self._pinned.get(key)) is not None:
-                    self._pinned.move_to_end(key)
-                    return hit
-                built = service.build_from(session, wanted)
-                if self._accelerate is not None:
-                    self._accelerate(built)
-                self._pinned[key] = built
-                while len(self._pinned) > self._pin_cache_size:
-                    self._pinned.popitem(last=False)
-                return built
 
     # --- refresh and swap ------------------------------------------------------------
 
@@ -158,7 +123,7 @@ class LiveScoring:
             production = live.production if live else None
             target = {f: a["production"] for f, a in aliases.items() if "production" in a}
             announce: list[tuple[str, ScoringContext | None, ScoringContext]] = []
-            if production is None or _versions(production) != target:
+            if production is None or versions_of(production) != target:
                 built = self._try_build("production", target, production)
                 if built is not None:
                     announce.append(("load" if production is None else "swap", production, built))
@@ -169,7 +134,7 @@ class LiveScoring:
             chal_target = self._challenger_target(production, aliases)
             if chal_target is None:
                 challenger = None
-            elif challenger is None or _versions(challenger) != chal_target:
+            elif challenger is None or versions_of(challenger) != chal_target:
                 challenger = self._try_build("challenger", chal_target, None)
                 if challenger is not None:
                     announce.append(("challenger_swap", live.challenger if live else None,
@@ -188,13 +153,13 @@ class LiveScoring:
                            aliases: Mapping[str, Mapping[str, int]]) -> dict[str, int] | None:
         if production.policy.challenger.mode == "off":
             return None
-        base = _versions(production)
+        base = versions_of(production)
         target = {**base, **{f: a["challenger"] for f, a in aliases.items() if "challenger" in a}}
         return None if target == base else target
 
     def _try_build(self, kind: str, target: dict[str, int],
                    old: ScoringContext | None) -> ScoringContext | None:
-        key = (kind, _key(target))
+        key = (kind, version_key(target))
         if key in self._refused:
             return None  # refused before: an immutable version will not verify next time either
         try:
@@ -211,7 +176,7 @@ class LiveScoring:
 
     def _fail(self, kind: str, target: dict[str, int], exc: Exception,
               old: ScoringContext | None = None) -> None:
-        live_versions = _versions(old) if old else {}
+        live_versions = versions_of(old) if old else {}
         rejected = {f: v for f, v in target.items() if live_versions.get(f) != v}
         self._last_failure = {"at": utcnow().isoformat(), "kind": kind, "versions": target,
                               "not_swapped_in": rejected, "error": store.describe_failure(exc)}
@@ -222,8 +187,8 @@ class LiveScoring:
             self._notify(event, family, version)
 
     def _announce(self, event: str, old: ScoringContext | None, new: ScoringContext) -> None:
-        before = _versions(old) if old else {}
-        changed = {f: v for f, v in _versions(new).items() if before.get(f) != v}
+        before = versions_of(old) if old else {}
+        changed = {f: v for f, v in versions_of(new).items() if before.get(f) != v}
         log.info("registry %s: %s", event, changed)
         for family, version in changed.items():
             self._notify(event, family, version)
@@ -245,7 +210,7 @@ class LiveScoring:
         setting = production.policy.challenger if production else None
         return {
             "ready": live is not None,
-            "in_sync": bool(production and _versions(production) == registry),
+            "in_sync": bool(production and versions_of(production) == registry),
             "versions": production.models_served if production else {},
             "evaluator": production.evaluator.name if production else None,
             "trees": production.num_trees if production else {},
@@ -254,7 +219,7 @@ class LiveScoring:
             "challenger": {
                 "mode": setting.mode if setting else "off",
                 "share": setting.share if setting else 0.0,
-                "versions": _versions(live.challenger) if live and live.challenger else None,
+                "versions": versions_of(live.challenger) if live and live.challenger else None,
             },
             "last_swap_at": _iso(self._last_swap_at),
             "last_refresh_at": _iso(self._last_refresh_at),
@@ -262,49 +227,3 @@ class LiveScoring:
             "last_failure": self._last_failure,
             "pinned_contexts": len(self._pinned),
         }
-
-
-def _resolve_pin(session: Session, family: str, pin: str) -> int:
-    field = f"options.pin.{family}"
-    if family not in FAMILIES:
-        raise NotFound(f"no family {family!r}",
-                       [FieldProblem(field, "one of " + ", ".join(FAMILIES))])
-    if pin.isdigit():
-        if repository.get_version(session, family, int(pin)) is None:
-            raise NotFound(f"{family} has no version {pin}",
-                           [FieldProblem(field, "unknown version")])
-        return int(pin)
-    if pin in ALIASES:
-        row = repository.get_alias(session, family, pin)
-        if row is None:
-            raise NotFound(f"{family} has no {pin} alias", [FieldProblem(field, "alias not set")])
-        return row.version
-    raise NotFound(f"{pin!r} is neither a version number nor an alias",
-                   [FieldProblem(field, "a version number or one of " + ", ".join(ALIASES))])
-
-
-class AliasPoller:
-    """A daemon thread calling live.refresh() every `interval` seconds (first call at once)."""
-
-    def __init__(self, live: LiveScoring, *, interval: float) -> None:
-        self._live = live
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tierwise-registry-poller",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._live.refresh()
-            except Exception:  # never let the poller die
-                log.exception("registry poll failed")
-            self._stop.wait(self._interval)
