@@ -103,13 +103,14 @@ def test_requests_scores_and_decisions_are_counted(client: httpx.Client,
                      sha256=ref.sha256) == 1
 
 
-def test_metrics_is_prometheus_text_and_not_in_the_api_document(client: httpx.Client) -> None:
+def test_metrics_is_prometheus_text_documented_as_public(client: httpx.Client) -> None:
     resp = client.get("/metrics")
     assert resp.headers["content-type"].startswith("text/plain; version=")
     assert "# TYPE tierwise_http_request_duration_seconds histogram" in resp.text
     assert "# TYPE tierwise_scores_total counter" in resp.text
     assert "_created" not in resp.text
-    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+    op = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+    assert op["security"] == [] and "text/plain" in op["responses"]["200"]["content"]
 
 
 def test_dead_workers_are_forgotten_and_live_ones_kept(tmp_path: Path) -> None:
