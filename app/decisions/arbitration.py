@@ -63,10 +63,7 @@ def arbitrate(
     if churn is not None and not 0.0 <= churn <= 1.0:  # NaN included: it would poison sorting
         churn = None
     weights = prepared.weights_for(channel)
-    by_action: dict[str, list[ContactEvent]] = {}
-    for event in history:
-        by_action.setdefault(event.action_id, []).append(event)
-
+    by_action = _by_action(history)
     suppressed: list[Suppression] = []
     ranked: list[tuple[float, str, int, float]] = []  # (-priority, id, index, P)
     actions = prepared.actions
@@ -99,6 +96,13 @@ def arbitrate(
         suppressed.append((action_id, RANKED_BELOW_TOP_N,
                            ranked_detail(rank, -neg, top_n) if details else ""))
     return recommendations, suppressed
+
+
+def _by_action(history: Sequence[ContactEvent]) -> dict[str, list[ContactEvent]]:
+    by_action: dict[str, list[ContactEvent]] = {}
+    for event in history:
+        by_action.setdefault(event.action_id, []).append(event)
+    return by_action
 
 
 def arbitrate_customer(

@@ -12,9 +12,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RiskLevel = Literal["R1", "R2", "R3", "R4", "R5"]
-RiskProfile = Literal["C1", "C2", "C3", "C4", "C5"]
-Channel = Literal["branch", "mobile", "online", "call_centre", "rm"]
-CHANNELS: tuple[str, ...] = ("branch", "mobile", "online", "call_centre", "rm")
 Category = Literal[
     "installment",
     "fixed_income",

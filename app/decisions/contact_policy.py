@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.decisions.catalog import Action
-from app.decisions.eligibility import Failure
 
 ACCEPTED_RECENTLY = "accepted_recently"
 DECLINED_RECENTLY = "declined_recently"
@@ -111,9 +110,3 @@ def describe_contact(code: str, rule: ContactRule, events: Sequence[ContactEvent
     if rule.max_offers == 0:
         return "contact policy allows no offers (max_offers 0)"
     return f"{offers} offers in the last {rule.window_days} days (limit {rule.max_offers})"
-
-
-def check_contact(rule: ContactRule, events: Sequence[ContactEvent]) -> Failure:
-    """(code, detail) of the contact rule this action's past events break, or None."""
-    code = contact_failure(rule, events)
-    return None if code is None else (code, describe_contact(code, rule, events))

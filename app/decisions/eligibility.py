@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 from app.decisions.catalog import Action
 
-# (reason_code, detail) for a failed check; None means the check passed.
-Failure = tuple[str, str] | None
-
 AGE_BELOW_MINIMUM = "age_below_minimum"
 AGE_ABOVE_MAXIMUM = "age_above_maximum"
 AUM_BELOW_MINIMUM = "aum_below_minimum"
@@ -136,19 +133,3 @@ def describe_eligibility(
         return "churn probability not scored"
     return (f"churn risk {churn_probability or 0.0:.0%} below threshold "
             f"{rule.min_churn_probability:.0%}")
-
-
-def check_eligibility(
-    rule: EligibilityRule,
-    age: float,
-    aum: float,
-    booked_tier: str,
-    flags: Mapping[str, object],
-    churn_probability: float | None,
-) -> Failure:
-    """(code, detail) of the first eligibility rule the customer fails, or None."""
-    code = eligibility_failure(rule, age, aum, booked_tier, flags, churn_probability)
-    if code is None:
-        return None
-    return code, describe_eligibility(code, rule, age, aum, booked_tier, flags,
-                                      churn_probability)

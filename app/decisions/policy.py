@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -50,13 +49,3 @@ class Policy(_Strict):
     @property
     def tier_names(self) -> tuple[str, ...]:
         return tuple(t.tier for t in self.tiers)
-
-    def booked_tier(self, aum: float) -> str:
-        """The tier booked from assets under management at this bank."""
-        i = bisect.bisect_right([t.min_aum for t in self.tiers], aum) - 1
-        return self.tiers[max(i, 0)].tier
-
-    def churn_band(self, probability: float) -> str:
-        """The band a calibrated churn probability falls in."""
-        i = bisect.bisect_right([b.min_probability for b in self.churn_bands], probability) - 1
-        return self.churn_bands[max(i, 0)].band

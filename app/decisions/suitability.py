@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.decisions.eligibility import Failure
-
 RISK_LEVEL_ABOVE_PROFILE = "risk_level_above_profile"
 ASSESSMENT_MISSING = "assessment_missing"
 ASSESSMENT_EXPIRED = "assessment_expired"
@@ -98,9 +96,3 @@ def describe_suitability(code: str, rank: int, limits: SuitabilityLimits) -> str
     if code == ELDERLY_RISK_CAP:
         return f"R{rank} above the R{limits.elderly_cap} cap for elderly customers"
     return f"R{rank} product; {limits.over_detail}"
-
-
-def check_suitability(rank: int, elderly_allowed: bool, limits: SuitabilityLimits) -> Failure:
-    """(code, detail) when a product of risk rank `rank` does not suit the customer, or None."""
-    code = suitability_failure(rank, elderly_allowed, limits)
-    return None if code is None else (code, describe_suitability(code, rank, limits))

@@ -37,11 +37,10 @@ class FlatModels:
     qoff: np.ndarray  # int32 per tree: its first node in q32 or q64
     qn: np.ndarray  # int32 per tree: its internal nodes
     nleaf: np.ndarray  # int32 per tree: its leaves
-    trees_per_model: dict[str, int]
     thresholds: dict[int, np.ndarray]  # schema column → finite thresholds used on it
 
 
-def _add_model(b: NodeBuilder, layout: ModelLayout, model: TreeModel, c0: int, j: int) -> int:
+def _add_model(b: NodeBuilder, layout: ModelLayout, model: TreeModel, c0: int, j: int) -> None:
     """Add the trees of `model`, the j-th of a part whose outputs start at column c0."""
     parsed = parse_model(model.text)
     if parsed.feature_names and parsed.feature_names != tuple(model.feature_names):
@@ -55,7 +54,6 @@ def _add_model(b: NodeBuilder, layout: ModelLayout, model: TreeModel, c0: int, j
         raise UnsupportedModelError(f"model {model.name}: {k} trees per round for a binary model")
     for i, tree in enumerate(parsed.trees):
         b.add_tree(tree, cols, c0 + (i % k if k > 1 else j))  # multiclass: round robin
-    return len(parsed.trees)
 
 
 def flatten(layout: ModelLayout) -> FlatModels:
@@ -70,11 +68,10 @@ def flatten(layout: ModelLayout) -> FlatModels:
     part_t: list[tuple[int, int]] = []
     part_c: list[tuple[int, int]] = []
     ncols = 0
-    per_model: dict[str, int] = {}
     for models, width in parts:
         c0, first_tree = ncols, len(b.root)
         for j, model in enumerate(models):
-            per_model[model.name] = _add_model(b, layout, model, c0, j)
+            _add_model(b, layout, model, c0, j)
         ncols = c0 + width
         part_t.append((first_tree, len(b.root)))
         part_c.append((c0, ncols))
@@ -110,7 +107,6 @@ def flatten(layout: ModelLayout) -> FlatModels:
         qoff=i32(qoff),
         qn=i32(qn),
         nleaf=i32(b.nleaf),
-        trees_per_model=per_model,
         thresholds={c: np.unique(np.fromiter((v for v in vals if math.isfinite(v)), dtype=float))
                     for c, vals in b.by_column.items()},
     )

@@ -13,7 +13,6 @@ read-only after it is built, so any number of request threads may call `raw` at 
 from __future__ import annotations
 
 import ctypes
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +33,10 @@ class TreeWalkEvaluator:
 
     def __init__(self, layout: ModelLayout, *, cache_dir: Path | None = None,
                  cc: str | None = None, lib: ctypes.CDLL | None = None) -> None:
-        t0 = time.perf_counter()
         self.layout = layout
         flat = flatten(layout)
         self._lib = lib or load_library(cache_dir, cc=cc)
         self.flat = flat
-        self.trees_per_model = flat.trees_per_model
         ptr = lambda a: a.ctypes.data  # noqa: E731
         handle = self._lib.tw_new(
             flat.nfeat, flat.ncols, len(flat.nodes), ptr(flat.nodes), len(flat.leaf),
@@ -60,7 +57,6 @@ class TreeWalkEvaluator:
         self._tier = slice(t_c0, t_c1) if layout.tier else None
         self._churn = c_c0 if layout.churn else None
         self._products = slice(p_c0, p_c1) if layout.products else None
-        self.build_seconds = time.perf_counter() - t0
 
     def __del__(self) -> None:
         handle, self._handle = getattr(self, "_handle", None), None
@@ -68,20 +64,11 @@ class TreeWalkEvaluator:
             self._free(handle)
 
     @property
-    def num_trees(self) -> int:
-        return len(self.flat.root)
-
-    @property
     def isa(self) -> str:
         """The kernels in use: "avx512" (QuickScorer for batches and for single rows), "avx2"
         (QuickScorer batches, single rows walked) or "walk" (lock-step walks, when the CPU has
         neither or the walker was built without them)."""
         return ISA_NAMES[self._lib.tw_isa(self._handle)]
-
-    def use_isa(self, name: str) -> str:
-        """Use other kernels (tests; never while other threads call raw): at most what this
-        CPU runs. Returns the kernels now in use."""
-        return ISA_NAMES[self._lib.tw_set_isa(self._handle, ISA_NAMES.index(name))]
 
     def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:
         if type(x) is not np.ndarray or x.dtype != np.float64 or not x.flags.c_contiguous:

@@ -22,7 +22,6 @@ OCCUPATIONS = (
     "other",
 )
 RISK_PROFILES = ("C1", "C2", "C3", "C4", "C5")
-CHANNELS = ("branch", "mobile", "online", "call_centre")
 
 
 def _money(name: str, description: str, example: float, *, nullable: bool = True) -> FeatureSpec:

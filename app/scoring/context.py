@@ -49,7 +49,6 @@ class ContextConstants:
     band_names: tuple[str, ...]
     product_names: tuple[str, ...]
     product_sigmoid: np.ndarray
-    product_sigmoid_list: tuple[float, ...]
     # One row's link functions in plain floats (pipeline._single_row): whether the models
     # allow it (multiclass tier, binary churn with no or a Platt calibrator), and the factors.
     single_row_links: bool
@@ -71,7 +70,6 @@ class ContextConstants:
             band_names=tuple(b.band for b in ctx.policy.churn_bands),
             product_names=ctx.layout.product_names,
             product_sigmoid=sigmoid,
-            product_sigmoid_list=tuple(sigmoid.tolist()),
             single_row_links=(ctx.tier.model.objective != "binary"
                               and ctx.churn.model.objective == "binary"
                               and (calibrator is None or platt)),

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from app.bundles.io import read_dir
-from app.bundles.manifest import FAMILIES
 from app.errors import FieldProblem, NotFound
-from app.scoring.context import ScoringContext, build_context
+from app.scoring.context import ScoringContext
 
 
 class StaticContexts:
@@ -18,12 +15,6 @@ class StaticContexts:
     def __init__(self, ctx: ScoringContext) -> None:
         self.ctx = ctx
         self.ready = True
-
-    @classmethod
-    def from_dir(cls, models_dir: Path) -> StaticContexts:
-        """Load every family's bundle from models_dir/<family>/ as version 1."""
-        bundles = {f: read_dir(Path(models_dir) / f) for f in FAMILIES}
-        return cls(build_context(bundles, dict.fromkeys(FAMILIES, 1)))
 
     def current(self) -> ScoringContext:
         return self.ctx

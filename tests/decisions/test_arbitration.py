@@ -12,10 +12,10 @@ import pytest
 from app.decisions import prepared as prep
 from app.decisions.arbitration import REASON_CODES, ContactEvent
 from app.decisions.catalog import Action, Catalog
-from app.decisions.contact_policy import ContactRule, check_contact
-from app.decisions.eligibility import EligibilityRule, check_eligibility
+from app.decisions.contact_policy import ContactRule, contact_failure
+from app.decisions.eligibility import EligibilityRule, eligibility_failure
 from app.decisions.prepared import prepare
-from app.decisions.suitability import check_suitability, customer_limits, level_rank
+from app.decisions.suitability import customer_limits, level_rank, suitability_failure
 from tests.support.arbitration import Customer, arbitrate
 
 
@@ -58,8 +58,7 @@ def code(rule: EligibilityRule, **kw: Any) -> str | None:
         age=40, aum=200_000.0, booked_tier="affluent", flags={}, churn_probability=0.5
     )
     args.update(kw)
-    fail = check_eligibility(rule, **args)
-    return None if fail is None else fail[0]
+    return eligibility_failure(rule, **args)
 
 
 # --- eligibility -------------------------------------------------------------------------
@@ -122,8 +121,7 @@ def limits(profile: str | None = "C3", days: int | None = 10, age: int = 40, **k
 
 
 def suit(rank: int, lim: Any, elderly_allowed: bool = False) -> str | None:
-    fail = check_suitability(rank, elderly_allowed, lim)
-    return None if fail is None else fail[0]
+    return suitability_failure(rank, elderly_allowed, lim)
 
 
 @pytest.mark.parametrize("c", [1, 2, 3, 4, 5])
@@ -167,8 +165,7 @@ def ev(days: int, outcome: str, action_id: str = "a") -> ContactEvent:
 
 
 def contact(rule: ContactRule, *events: ContactEvent) -> str | None:
-    fail = check_contact(rule, events)
-    return None if fail is None else fail[0]
+    return contact_failure(rule, events)
 
 
 def test_contact_limit_counts_offers_inside_the_window() -> None:

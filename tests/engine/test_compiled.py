@@ -23,6 +23,7 @@ from app.engine.trees import TreeModel
 from app.engine.walker import ISA_NAMES, TreeWalkEvaluator
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
+from tests.support.engine import use_isa
 
 SEGMENTS = tuple(f"s{i}" for i in range(40))  # > 32 categories: two-word bitsets
 SPECS = (
@@ -117,7 +118,7 @@ def test_models_cover_every_split_kind(layout: ModelLayout, walker: TreeWalkEval
     assert any(not math.isfinite(v) for p in kinds.values() for t in p.trees
                for v, d in zip(t.threshold, t.decision_type, strict=True) if not d & 1), \
         "no infinite threshold (NaN against everything else)"
-    assert walker.num_trees == sum(m.num_trees for m in layout.all_models())
+    assert len(walker.flat.root) == sum(m.num_trees for m in layout.all_models())
 
 
 def test_equal_to_booster_on_random_rows(layout: ModelLayout, walker: TreeWalkEvaluator) -> None:
@@ -324,8 +325,8 @@ BATCH_SIZES = (8, 15, 16, 17, 33, 127, 128, 129, 1000)
 def _kernels(walker: TreeWalkEvaluator) -> list[str]:
     """Every batch kernel this CPU runs (the walker's own one last, left in use)."""
     best = walker.isa
-    kernels = [k for k in ISA_NAMES if walker.use_isa(k) == k]
-    walker.use_isa(best)
+    kernels = [k for k in ISA_NAMES if use_isa(walker, k) == k]
+    use_isa(walker, best)
     assert best in kernels and kernels[0] == "walk"
     return [k for k in kernels if k != best] + [best]
 
@@ -359,7 +360,7 @@ def test_every_batch_kernel_is_exact(layout: ModelLayout, walker: TreeWalkEvalua
     want_customers = booster.raw(customers, **ALL)
     singles = [walker.raw(x[i:i + 1], **ALL) for i in range(40)]
     for kernel in _kernels(walker):
-        assert walker.use_isa(kernel) == kernel
+        assert use_isa(walker, kernel) == kernel
         assert max_difference(walker.raw(customers, **ALL), want_customers) == 0.0, kernel
         for n in BATCH_SIZES:  # full groups and blocks, partial ones, remainders
             for start in (0, 1):
@@ -390,7 +391,7 @@ def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
                       _data(1000, seed=45)])
     want = BoosterEvaluator(lay).raw(rows, **ALL)
     for kernel in _kernels(walker):
-        walker.use_isa(kernel)
+        use_isa(walker, kernel)
         for n in (*BATCH_SIZES, len(rows)):
             assert max_difference(walker.raw(rows[:n], **ALL), _rows(want, 0, n)) == 0.0
         # Single rows: walked trees mixed with QuickScorer ones, sums still in tree order.
@@ -438,7 +439,7 @@ def test_compiler_without_vector_kernels(layout: ModelLayout, tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="tierwise.scoring"):
         ev = fastest_evaluator(layout, cache_dir=tmp_path / "cache", cc=str(fake))
     assert isinstance(ev, TreeWalkEvaluator) and ev.isa == "walk"
-    assert ev.use_isa("avx512") == "walk", "no vector kernel in this build"
+    assert use_isa(ev, "avx512") == "walk", "no vector kernel in this build"
     assert any("without them" in r.getMessage() for r in caplog.records)
     x = probe_rows(SCHEMA, 500, seed=51, thresholds=ev.flat.thresholds)
     _assert_same(ev.raw(x, **ALL), BoosterEvaluator(layout).raw(x, **ALL), 0.0)
@@ -469,7 +470,7 @@ def test_every_single_row_kernel_is_exact(layout: ModelLayout, walker: TreeWalkE
     booster = BoosterEvaluator(layout)
     want = booster.raw(x, **ALL)
     for kernel in _kernels(walker):
-        walker.use_isa(kernel)
+        use_isa(walker, kernel)
         assert max_difference(_few(walker, x, **ALL), want) == 0.0, kernel
         for parts in ({"tier": True, "churn": False, "products": False},
                       {"tier": False, "churn": True, "products": True}):
@@ -522,6 +523,6 @@ def test_single_rows_over_many_entries(tmp_path: Path) -> None:
     rows = np.vstack([probe_rows(schema, 700, seed=72, thresholds=f.thresholds), x[:300]])
     want = BoosterEvaluator(lay).raw(rows, **ALL)
     for kernel in _kernels(walker):
-        walker.use_isa(kernel)
+        use_isa(walker, kernel)
         assert max_difference(_few(walker, rows, **ALL), want) == 0.0, kernel
         assert max_difference(walker.raw(rows, **ALL), want) == 0.0, kernel

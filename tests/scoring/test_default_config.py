@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app.decisions.arbitration import ContactEvent
-from app.decisions.catalog import CHANNELS, Catalog
+from app.decisions.catalog import Catalog
 from app.decisions.policy import Policy
 from app.features.contract import DEFAULT_FEATURES
 from app.training.default_config import (
@@ -17,6 +17,7 @@ from app.training.default_config import (
     default_policy,
 )
 from tests.support.arbitration import Customer, arbitrate
+from tests.support.decisions import CHANNELS
 
 BOOLEAN_FEATURES = {f.name for f in DEFAULT_FEATURES if f.kind == "boolean"}
 
@@ -30,7 +31,6 @@ def test_policy_values() -> None:
         ("low", 0), ("medium", 0.15), ("high", 0.35)
     ]
     assert policy.default_top_n == 3 and policy.challenger.mode == "off"
-    assert policy.booked_tier(1_000_000) == "hnw" and policy.churn_band(0.35) == "high"
 
 
 def test_catalog_products_and_retention_actions() -> None:

@@ -11,11 +11,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from app.decisions.arbitration import ContactEvent
-from app.decisions.catalog import CHANNELS, Action, Catalog
+from app.decisions.catalog import Action, Catalog
 from app.training.default_config import PRODUCT_MODELS
 from tests.support.arbitration import Customer
 
 TIERS = ("mass", "affluent", "hnw", "private")
+# The channels callers name (the API's channel values).
+CHANNELS = ("branch", "mobile", "online", "call_centre", "rm")
 FLAGS = ("has_credit_card", "has_sip", "payroll_customer", "vip_card")
 # Rules may name numeric features too (true when non-zero; missing is false).
 RULE_FLAGS = (*FLAGS, "loans_other_banks", "monthly_salary")
