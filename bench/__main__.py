@@ -88,11 +88,14 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": _machine(),
         "fast_evaluator_ready_s": round(build_s, 3),
+        "fast_evaluator_kernels": fast.isa if isinstance(fast, TreeWalkEvaluator) else None,
     }
     inproc = inprocess.run(ctx, fast, quick=args.quick)
     report["in_process"] = inproc
     print(_table(inproc))
-    print(f"fast evaluator ready in {build_s:.2f} s (arrays built, walker loaded, checked)")
+    kernels = f", {fast.isa} kernels" if isinstance(fast, TreeWalkEvaluator) else ""
+    print(f"fast evaluator ready in {build_s:.2f} s (arrays built, walker loaded, checked"
+          f"{kernels})")
     if not args.no_rss:
         rss = inprocess.replica_rss(args.models, settings.compile_cache_dir)
         report["replica_rss_mb"] = rss
