@@ -60,8 +60,11 @@ def test_every_operation_passes_every_check(server: tuple[str, str], tmp_path: P
         "--no-color", "--output-truncate", "false",
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS),
-           "TIERWISE_ST_ARCHIVES": str(_archives(tmp_path / "archives"))}
-    run = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+           "TIERWISE_ST_ARCHIVES": str(_archives(tmp_path / "archives")),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
+    # In a scratch directory: the CLI leaves a .schemathesis/ directory where it runs.
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=600, check=False)
     output = run.stdout + run.stderr
     assert run.returncode == 0, f"schemathesis found problems:\n{output}"
