@@ -1,4 +1,7 @@
-"""API keys: generation, hashing, roles, and a short-lived lookup cache for the request path.
+"""Principals and their API keys: generation, hashing, roles, and a short-lived lookup cache.
+
+A principal is a person or a service account; it owns keys, and each key belongs to exactly
+one principal. Four eyes compares principals, so two keys of one person count as one.
 
 A key reads `tw_<id>_<secret>`. Only its sha256 is stored; the id finds the row. The secret
 carries 256 random bits, so a plain (unsalted) sha256 is safe against guessing and lets a
@@ -7,6 +10,7 @@ replica check a key with one hash.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -18,9 +22,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import FieldProblem, InvalidRequest, NotFound
+from app.errors import Conflict, FieldProblem, Forbidden, InvalidRequest, NotFound
 from app.registry import repository
-from app.registry.tables import ROLES, ApiKeyRow, utcnow
+from app.registry.tables import PRINCIPAL_KINDS, ROLES, ApiKeyRow, PrincipalRow, utcnow
 
 # What each role may do: admin everything; publisher and approver may also score.
 GRANTS: dict[str, frozenset[str]] = {
@@ -29,23 +33,29 @@ GRANTS: dict[str, frozenset[str]] = {
     "approver": frozenset({"scorer", "approver"}),
     "admin": frozenset(ROLES),
 }
+# Names of the built-in actors: no principal may take them.
+RESERVED_NAMES = frozenset({"system", "anonymous"})
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's public id, its name and role."""
+    """Who is calling: the principal (person or service account) and the key it used."""
 
     key_id: str
-    name: str
-    role: str
+    name: str  # the principal's name
+    role: str  # the key's role
+    principal_id: str
+    kind: str = "person"
 
     def may(self, capability: str) -> bool:
         """Whether this role grants `capability` (a role name)."""
         return capability in GRANTS.get(self.role, frozenset())
 
 
-SYSTEM = Principal(key_id="system", name="system", role="admin")
-ANONYMOUS = Principal(key_id="anonymous", name="anonymous (auth disabled)", role="admin")
+SYSTEM = Principal(key_id="system", name="system", role="admin", principal_id="system",
+                   kind="service")
+ANONYMOUS = Principal(key_id="anonymous", name="anonymous (auth disabled)", role="admin",
+                      principal_id="anonymous", kind="service")
 
 
 def hash_key(key: str) -> str:
@@ -61,24 +71,70 @@ def key_id_of(key: str) -> str | None:
     return parts[1]
 
 
-def create_key(*, session: Session, name: str, role: str, actor: Principal = SYSTEM
+def principal_of(row: ApiKeyRow, owner: PrincipalRow) -> Principal:
+    """The caller a key row stands for."""
+    return Principal(key_id=row.id, name=owner.name, role=row.role, principal_id=owner.id,
+                     kind=owner.kind)
+
+
+def acting_principal(session: Session, name: str) -> Principal:
+    """The principal NAME as the actor of an admin command: it must hold an active admin key."""
+    owner = repository.get_principal_by_name(session, name.strip())
+    keys = [] if owner is None else [
+        k for k in repository.list_api_keys(session, principal_id=owner.id)
+        if k.role == "admin" and k.revoked_at is None]
+    if owner is None or not keys:
+        raise Forbidden(f"{name!r} is not a principal with an active admin key",
+                        [FieldProblem("as", "name a principal that holds an admin key")])
+    return principal_of(keys[0], owner)
+
+
+def ensure_principal(*, session: Session, name: str, kind: str | None, actor: Principal
+                     ) -> tuple[PrincipalRow, bool]:
+    """The principal called `name`, created (of `kind`, default person) when new; (row, created)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidRequest("a principal needs a name of 1 to 200 characters",
+                             [FieldProblem("principal", "empty" if not name else "too long")])
+    if name in RESERVED_NAMES:
+        raise InvalidRequest(f"{name!r} is reserved", [FieldProblem("principal", "reserved")])
+    if kind is not None and kind not in PRINCIPAL_KINDS:
+        raise InvalidRequest(f"unknown principal kind {kind!r}",
+                             [FieldProblem("kind", "one of " + ", ".join(PRINCIPAL_KINDS))])
+    row = repository.get_principal_by_name(session, name)
+    if row is not None:
+        if kind is not None and kind != row.kind:
+            raise Conflict(f"{name!r} is a {row.kind}, not a {kind}",
+                           [FieldProblem("kind", f"the principal is a {row.kind}")])
+        return row, False
+    return repository.add_principal(session, PrincipalRow(
+        id=secrets.token_hex(6), name=name, kind=kind or "person", created_at=utcnow(),
+        created_by=actor.name)), True
+
+
+def create_key(*, session: Session, role: str, principal: str | None = None,
+               kind: str | None = None, name: str | None = None, actor: Principal = SYSTEM
                ) -> tuple[ApiKeyRow, str]:
-    """Create a key; returns the row and the plain key (shown once, never stored)."""
+    """Create a key for `principal` (created when new); returns the row and the plain key
+    (shown once, never stored). `name` is the former spelling of `principal`."""
     if role not in ROLES:
         raise InvalidRequest(f"unknown role {role!r}",
                              [FieldProblem("role", "one of " + ", ".join(ROLES))])
-    if not name.strip():
-        raise InvalidRequest("a key needs a name", [FieldProblem("name", "empty")])
+    if principal is not None and name is not None and principal.strip() != name.strip():
+        raise InvalidRequest("give the principal once (--name is the old --principal)",
+                             [FieldProblem("name", f"differs from principal {principal!r}")])
+    owner, created = ensure_principal(session=session, name=principal or name or "", kind=kind,
+                                      actor=actor)
     key_id = secrets.token_hex(6)
     plain = f"tw_{key_id}_{secrets.token_urlsafe(32)}"
     now = utcnow()
     row = repository.add_api_key(session, ApiKeyRow(
-        id=key_id, name=name.strip(), role=role, key_hash=hash_key(plain), created_at=now,
-        created_by=actor.name,
+        id=key_id, name=owner.name, principal_id=owner.id, role=role, key_hash=hash_key(plain),
+        created_at=now, created_by=actor.name,
     ))
-    repository.append_ledger(session, at=now, actor_key=actor.key_id, actor_name=actor.name,
-                             actor_role=actor.role, action="key_create",
-                             detail={"key_id": key_id, "name": row.name, "role": role})
+    _ledger(session, actor, "key_create", now, {
+        "key_id": key_id, "name": owner.name, "role": role, "principal": owner.id,
+        "kind": owner.kind, "principal_created": created})
     return row, plain
 
 
@@ -90,10 +146,16 @@ def revoke_key(*, session: Session, key_id: str, actor: Principal = SYSTEM) -> A
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.flush()
-        repository.append_ledger(session, at=row.revoked_at, actor_key=actor.key_id,
-                                 actor_name=actor.name, actor_role=actor.role,
-                                 action="key_revoke", detail={"key_id": key_id, "name": row.name})
+        _ledger(session, actor, "key_revoke", row.revoked_at,
+                {"key_id": key_id, "name": row.name, "principal": row.principal_id})
     return row
+
+
+def _ledger(session: Session, actor: Principal, action: str, at: dt.datetime,
+            detail: dict[str, object]) -> None:
+    repository.append_ledger(session, at=at, actor_key=actor.key_id, actor_name=actor.name,
+                             actor_role=actor.role, actor_principal=actor.principal_id,
+                             action=action, detail=detail)
 
 
 def check_key(session: Session, key: str) -> Principal | None:
@@ -101,12 +163,13 @@ def check_key(session: Session, key: str) -> Principal | None:
     key_id = key_id_of(key)
     if key_id is None:
         return None
-    row = repository.get_api_key(session, key_id)
-    if row is None or row.revoked_at is not None:
+    found = repository.get_api_key_with_owner(session, key_id)
+    if found is None:
         return None
-    if not hmac.compare_digest(row.key_hash, hash_key(key)):
+    row, owner = found
+    if row.revoked_at is not None or not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
-    return Principal(key_id=row.id, name=row.name, role=row.role)
+    return principal_of(row, owner)
 
 
 class KeyCache:

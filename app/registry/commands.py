@@ -58,17 +58,49 @@ def db_current() -> None:
     typer.echo(f"head:    {database.head_revision()}")
 
 
+AS = typer.Option(None, "--as", metavar="PRINCIPAL",
+                  help="Who runs this command: a principal holding an active admin key "
+                       "(recorded in the ledger and on the key).")
+
+
+def _acting(session: Any, acting: str | None) -> Any:
+    """The actor recorded for a keys command: --as, or the OS login when it is missing."""
+    import getpass
+
+    from app.registry.auth_keys import Principal, acting_principal
+
+    if acting is not None:
+        return acting_principal(session, acting)
+    login = getpass.getuser()
+    typer.echo("warning: no --as PRINCIPAL: recorded as created by an unnamed CLI user "
+               f"(cli:{login}); pass --as (it will be required)", err=True)
+    return Principal(key_id="cli", name=f"cli:{login}", role="admin",
+                     principal_id=f"cli:{login}", kind="service")
+
+
 @keys_app.command("create")
 def keys_create(role: str = typer.Option(..., help="scorer, publisher, approver or admin"),
-                name: str = typer.Option(..., help="Who or what uses the key.")) -> None:
-    """Create a key and print it once (only its hash is stored)."""
+                principal: str | None = typer.Option(
+                    None, help="The person or service account that owns the key (created "
+                               "when new)."),
+                kind: str | None = typer.Option(
+                    None, help="person or service, for a new principal (default person)."),
+                name: str | None = typer.Option(
+                    None, help="Deprecated: the former name of --principal."),
+                acting: str | None = AS) -> None:
+    """Create a key for a principal and print it once (only its hash is stored)."""
     from app.errors import TierwiseError
     from app.registry.auth_keys import create_key
     from app.registry.database import make_sessionmaker
 
+    if name is not None:
+        typer.echo("warning: --name is deprecated; use --principal", err=True)
+    if principal is None and name is None:
+        raise typer.BadParameter("give --principal NAME", param_hint="--principal")
     with make_sessionmaker(_engine()).begin() as session:
         try:
-            row, plain = create_key(session=session, name=name, role=role)
+            row, plain = create_key(session=session, role=role, principal=principal, kind=kind,
+                                    name=name, actor=_acting(session, acting))
         except TierwiseError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(2) from None
@@ -79,24 +111,32 @@ def keys_create(role: str = typer.Option(..., help="scorer, publisher, approver 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys (ids, names, roles; never the keys themselves)."""
+    """List keys (ids, roles, principals; never the keys themselves)."""
     from app.registry import repository
     from app.registry.database import make_sessionmaker
 
     with make_sessionmaker(_engine())() as session:
+        owners = {p.id: p for p in repository.list_principals(session)}
         for row in repository.list_api_keys(session):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-            typer.echo(f"{row.id}  {row.role:<9}  {state:<18}  {row.name}")
+            owner = owners[row.principal_id]
+            typer.echo(f"{row.id}  {row.role:<9}  {state:<18}  {owner.name} ({owner.kind}, "
+                       f"principal {owner.id}; created by {row.created_by})")
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str) -> None:
+def keys_revoke(key_id: str, acting: str | None = AS) -> None:
     """Revoke a key by id (replicas stop accepting it within seconds)."""
+    from app.errors import TierwiseError
     from app.registry.auth_keys import revoke_key
     from app.registry.database import make_sessionmaker
 
     with make_sessionmaker(_engine()).begin() as session:
-        revoke_key(session=session, key_id=key_id)
+        try:
+            revoke_key(session=session, key_id=key_id, actor=_acting(session, acting))
+        except TierwiseError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(2) from None
     typer.echo(f"revoked {key_id}")
 
 
@@ -187,6 +227,9 @@ def promote(family: str | None = typer.Argument(None), version: int | None = typ
         data = client.move([(f, alias, v) for f, v in targets.items()], note)
     for m in data["moves"]:
         typer.echo(f"{m['family']} {m['alias']}: {m['previous_version']} -> {m['version']}")
+    for m in data.get("unchanged", []):
+        typer.echo(f"{m['family']} {m['alias']}: already {m['version']} (unchanged, "
+                   "not recorded)")
 
 
 def rollback(family: str, note: str = typer.Option("", help="Why."),

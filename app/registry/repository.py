@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
 
 from app.registry.tables import (
@@ -16,6 +16,7 @@ from app.registry.tables import (
     ArtifactRow,
     FamilyRow,
     LedgerRow,
+    PrincipalRow,
     VersionRow,
 )
 
@@ -106,6 +107,20 @@ def alias_map(session: Session) -> dict[str, dict[str, int]]:
     return out
 
 
+def lock_alias_moves(session: Session) -> None:
+    """Serialise alias moves until the transaction ends; call it before reading any alias.
+
+    PostgreSQL: every family row FOR UPDATE, in name order (moves check production across
+    families, so one family's lock is not enough). SQLite has one writer at a time: an UPDATE
+    that matches nothing takes the write lock, so the reads that follow see the latest
+    commit and nobody can commit in between (a deferred transaction's first read would pin
+    an older snapshot)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(FamilyRow).where(false()).values(name=FamilyRow.name))
+    else:
+        session.execute(select(FamilyRow.name).order_by(FamilyRow.name).with_for_update())
+
+
 def get_alias(session: Session, family: str, alias: str, *, lock: bool = False) -> AliasRow | None:
     """One alias row (locked for update when asked)."""
     stmt = select(AliasRow).where(AliasRow.family == family, AliasRow.alias == alias)
@@ -166,14 +181,15 @@ def add_approval(session: Session, row: ApprovalRow) -> ApprovalRow:
 
 
 def append_ledger(session: Session, *, at: dt.datetime, actor_key: str, actor_name: str,
-                  actor_role: str, action: str, family: str | None = None,
+                  actor_role: str, actor_principal: str, action: str, family: str | None = None,
                   version: int | None = None, alias: str | None = None,
                   previous_version: int | None = None,
                   detail: dict[str, Any] | None = None) -> LedgerRow:
     """Append one ledger entry (there is deliberately no update or delete)."""
     row = LedgerRow(at=at, actor_key=actor_key, actor_name=actor_name, actor_role=actor_role,
-                    action=action, family=family, version=version, alias=alias,
-                    previous_version=previous_version, detail=detail or {})
+                    actor_principal=actor_principal, action=action, family=family,
+                    version=version, alias=alias, previous_version=previous_version,
+                    detail=detail or {})
     session.add(row)
     session.flush()
     return row
@@ -200,7 +216,30 @@ def alias_moves(session: Session, family: str, alias: str | None = None) -> Sequ
     return session.scalars(stmt).all()
 
 
-# --- API keys ------------------------------------------------------------------------
+# --- principals and API keys -----------------------------------------------------------
+
+
+def add_principal(session: Session, row: PrincipalRow) -> PrincipalRow:
+    """Insert a principal."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_principal_by_name(session: Session, name: str) -> PrincipalRow | None:
+    """One principal by its (unique) name."""
+    return session.scalars(select(PrincipalRow).where(PrincipalRow.name == name)).one_or_none()
+
+
+def get_principal(session: Session, principal_id: str) -> PrincipalRow | None:
+    """One principal by id."""
+    return session.get(PrincipalRow, principal_id)
+
+
+def list_principals(session: Session) -> Sequence[PrincipalRow]:
+    """All principals, by name."""
+    return session.scalars(select(PrincipalRow).order_by(PrincipalRow.name)).all()
+
 
 
 def add_api_key(session: Session, row: ApiKeyRow) -> ApiKeyRow:
@@ -215,9 +254,23 @@ def get_api_key(session: Session, key_id: str) -> ApiKeyRow | None:
     return session.get(ApiKeyRow, key_id)
 
 
-def list_api_keys(session: Session) -> Sequence[ApiKeyRow]:
-    """All keys, oldest first."""
-    return session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all()
+def get_api_key_with_owner(session: Session, key_id: str
+                           ) -> tuple[ApiKeyRow, PrincipalRow] | None:
+    """One key and its principal, in one query (the authentication lookup)."""
+    found = session.execute(
+        select(ApiKeyRow, PrincipalRow)
+        .join(PrincipalRow, PrincipalRow.id == ApiKeyRow.principal_id)
+        .where(ApiKeyRow.id == key_id)
+    ).one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
+def list_api_keys(session: Session, *, principal_id: str | None = None) -> Sequence[ApiKeyRow]:
+    """All keys (or one principal's), oldest first."""
+    stmt = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+    if principal_id is not None:
+        stmt = stmt.where(ApiKeyRow.principal_id == principal_id)
+    return session.scalars(stmt).all()
 
 
 def count_active_keys(session: Session, role: str | None = None) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.registry import database, repository
-from app.registry.auth_keys import KeyCache, create_key
+from app.registry.auth_keys import SYSTEM, KeyCache, create_key
 from app.registry.live import AliasPoller, LiveScoring
 from app.registry.seed import RegistryStartupError, seed_from_dir
 from app.scoring.context import ScoringContext
@@ -130,8 +130,10 @@ def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings
             seed_from_dir(session=session, models_dir=settings.models_dir,
                           max_bytes=settings.max_bundle_bytes)
         if settings.auth_enabled and repository.count_active_keys(session, "admin") == 0:
-            # First start with auth on: nobody could call anything, so make one admin key.
-            _row, plain = create_key(session=session, name="bootstrap admin", role="admin")
+            # First start with auth on: nobody could call anything, so make one admin key,
+            # for the principal "bootstrap admin", created by the actor `system`.
+            _row, plain = create_key(session=session, principal="bootstrap admin",
+                                     role="admin", actor=SYSTEM)
     if plain is not None:  # written only once the key is committed
         _write_admin_key(plain, settings.bootstrap_admin_key_file)
 

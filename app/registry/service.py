@@ -33,13 +33,19 @@ class NotApproved(Conflict):
     code = "not_approved"
 
 
+class AliasMoved(Conflict):
+    code = "alias_moved"
+
+
 @dataclass(frozen=True, slots=True)
 class AliasMove:
-    """Point `alias` of `family` at `version` (None clears a staging or challenger alias)."""
+    """Point `alias` of `family` at `version` (None clears a staging or challenger alias);
+    with `expected_version`, only if the alias is at that version when the move runs."""
 
     family: str
     alias: str
     version: int | None
+    expected_version: int | None = None
 
 
 def require_family(session: Session, family: str, *, lock: bool = False) -> None:
@@ -113,7 +119,7 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
                        sha256=bundle.sha256, label=bundle.manifest.label,
                        manifest=json.loads(bundle.manifest_bytes), size_bytes=len(archive),
                        created_by_key=actor.key_id, created_by_name=actor.name,
-                       created_at=now),
+                       created_by_principal=actor.principal_id, created_at=now),
             store.make_artifact(archive),
         )
     _ledger(session, actor, "push", family=family, version=row.version, at=now,
@@ -124,56 +130,67 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
 
 def approve(*, session: Session, family: str, version: int, actor: Principal,
             note: str = "") -> ApprovalRow:
-    """Record an approval; the publisher of a version may not approve it (four eyes)."""
+    """Record an approval; the principal who published a version may not approve it (four
+    eyes, whichever of their keys they use)."""
     if not actor.may("approver"):
         raise Forbidden("approving needs the approver role", [FieldProblem("role", actor.role)])
     row = require_version(session, family, version)
-    if row.created_by_key == actor.key_id:
+    if row.created_by_principal == actor.principal_id:
         raise FourEyes(
-            "a version may not be approved with the key that published it",
-            [FieldProblem("version", f"published by {row.created_by_name} ({row.created_by_key})")],
+            "a version may not be approved by the principal who published it",
+            [FieldProblem("version", f"published by {_who(row)}")],
         )
-    if any(a.approver_key == actor.key_id for a in repository.list_approvals(session, family,
-                                                                             version)):
-        raise Conflict(f"{family} version {version} is already approved by this key")
+    already = f"{family} version {version} is already approved by {actor.name}"
+    if any(a.approver_principal == actor.principal_id
+           for a in repository.list_approvals(session, family, version)):
+        raise Conflict(already)
     now = utcnow()
-    with _concurrent_change(f"{family} version {version} is already approved by this key"):
+    with _concurrent_change(already):
         approval = repository.add_approval(session, ApprovalRow(
             family=family, version=version, approver_key=actor.key_id,
-            approver_name=actor.name, note=note, created_at=now))
+            approver_name=actor.name, approver_principal=actor.principal_id, note=note,
+            created_at=now))
     _ledger(session, actor, "approve", family=family, version=version, at=now,
             detail={"note": note} if note else {})
     return approval
 
 
+def _who(row: VersionRow) -> str:
+    return (f"{row.created_by_name} (principal {row.created_by_principal}, "
+            f"key {row.created_by_key})")
+
+
+@dataclass(frozen=True, slots=True)
+class MovesDone:
+    """What a call to move_aliases did: the moves made (one ledger entry each) and the moves
+    that were no-ops because the alias already pointed there (not written, not recorded)."""
+
+    entries: list[LedgerRow]
+    unchanged: list[AliasMove]
+
+
 def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Principal,
-                 note: str = "", reason: str = "promote") -> list[LedgerRow]:
-    """Move one or several aliases atomically: all are checked before any moves."""
+                 note: str = "", reason: str = "promote") -> MovesDone:
+    """Move one or several aliases atomically: all are checked before any moves.
+
+    Compare-and-set: the aliases are read under the registry's alias lock (taken first), so
+    each ledger entry's previous_version is the version this move replaced, and a concurrent
+    move waits for this one instead of deciding on a stale read."""
     if not moves:
         raise InvalidRequest("no alias moves given", [FieldProblem("moves", "empty")])
+    repository.lock_alias_moves(session)
     current = repository.alias_map(session)
     seen: set[tuple[str, str]] = set()
+    changes: list[AliasMove] = []
+    unchanged: list[AliasMove] = []
     for i, move in enumerate(moves):
-        _check_move(session, i, move, actor, reason, seen)
-    production = {f: a["production"] for f, a in current.items() if "production" in a}
-    challenger = {f: a["challenger"] for f, a in current.items() if "challenger" in a}
-    for move in moves:
-        target = production if move.alias == "production" else (
-            challenger if move.alias == "challenger" else None)
-        if target is not None and move.version is not None:
-            target[move.family] = move.version
-        elif target is not None:
-            target.pop(move.family, None)
-    touched = {m.alias for m in moves}
-    if touched & {"production", "challenger"} and all(f in production for f in FAMILIES):
-        if "production" in touched:
-            build_from(session, production)
-        if challenger and touched & {"production", "challenger"}:
-            build_from(session, {**production, **challenger})
+        now_at = current.get(move.family, {}).get(move.alias)
+        _check_move(session, i, move, actor, reason, seen, now_at)
+        (unchanged if now_at == move.version else changes).append(move)
+    _check_builds(session, current, changes)
     now, batch = utcnow(), uuid.uuid4().hex
     entries = []
-    for move in moves:
-        previous = current.get(move.family, {}).get(move.alias)
+    for move in changes:
         with _concurrent_change("another alias move won the race; retry"):
             if move.version is None:
                 if row := repository.get_alias(session, move.family, move.alias, lock=True):
@@ -184,13 +201,34 @@ def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Princip
                                      name=actor.name)
         detail = {"reason": reason, "batch": batch, **({"note": note} if note else {})}
         entries.append(_ledger(session, actor, "alias_move", family=move.family,
-                               version=move.version, alias=move.alias, previous_version=previous,
+                               version=move.version, alias=move.alias,
+                               previous_version=current.get(move.family, {}).get(move.alias),
                                at=now, detail=detail))
-    return entries
+    return MovesDone(entries=entries, unchanged=unchanged)
+
+
+def _check_builds(session: Session, current: Mapping[str, Mapping[str, int]],
+                  changes: Sequence[AliasMove]) -> None:
+    """The production set, and production+challenger, still build a scoring context."""
+    production = {f: a["production"] for f, a in current.items() if "production" in a}
+    challenger = {f: a["challenger"] for f, a in current.items() if "challenger" in a}
+    for move in changes:
+        target = production if move.alias == "production" else (
+            challenger if move.alias == "challenger" else None)
+        if target is not None and move.version is not None:
+            target[move.family] = move.version
+        elif target is not None:
+            target.pop(move.family, None)
+    touched = {m.alias for m in changes}
+    if touched & {"production", "challenger"} and all(f in production for f in FAMILIES):
+        if "production" in touched:
+            build_from(session, production)
+        if challenger:
+            build_from(session, {**production, **challenger})
 
 
 def _check_move(session: Session, i: int, move: AliasMove, actor: Principal, reason: str,
-                seen: set[tuple[str, str]]) -> None:
+                seen: set[tuple[str, str]], now_at: int | None) -> None:
     where = f"moves[{i}]"
     if move.alias not in ALIASES:
         raise InvalidRequest(f"unknown alias {move.alias!r}",
@@ -206,19 +244,29 @@ def _check_move(session: Session, i: int, move: AliasMove, actor: Principal, rea
     elif not (actor.may("publisher") or actor.may("approver")):
         raise Forbidden(f"moving {move.alias} needs the publisher or approver role",
                         [FieldProblem(f"{where}.alias", f"role {actor.role}")])
+    row = None
     if move.version is None:
         require_family(session, move.family)
         if move.alias == "production":
             raise InvalidRequest("production cannot be cleared, only moved",
                                  [FieldProblem(f"{where}.version", "required for production")])
-        return
-    require_version(session, move.family, move.version, field=f"{where}.version")
-    if move.alias == "production" and reason == "promote" and not repository.list_approvals(
-            session, move.family, move.version):
+    else:
+        row = require_version(session, move.family, move.version, field=f"{where}.version")
+    if move.expected_version is not None and now_at != move.expected_version:
+        raise AliasMoved(
+            f"{move.family} {move.alias} is at {now_at}, not {move.expected_version}",
+            [FieldProblem(f"{where}.expected_version", f"the alias is at {now_at}")])
+    if row is None or now_at == move.version or move.alias != "production" \
+            or reason != "promote":
+        return  # a no-op, or no approval needed
+    if not repository.list_approvals(session, move.family, row.version):
         raise NotApproved(
-            f"{move.family} version {move.version} is not approved; production needs an approval",
+            f"{move.family} version {row.version} is not approved; production needs an approval",
             [FieldProblem(f"{where}.version", "not approved")],
         )
+    if row.created_by_principal == actor.principal_id:
+        raise FourEyes("the principal who published a version may not move it to production",
+                       [FieldProblem(f"{where}.version", f"published by {_who(row)}")])
 
 
 def production_lineage(moves: Sequence[LedgerRow]) -> list[int]:
@@ -236,16 +284,18 @@ def production_lineage(moves: Sequence[LedgerRow]) -> list[int]:
 
 
 def rollback(*, session: Session, family: str, actor: Principal, note: str = "") -> LedgerRow:
-    """Move production back to the version that was production before the current one."""
+    """Move production back to the version that was production before the current one
+    (decided under the alias lock, so a promotion committed meanwhile is not undone)."""
+    repository.lock_alias_moves(session)
     require_family(session, family)
     lineage = production_lineage(repository.alias_moves(session, family, "production"))
     current = repository.get_alias(session, family, "production")
     if current is None or len(lineage) < 2 or lineage[-1] != current.version:
         raise Conflict(f"{family} has no previous production version to roll back to",
                        [FieldProblem("family", f"production history: {lineage}")])
-    (entry,) = move_aliases(session=session, actor=actor, note=note, reason="rollback",
-                            moves=[AliasMove(family, "production", lineage[-2])])
-    return entry
+    done = move_aliases(session=session, actor=actor, note=note, reason="rollback", moves=[
+        AliasMove(family, "production", lineage[-2], expected_version=current.version)])
+    return done.entries[0]
 
 
 @contextlib.contextmanager
@@ -260,4 +310,5 @@ def _concurrent_change(message: str) -> Iterator[None]:
 
 def _ledger(session: Session, actor: Principal, action: str, **fields: object) -> LedgerRow:
     return repository.append_ledger(session, actor_key=actor.key_id, actor_name=actor.name,
-                                    actor_role=actor.role, action=action, **fields)  # type: ignore[arg-type]
+                                    actor_role=actor.role, actor_principal=actor.principal_id,
+                                    action=action, **fields)  # type: ignore[arg-type]

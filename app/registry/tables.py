@@ -2,7 +2,8 @@
 
 Versions, artifacts, approvals and the ledger are written once and never changed; the
 migration backs that with database triggers. Aliases are the only mutable pointers, and
-every move of one is recorded in the ledger.
+every move of one is recorded in the ledger. Principals (people and service accounts) own
+API keys; versions, approvals and ledger entries record the principal and the key it used.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 ALIASES: tuple[str, ...] = ("production", "staging", "challenger")
 ROLES: tuple[str, ...] = ("scorer", "publisher", "approver", "admin")
 LEDGER_ACTIONS: tuple[str, ...] = ("push", "approve", "alias_move", "key_create", "key_revoke")
+PRINCIPAL_KINDS: tuple[str, ...] = ("person", "service")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,6 +103,7 @@ class VersionRow(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_by_key: Mapped[str] = mapped_column(String(64))
     created_by_name: Mapped[str] = mapped_column(String(200))
+    created_by_principal: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
@@ -156,6 +159,7 @@ class ApprovalRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     approver_key: Mapped[str] = mapped_column(String(64))
     approver_name: Mapped[str] = mapped_column(String(200))
+    approver_principal: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -166,6 +170,9 @@ class ApprovalRow(Base):
         ),
         UniqueConstraint("family", "version", "approver_key",
                          name="uq_approvals_family_version_approver_key"),
+        # One approval per person: a second key of the same principal adds nothing.
+        Index("ix_approvals_one_per_principal", "family", "version", "approver_principal",
+              unique=True),
     )
 
 
@@ -179,6 +186,7 @@ class LedgerRow(Base):
     actor_key: Mapped[str] = mapped_column(String(64))
     actor_name: Mapped[str] = mapped_column(String(200))
     actor_role: Mapped[str] = mapped_column(String(16))
+    actor_principal: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     family: Mapped[str | None] = mapped_column(String(32), nullable=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -195,13 +203,32 @@ class LedgerRow(Base):
     )
 
 
+class PrincipalRow(Base):
+    """A person or service account; it owns API keys, and four eyes compares principals."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_principals_name"),
+        CheckConstraint("kind IN ('person', 'service')", name="kind"),
+    )
+
+
 class ApiKeyRow(Base):
-    """An API key: only its sha256 is stored; `id` is the public part used to find it."""
+    """An API key of one principal: only its sha256 is stored; `id` finds it."""
 
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    principal_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("principals.id", name="fk_api_keys_principal_id_principals"))
     role: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

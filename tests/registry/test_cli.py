@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from app.bundles.io import write_dir
 from app.cli import cli
 from app.config import get_settings
+from app.registry import database, repository
 from app.registry.auth_keys import create_key
 from tests.registry import bundles as b
 from tests.registry.app import registry_app
@@ -31,15 +32,52 @@ def test_db_and_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     get_settings.cache_clear()
     try:
         assert "base (empty)" in run("db", "current")
-        assert "20261123_registry" in run("db", "upgrade")
+        assert "20261201_principals" in run("db", "upgrade")
         key = run("keys", "create", "--role", "publisher", "--name", "ci bot").strip().splitlines()
         assert key[-1].startswith("tw_")
+        assert any("--name is deprecated" in line for line in key)
         key_id = key[-1].split("_")[1]
-        assert f"{key_id}  publisher" in run("keys", "list")
+        assert f"{key_id}  publisher  active              ci bot (person" in run("keys", "list")
         run("keys", "create", "--role", "emperor", "--name", "x", code=2)
         assert "revoked" in run("keys", "revoke", key_id)
         assert "revoked" in run("keys", "list")
         assert "base" in run("db", "downgrade", "base")
+    finally:
+        get_settings.cache_clear()
+
+
+def test_keys_commands_record_the_acting_principal(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    monkeypatch.setenv("TIERWISE_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        run("db", "upgrade")
+        first = run("keys", "create", "--role", "admin", "--principal", "root")
+        assert "no --as PRINCIPAL" in first  # the first admin: nobody could act yet
+        run("keys", "create", "--role", "publisher", "--principal", "ada", "--as", "ada", code=2)
+        run("keys", "create", "--role", "publisher", "--principal", "ada", "--as", "root")
+        ada2 = run("keys", "create", "--role", "approver", "--principal", "ada", "--kind",
+                   "person", "--as", "root").strip().splitlines()[-1]
+        run("keys", "create", "--role", "scorer", "--principal", "ada", "--kind", "service",
+            "--as", "root", code=2)  # ada is a person
+        run("keys", "revoke", ada2.split("_")[1], "--as", "ada", code=2)  # not an admin
+        run("keys", "revoke", ada2.split("_")[1], "--as", "root")
+        engine = database.make_engine(url)
+        with database.make_sessionmaker(engine)() as s:
+            root = repository.get_principal_by_name(s, "root")
+            ada = repository.get_principal_by_name(s, "ada")
+            assert root is not None and ada is not None and ada.created_by == "root"
+            keys = repository.list_api_keys(s)
+            assert keys[0].created_by.startswith("cli:")
+            assert [(k.principal_id, k.created_by) for k in keys[1:]] == [(ada.id, "root")] * 2
+            entries = repository.list_ledger(s)
+            assert [(e.action, e.actor_principal) for e in entries[1:]] == \
+                [("key_create", root.id)] * 2 + [("key_revoke", root.id)]
+            assert entries[0].actor_principal.startswith("cli:")
+        engine.dispose()
+        listing = run("keys", "list")
+        assert listing.count(f"ada (person, principal {ada.id}; created by root)") == 2
     finally:
         get_settings.cache_clear()
 
@@ -62,6 +100,8 @@ def test_http_commands(migrated_engine: Engine, seeded: sessionmaker[Session],
     assert "churn staging: None -> 2" in run("promote", "--set", "churn=2", "--alias", "staging",
                                              *url, "--key", pub)
     assert "churn production: 1 -> 2" in run("promote", "churn", "2", *url, "--key", apr)
+    assert "churn production: already 2 (unchanged, not recorded)" in run(
+        "promote", "churn", "2", *url, "--key", apr)
     assert "2 -> 1 (rollback)" in run("rollback", "churn", *url, "--key", apr)
     history = run("history", "churn", *url, "--key", apr)
     assert "rollback" in history and "by ada" in history

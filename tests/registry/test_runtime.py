@@ -33,7 +33,10 @@ def test_first_start_then_hot_swap_by_polling(tmp_path: Path, models_dir: Path,
         assert f"admin key written to {key_file}" in capsys.readouterr().err
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         admin = runtime.keys.authenticate(key_file.read_text().strip())
-        assert admin is not None and admin.role == "admin"
+        assert admin is not None and (admin.role, admin.name) == ("admin", "bootstrap admin")
+        with runtime.sessionmaker() as s:  # the one key the actor `system` creates
+            (key,) = repository.list_api_keys(s)
+            assert (key.principal_id, key.created_by) == (admin.principal_id, "system")
         gc.unfreeze()
         assert runtime.wait_ready(10)
         assert runtime.live.status()["versions"]["churn"]["version"] == 1

@@ -14,9 +14,9 @@ from app.registry.tables import LedgerRow
 from tests.registry import bundles as b
 from tests.registry.db import snapshot
 
-PUBLISHER = Principal("pub1", "Pat Publisher", "publisher")
-APPROVER = Principal("apr1", "Ada Approver", "approver")
-ADMIN = Principal("adm1", "Ann Admin", "admin")
+PUBLISHER = Principal("pub1", "Pat Publisher", "publisher", "p-pat")
+APPROVER = Principal("apr1", "Ada Approver", "approver", "p-ada")
+ADMIN = Principal("adm1", "Ann Admin", "admin", "p-ann")
 
 
 def push(session: Session, bundle, actor: Principal = PUBLISHER, **kw):  # type: ignore[no-untyped-def]
@@ -26,7 +26,7 @@ def push(session: Session, bundle, actor: Principal = PUBLISHER, **kw):  # type:
 
 def promote(session: Session, actor: Principal = APPROVER, **targets: int) -> list[LedgerRow]:
     return service.move_aliases(session=session, actor=actor, moves=[
-        service.AliasMove(f, "production", v) for f, v in targets.items()])
+        service.AliasMove(f, "production", v) for f, v in targets.items()]).entries
 
 
 def test_seed_publishes_version_1_and_records_it(seeded: sessionmaker[Session],
@@ -35,7 +35,7 @@ def test_seed_publishes_version_1_and_records_it(seeded: sessionmaker[Session],
         assert repository.alias_map(s) == {f: {"production": 1} for f in b.default_set()}
         entries = repository.list_ledger(s)
         assert [e.action for e in entries] == ["push"] * 5 + ["alias_move"] * 5
-        assert {e.actor_key for e in entries} == {"system"}
+        assert {(e.actor_key, e.actor_principal) for e in entries} == {("system", "system")}
         assert all(e.detail["reason"] == "seed" for e in entries if e.action == "alias_move")
         assert seed_from_dir(session=s, models_dir=models_dir, max_bytes=1 << 24) == {}
 
@@ -43,10 +43,12 @@ def test_seed_publishes_version_1_and_records_it(seeded: sessionmaker[Session],
 def test_push_numbers_versions_and_records_who_and_when(seeded: sessionmaker[Session]) -> None:
     with seeded() as s:
         row = push(s, b.churn_bundle(1))
-        assert (row.family, row.version, row.created_by_key) == ("churn", 2, "pub1")
+        assert (row.family, row.version, row.created_by_key, row.created_by_principal) == \
+            ("churn", 2, "pub1", "p-pat")
         assert row.sha256 == b.churn_bundle(1).sha256
         (entry,) = repository.list_ledger(s, action="push", family="churn")[1:]
-        assert (entry.actor_key, entry.actor_name, entry.version) == ("pub1", "Pat Publisher", 2)
+        assert (entry.actor_key, entry.actor_name, entry.actor_principal, entry.version) == \
+            ("pub1", "Pat Publisher", "p-pat", 2)
         assert entry.at is not None and entry.detail["checked_with"]["catalog"] == 1
         with pytest.raises(Conflict) as dup:
             push(s, b.churn_bundle(1))
@@ -93,8 +95,11 @@ def test_four_eyes_and_approval_before_production(seeded: sessionmaker[Session])
             service.approve(session=s, family="churn", version=2, actor=APPROVER)
         with pytest.raises(Forbidden):
             promote(s, actor=PUBLISHER, churn=2)
+        with pytest.raises(service.FourEyes):  # approved by Ada, but Ann published it
+            promote(s, actor=ADMIN, churn=2)
         (move,) = promote(s, churn=2)
-        assert (move.previous_version, move.version, move.actor_key) == (1, 2, "apr1")
+        assert (move.previous_version, move.version, move.actor_key, move.actor_principal) == \
+            (1, 2, "apr1", "p-ada")
         assert repository.get_alias(s, "churn", "production").version == 2
 
 
@@ -108,6 +113,12 @@ def test_staging_and_challenger_need_no_approval(seeded: sessionmaker[Session]) 
         service.move_aliases(session=s, actor=PUBLISHER,
                              moves=[service.AliasMove("churn", "challenger", None)])
         assert "challenger" not in repository.alias_map(s)["churn"]
+        entries = len(repository.alias_moves(s, "churn"))
+        done = service.move_aliases(session=s, actor=PUBLISHER, moves=[  # clearing an unset one
+            service.AliasMove("churn", "challenger", None)])
+        assert (done.entries, done.unchanged) == ([], [service.AliasMove("churn", "challenger",
+                                                                         None)])
+        assert len(repository.alias_moves(s, "churn")) == entries
 
 
 def test_multi_alias_move_is_atomic(seeded: sessionmaker[Session],
@@ -115,13 +126,14 @@ def test_multi_alias_move_is_atomic(seeded: sessionmaker[Session],
     with seeded() as s:
         push(s, b.products_bundle(0, (*b.PRODUCT_MODELS, "bond_fund")))
         push(s, b.catalog_bundle("bond_fund"), check_with={"products": 2})
+        push(s, b.churn_bundle(1))
         for family in ("products", "catalog"):
             service.approve(session=s, family=family, version=2, actor=APPROVER)
         s.commit()
     before = snapshot(connection)
     for bad in ({"catalog": 2},  # does not fit products 1
                 {"products": 2, "tier": 9},  # unknown version
-                {"products": 2, "catalog": 2, "churn": 1},  # churn 1 was never approved
+                {"products": 2, "catalog": 2, "churn": 2},  # churn 2 was never approved
                 {"products": 2, "fraud": 1}):  # unknown family
         with seeded() as s, pytest.raises((BundleRejected, NotFound, Conflict)):
             promote(s, **bad)
@@ -161,3 +173,45 @@ def test_ledger_and_versions_refuse_update_and_delete(seeded: sessionmaker[Sessi
         with pytest.raises(Exception, match="tierwise: "):
             connection.execute(text(sql))
         savepoint.rollback()
+
+
+def test_a_move_to_the_current_version_is_a_no_op(seeded: sessionmaker[Session],
+                                                  connection: Connection) -> None:
+    with seeded() as s:
+        push(s, b.churn_bundle(1))
+        service.approve(session=s, family="churn", version=2, actor=APPROVER)
+        s.commit()
+    before = snapshot(connection)
+    with seeded() as s:  # production 1 was seeded, never approved: a no-op needs no approval
+        done = service.move_aliases(session=s, actor=APPROVER, moves=[
+            service.AliasMove("churn", "production", 1),
+            service.AliasMove("tier", "production", 1)])
+        assert done.entries == [] and [m.family for m in done.unchanged] == ["churn", "tier"]
+        s.commit()
+    assert snapshot(connection) == before  # nothing written: no ledger row, no alias update
+    with seeded() as s:  # in a batch, only the real move is written and recorded
+        done = service.move_aliases(session=s, actor=APPROVER, moves=[
+            service.AliasMove("churn", "production", 2),
+            service.AliasMove("tier", "production", 1)])
+        assert [(e.family, e.previous_version, e.version) for e in done.entries] == \
+            [("churn", 1, 2)]
+        assert done.unchanged == [service.AliasMove("tier", "production", 1)]
+        assert [m.version for m in repository.alias_moves(s, "tier")] == [1]
+
+
+def test_expected_version_makes_a_move_compare_and_set(seeded: sessionmaker[Session],
+                                                       connection: Connection) -> None:
+    with seeded() as s:
+        push(s, b.churn_bundle(1))
+        s.commit()
+    before = snapshot(connection)
+    with seeded() as s, pytest.raises(service.AliasMoved) as exc:
+        service.move_aliases(session=s, actor=PUBLISHER, moves=[
+            service.AliasMove("churn", "staging", 2, expected_version=1)])
+    assert exc.value.status == 409 and exc.value.details[0].field == "moves[0].expected_version"
+    assert snapshot(connection) == before
+    with seeded() as s:
+        (entry,) = service.move_aliases(session=s, actor=APPROVER, moves=[
+            service.AliasMove("churn", "challenger", 2),
+            service.AliasMove("tier", "production", 1, expected_version=1)]).entries
+        assert (entry.alias, entry.previous_version, entry.version) == ("challenger", None, 2)
