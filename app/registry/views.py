@@ -10,13 +10,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.registry import repository
-from app.registry.service import require_family, require_version
+from app.registry.service import MovesDone, require_family, require_version
 from app.registry.tables import ApprovalRow, FamilyRow, LedgerRow, VersionRow
 
 
 class Actor(BaseModel):
-    key_id: str
-    name: str
+    key_id: str = Field(description="The key used")
+    name: str = Field(description="The principal's name")
+    principal_id: str = Field(description="The person or service account that owns the key "
+                                          "(four eyes compares these)")
 
 
 class ApprovalView(BaseModel):
@@ -91,8 +93,17 @@ class LedgerPage(BaseModel):
                                                   "null at the end")
 
 
+class UnchangedAlias(BaseModel):
+    family: str
+    alias: str
+    version: int | None
+
+
 class AliasMovesResult(BaseModel):
     moves: list[LedgerEntry]
+    unchanged: list[UnchangedAlias] = Field(
+        default_factory=list,
+        description="Moves to the version the alias already had: not written, not recorded")
 
 
 class HistoryView(BaseModel):
@@ -109,7 +120,8 @@ def version_summary(row: VersionRow, aliases: Mapping[str, int], approvals: int
     """One version in a listing."""
     return VersionSummary(
         family=row.family, version=row.version, sha256=row.sha256, label=row.label,
-        created_by=Actor(key_id=row.created_by_key, name=row.created_by_name),
+        created_by=Actor(key_id=row.created_by_key, name=row.created_by_name,
+                         principal_id=row.created_by_principal),
         created_at=row.created_at, size_bytes=row.size_bytes,
         aliases=_aliases_of(aliases, row.version), approvals=approvals,
     )
@@ -131,7 +143,8 @@ def version_detail(row: VersionRow, aliases: Mapping[str, int],
             reference_rows=len(m.get("reference_rows", [])),
         ),
         metrics=m.get("metrics", {}), training_data=m.get("training_data", {}),
-        approved_by=[ApprovalView(approver=Actor(key_id=a.approver_key, name=a.approver_name),
+        approved_by=[ApprovalView(approver=Actor(key_id=a.approver_key, name=a.approver_name,
+                                                 principal_id=a.approver_principal),
                                   at=a.created_at, note=a.note) for a in approvals],
     )
 
@@ -151,10 +164,19 @@ def ledger_entry(row: LedgerRow) -> LedgerEntry:
     """One ledger row as the API shows it."""
     return LedgerEntry(
         id=row.id, at=row.at,
-        actor=LedgerActor(key_id=row.actor_key, name=row.actor_name, role=row.actor_role),
+        actor=LedgerActor(key_id=row.actor_key, name=row.actor_name, role=row.actor_role,
+                          principal_id=row.actor_principal),
         action=row.action, family=row.family, version=row.version, alias=row.alias,
         previous_version=row.previous_version, detail=row.detail,
     )
+
+
+def moves_result(done: MovesDone) -> AliasMovesResult:
+    """An alias-move call's result: the ledger entries written and the no-op moves."""
+    return AliasMovesResult(
+        moves=[ledger_entry(e) for e in done.entries],
+        unchanged=[UnchangedAlias(family=m.family, alias=m.alias, version=m.version)
+                   for m in done.unchanged])
 
 
 # --- read side: one call per endpoint -------------------------------------------------

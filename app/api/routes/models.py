@@ -100,16 +100,22 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+EXPECTED = ("Compare-and-set: move only if the alias is at this version now "
+            "(409 alias_moved otherwise)")
+
+
 class ProductionMove(_Body):
     family: FamilyName
     alias: Literal["production"]
     version: Version = Field(description="An approved version")
+    expected_version: Version | None = Field(default=None, description=EXPECTED)
 
 
 class OtherAliasMove(_Body):
     family: FamilyName
     alias: Literal["staging", "challenger"]
     version: Version | None = Field(description="null clears the alias")
+    expected_version: Version | None = Field(default=None, description=EXPECTED)
 
 
 AliasMoveIn = Annotated[ProductionMove | OtherAliasMove, Field(discriminator="alias")]
@@ -129,8 +135,9 @@ class NoteIn(_Body):
 READ = errors(*AUTH_ERRORS, 404, 422, s404="Unknown family or version")
 WRITE_JSON = errors(*AUTH_ERRORS, *JSON_BODY_ERRORS, 404, 409,
                     s404="Unknown family or version",
-                    s409="Not approved, already approved by this key, nothing to roll back "
-                         "to, or another change won the race")
+                    s409="Not approved, already approved by this principal, nothing to roll "
+                         "back to, the alias is not at expected_version, or another change "
+                         "won the race")
 _VERSION_LINK = {"parameters": {"family": "$response.body#/family",
                                  "version": "$response.body#/version"}}
 PUBLISH: dict[int | str, dict[str, Any]] = {
@@ -161,9 +168,10 @@ def list_models(principal: RequireViewer, session: SessionDep) -> views.Registry
              summary="Move one or several aliases in one atomic call")
 def move_aliases(body: AliasMovesIn, principal: RequireOperator,
                  session: SessionDep) -> views.AliasMovesResult:
-    moves = [service.AliasMove(m.family, m.alias, m.version) for m in body.moves]
-    entries = service.move_aliases(session=session, moves=moves, actor=principal, note=body.note)
-    return views.AliasMovesResult(moves=[views.ledger_entry(e) for e in entries])
+    moves = [service.AliasMove(m.family, m.alias, m.version, m.expected_version)
+             for m in body.moves]
+    return views.moves_result(service.move_aliases(session=session, moves=moves,
+                                                   actor=principal, note=body.note))
 
 
 @router.get("/v1/models/{family}/versions", response_model=views.FamilyView,
@@ -218,7 +226,7 @@ def download_bundle(family: FamilyPath, version: VersionPath, principal: Require
 
 @router.post("/v1/models/{family}/versions/{version}/approve",
              response_model=views.VersionDetail, responses=WRITE_JSON, dependencies=JSON_ONLY,
-             summary="Approve a version (approver; not the key that published it)")
+             summary="Approve a version (approver; not the principal who published it)")
 def approve_version(family: FamilyPath, version: VersionPath, principal: RequireApprover,
                     session: SessionDep, body: NoteIn | None = None) -> views.VersionDetail:
     service.approve(session=session, family=family, version=version, actor=principal,
