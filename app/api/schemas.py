@@ -55,12 +55,9 @@ TopN = Annotated[int, Field(ge=1, le=50), BeforeValidator(whole_number)]
 
 def _feature_json_schema(spec: FeatureSpec) -> dict[str, Any]:
     unit = f" Unit: {spec.unit}." if spec.unit else ""
-    value: dict[str, Any] = {}
+    value: dict[str, Any] = {"type": "string" if spec.kind == "category" else spec.kind}
     if spec.kind == "category":
-        value["type"] = "string"
         value["enum"] = list(spec.categories)
-    else:
-        value["type"] = {"number": "number", "integer": "integer", "boolean": "boolean"}[spec.kind]
     if spec.minimum is not None:
         value["minimum"] = spec.minimum
     if spec.maximum is not None:
@@ -105,9 +102,8 @@ class ScoreContext(_In):
     """Where and when the customer is being served, and what they were offered lately."""
 
     channel: ChannelName | None = Field(default=None, description="Channel serving the customer.")
-    as_of: IsoDate | None = Field(
-        default=None, description="The day of the decision (default: today, UTC)."
-    )
+    as_of: IsoDate | None = Field(default=None,
+                                  description="The day of the decision (default: today, UTC).")
     history: list[ContactEventIn] = Field(
         default_factory=list, max_length=1000,
         description="Recent offers, declines and acceptances, for the contact policy.",
