@@ -72,8 +72,10 @@ def test_keys_commands_record_the_acting_principal(tmp_path: Path,
             assert keys[0].created_by.startswith("cli:")
             assert [(k.principal_id, k.created_by) for k in keys[1:]] == [(ada.id, "root")] * 2
             entries = repository.list_ledger(s)
-            assert [(e.action, e.actor_principal) for e in entries[1:]] == \
-                [("key_create", root.id)] * 2 + [("key_revoke", root.id)]
+            assert [(e.action, e.actor_principal, e.actor_name, e.actor_key)
+                    for e in entries[1:]] == \
+                [("key_create", root.id, "root", keys[0].id)] * 2 + \
+                [("key_revoke", root.id, "root", keys[0].id)]
             assert entries[0].actor_principal.startswith("cli:")
         engine.dispose()
         listing = run("keys", "list")

@@ -108,6 +108,8 @@ def test_upgrade_makes_each_existing_key_its_own_principal(kind: str, tmp_path: 
         assert "actor_principal" not in {c["name"] for c in inspect(engine).get_columns("ledger")}
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
+            assert conn.execute(text("SELECT name FROM api_keys ORDER BY id")).scalars().all() \
+                == ["ada", "ada", "ci bot", "system"]
             with pytest.raises(Exception, match="tierwise: "):
                 conn.execute(text("UPDATE ledger SET actor_name = 'x'"))
         database.upgrade(engine)

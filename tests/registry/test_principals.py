@@ -122,3 +122,17 @@ def test_only_a_principal_with_an_active_admin_key_may_act(seeded: sessionmaker[
         revoke_key(session=s, key_id=root_row.id)
         with pytest.raises(Forbidden):
             acting_principal(s, "root")
+
+
+def test_a_rollback_may_return_to_a_version_of_the_one_rolling_back(
+        seeded: sessionmaker[Session]) -> None:
+    with seeded() as s:
+        ada_pub, ada_apr = key_for(s, "ada", "publisher"), key_for(s, "ada", "approver")
+        bob = key_for(s, "bob", "approver")
+        for seed in (1, 2):  # Ada publishes 2 and 3, Bob approves and promotes both
+            version = push(s, b.churn_bundle(seed), actor=ada_pub).version
+            service.approve(session=s, family="churn", version=version, actor=bob)
+            promote(s, actor=bob, churn=version)
+        entry = service.rollback(session=s, family="churn", actor=ada_apr)
+        assert (entry.previous_version, entry.version, entry.actor_principal) == \
+            (3, 2, ada_apr.principal_id)
