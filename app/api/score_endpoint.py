@@ -22,7 +22,16 @@ from app.api.errors_render import ErrorAnswer, error_answer, validation_problems
 from app.api.request_context import ASGIApp, Receive, Scope, Send
 from app.api.schemas import BatchItem, BatchRequest, ScoreRequest
 from app.dataplane.plane import RefusedItem
-from app.errors import FieldProblem, InvalidRequest, NotReady, PayloadTooLarge, TierwiseError
+from app.errors import (
+    FieldProblem,
+    InvalidRequest,
+    MalformedJson,
+    MethodNotAllowed,
+    NotReady,
+    PayloadTooLarge,
+    TierwiseError,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger("tierwise.api")
 
@@ -32,14 +41,6 @@ _JSON = (b"content-type", b"application/json")
 _BATCH_ITEM: TypeAdapter[BatchItem] = TypeAdapter(BatchItem)
 
 
-class MethodNotAllowed(TierwiseError):
-    status = 405
-    code = "method_not_allowed"
-
-
-class UnsupportedMediaType(TierwiseError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 def is_json(content_type: str | None) -> bool:
@@ -148,10 +149,6 @@ def _validated(model: Any, raw: bytes) -> Any:
         raise InvalidRequest("the request does not follow the contract",
                              validation_problems(exc)) from None
 
-
-class MalformedJson(TierwiseError):
-    status = 400
-    code = "invalid_json"
 
 
 async def _read_body(receive: Receive) -> bytes:
