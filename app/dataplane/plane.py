@@ -4,28 +4,27 @@ As in MLServer, the HTTP layer (app/api) only reads and validates the request, t
 one method here; the data plane's collaborators are given to its constructor: the live
 scoring contexts, the micro-batcher and the tally the metrics are counted in. It knows
 nothing about HTTP or the API's pydantic classes: it reads requests through the small
-protocols below, which those classes satisfy.
+protocols of app/dataplane/requests.py, which those classes satisfy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from app.dataplane.microbatch import MicroBatcher, OneCustomer
+from app.dataplane.requests import ContextIn, CustomerIn, OptionsIn, ScoreIn
+from app.dataplane.shadow import shadow_score
 from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
 from app.observability.logging import note_request
 from app.observability.metrics import ScoreTally
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
-
-log = logging.getLogger("tierwise.scoring")
 
 
 class LiveContexts(Protocol):
@@ -37,46 +36,6 @@ class LiveContexts(Protocol):
     def for_request(
         self, *, customer_id: str, pins: Mapping[str, str]
     ) -> tuple[ScoringContext, ScoringContext | None]: ...
-
-
-class ContactIn(Protocol):
-    """One past offer, decline or acceptance sent by the caller."""
-
-    action_id: str
-    date: dt.date
-    outcome: Literal["offered", "declined", "accepted"]
-
-
-class ContextIn(Protocol):
-    """Where and when the customer is served, and their recent contacts."""
-
-    channel: str | None
-    as_of: dt.date | None
-    history: Sequence[ContactIn]
-
-
-class OptionsIn(Protocol):
-    """What the caller asked for."""
-
-    parts: Sequence[str] | None
-    top_n: int | None
-    explain: bool
-    include_suppressed: bool
-    pin: Mapping[Any, str]
-
-
-class CustomerIn(Protocol):
-    """One customer of a request: id, named features, contact context."""
-
-    customer_id: str
-    features: Mapping[str, Any]
-    context: ContextIn | None
-
-
-class ScoreIn(CustomerIn, Protocol):
-    """A single-customer scoring request."""
-
-    options: OptionsIn | None
 
 
 class RefusedItem:
@@ -282,29 +241,3 @@ class _Group:
         self.x = np.empty((capacity, len(ctx.schema)))
         self.rows: list[int] = []
         self.customers: list[CustomerInput] = []
-
-
-def shadow_score(shadow: ScoringContext, customers: list[CustomerInput], opts: Options,
-                 served: list[dict[str, Any]]) -> None:
-    """Score the challenger too and log how it differs; never affects the response."""
-    try:
-        x = np.empty((len(customers), len(shadow.schema)))
-        for i, c in enumerate(customers):
-            if shadow.schema.encode_into(c.features, x[i]):
-                return
-        shadow_results = score_rows(shadow, x, customers, opts)
-    except Exception:  # a broken challenger must never fail a production request
-        log.exception("shadow scoring failed")
-        return
-    for c, prod, chal in zip(customers, served, shadow_results, strict=True):
-        log.info(
-            "shadow",
-            extra={
-                "customer_id": c.customer_id,
-                "challenger_versions": {f: v.version for f, v in shadow.versions.items()},
-                "production_churn": prod.get("churn", {}).get("probability"),
-                "challenger_churn": chal.get("churn", {}).get("probability"),
-                "production_top": [r["action_id"] for r in prod.get("recommendations", [])],
-                "challenger_top": [r["action_id"] for r in chal.get("recommendations", [])],
-            },
-        )
