@@ -265,6 +265,32 @@ def test_first_failing_step_is_the_reason() -> None:
     }
 
 
+def test_each_detail_words_its_own_rule() -> None:
+    """Details are worded apart from the decision; each says what failed, with the numbers."""
+    actions = [
+        product("young", eligibility={"min_age": 50}),
+        product("poor", eligibility={"min_aum": 1_000_000}),
+        product("vip", eligibility={"requires_flags": ("payroll_customer", "vip_card")}),
+        product("risky", risk_level="R5"),
+        product("old", risk_level="R2", contact_policy={"decline_cooloff_days": 90}),
+        product("tired", contact_policy={"max_offers": 0}),
+        product("nopro"),
+        retention("keep", eligibility={"min_churn_probability": 0.5}),
+    ]
+    _, sup = run(actions, customer(flags={"payroll_customer": True}),
+                 propensities={"old": 0.2, "nopro": 1.5}, history=[ev(12, "declined", "old")])
+    assert {s.action_id: s.detail for s in sup} == {
+        "young": "age 40 below minimum 50",
+        "poor": "AUM 200,000 below minimum 1,000,000",
+        "vip": "requires vip_card",
+        "risky": "R5 product; profile C3 covers up to R3",
+        "old": "declined 12 days ago (cool-off 90 days)",
+        "tired": "contact policy allows no offers (max_offers 0)",
+        "nopro": "propensity 1.5 from model nopro is not a probability",
+        "keep": "churn risk 10% below threshold 50%",
+    }
+
+
 def test_history_of_other_actions_is_ignored_and_numpy_input_accepted() -> None:
     props = {"a": np.float64(0.25)}
     recs, sup = run([product("a")], propensities=props, history=[ev(0, "declined", "zzz")])
