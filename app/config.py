@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     max_bundle_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest model bundle accepted on upload."
     )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024,
+        description="Largest request head accepted: the request line and every header name "
+        "and value together (431 above).",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0, gt=0,
+        description="Time a client has to send the whole request body once its head has "
+        "arrived (408 and the connection closed after it).",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1,
+        description="How long an idle keep-alive connection stays open after a response "
+        "before the server closes it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO",
         description="Level of the JSON logs on stderr; INFO writes one line per request, "

@@ -103,5 +103,7 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
     for router in ROUTERS:
         api.include_router(router)
     asgi = RequestContext(ScoreEndpoint(api, services=services),
-                          max_body_bytes=settings.max_body_bytes, routes=route_templates(api))
+                          max_body_bytes=settings.max_body_bytes,
+                          max_header_bytes=settings.max_header_bytes,
+                          body_timeout=settings.body_timeout_seconds, routes=route_templates(api))
     return TierwiseApp(api, services, asgi)

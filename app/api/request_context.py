@@ -1,5 +1,6 @@
-"""The outermost layer of every HTTP request: its id, the body size limit, and its one
-metrics update and log line once the response has ended (app/observability/requests.py).
+"""The outermost layer of every HTTP request: its id, the limits on its head and body (size,
+and the time the body may take to arrive), and its one metrics update and log line once
+the response has ended (app/observability/requests.py).
 
 Plain ASGI (not a framework middleware class), in front of both the scoring endpoint and
 FastAPI, so that each of these is done once, in one place, for every request.
@@ -7,6 +8,7 @@ FastAPI, so that each of these is done once, in one place, for every request.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -15,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from app.api.deadlines import BodyDeadlines
 from app.observability.logging import end_request, start_request
 from app.observability.requests import request_finished
 
@@ -27,6 +30,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED = "unmatched"
+# The status logged and counted for a request whose client left before its body ended
+# (nginx's convention; no response is sent).
+CLIENT_CLOSED = 499
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 
 
@@ -35,17 +41,37 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def too_large(limit: int) -> tuple[Message, bytes]:
-    """The 413 answer (response start message and body) for a body over `limit` bytes."""
-    body = orjson.dumps({"error": {
-        "code": "payload_too_large",
-        "message": f"the request body exceeds {limit} bytes",
-        "details": [{"field": "body", "problem": f"larger than {limit} bytes"}],
-    }})
-    start = {"type": "http.response.start", "status": 413,
+def refusal(status: int, code: str, message: str, field: str, problem: str
+            ) -> tuple[Message, bytes]:
+    """A refusal made before the application sees the request (response start message and
+    body, in the one error shape); the connection is closed after it."""
+    body = orjson.dumps({"error": {"code": code, "message": message,
+                                   "details": [{"field": field, "problem": problem}]}})
+    start = {"type": "http.response.start", "status": status,
              "headers": [(b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode())]}
+                         (b"content-length", str(len(body)).encode()),
+                         (b"connection", b"close")]}
     return start, body
+
+
+def too_large(limit: int) -> tuple[Message, bytes]:
+    """The 413 answer for a body over `limit` bytes."""
+    return refusal(413, "payload_too_large", f"the request body exceeds {limit} bytes",
+                   "body", f"larger than {limit} bytes")
+
+
+def head_too_large(limit: int) -> tuple[Message, bytes]:
+    """The 431 answer for a request line and headers over `limit` bytes."""
+    return refusal(431, "headers_too_large",
+                   f"the request line and headers exceed {limit} bytes",
+                   "headers", f"larger than {limit} bytes")
+
+
+def body_too_slow(timeout: float) -> tuple[Message, bytes]:
+    """The 408 answer for a body that did not arrive within `timeout` seconds."""
+    return refusal(408, "request_timeout",
+                   f"the request body did not arrive within {timeout:g} seconds",
+                   "body", f"incomplete after {timeout:g} seconds")
 
 
 class RouteTemplates:
@@ -78,12 +104,19 @@ class RouteTemplates:
 
 
 class RequestContext:
-    """Assigns the request id (from a valid X-Request-ID, or new), answers 413 for bodies over
-    the limit (declared or streamed), and counts, times and logs the request once it ended."""
+    """Assigns the request id (from a valid X-Request-ID, or new); refuses a request line and
+    headers over `max_header_bytes` (431), a body over `max_body_bytes` (413, declared or
+    streamed) and a body not complete `body_timeout` seconds after the head (408); reads the
+    body before the application runs, so it only ever sees whole bodies; counts, times and
+    logs the request once it ended."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, routes: RouteTemplates) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int,
+                 body_timeout: float, routes: RouteTemplates) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout = body_timeout
+        self.deadlines = BodyDeadlines(body_timeout)
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,11 +137,16 @@ class RequestContext:
     async def _handle(self, scope: Scope, receive: Receive, send: Send,
                       state: dict[str, Any]) -> None:
         request_id = length = None
+        chunked = False
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         for name, value in scope["headers"]:
+            head += len(name) + len(value)
             if name == REQUEST_ID_HEADER and VALID_REQUEST_ID.match(value):
                 request_id = value.decode()
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = True
         request_id = request_id or new_request_id()
         state["request_id"] = request_id
         scope.setdefault("state", {})["request_id"] = request_id
@@ -120,37 +158,59 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        limit = self.max_body_bytes
-        if length is not None:
-            if length > limit:
-                await self._too_large(send_with_id)
-                return
+        if head > self.max_header_bytes:
+            await _answer(send_with_id, head_too_large(self.max_header_bytes))
+        elif length is not None and length > self.max_body_bytes:
+            await _answer(send_with_id, too_large(self.max_body_bytes))
+        elif not chunked and not length:  # no body to wait for
             await self.app(scope, receive, send_with_id)
-            return
-        # A body without a declared length (chunked): read it here, bounded, and replay it.
-        chunks: list[bytes] = []
+        else:
+            body = await self._read_body(receive, send_with_id, state)
+            if body is not None:
+                await self.app(scope, _replay(body, receive), send_with_id)
+
+    async def _read_body(self, receive: Receive, send: Send, state: dict[str, Any]
+                         ) -> list[Message] | None:
+        """The body's messages, all of them; None when refused (answered here) or when the
+        client left before the end (nothing to answer)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.deadlines.watch(task)
+        messages: list[Message] = []
         received = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                await self._too_large(send_with_id)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        buffered: list[Message] = [{"type": "http.request", "body": b"".join(chunks),
-                                    "more_body": False}]
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # gone before its body ended
+                    state["status"] = CLIENT_CLOSED
+                    return None
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    await _answer(send, too_large(self.max_body_bytes))
+                    return None
+                messages.append(message)
+                if not message.get("more_body", False):
+                    return messages
+        except asyncio.CancelledError:
+            if not self.deadlines.timed_out(task):
+                raise
+        finally:
+            self.deadlines.unwatch(task)
+        await _answer(send, body_too_slow(self.body_timeout))
+        return None
 
-        async def replay() -> Message:
-            return buffered.pop() if buffered else await receive()
 
-        await self.app(scope, replay, send_with_id)
+def _replay(body: list[Message], receive: Receive) -> Receive:
+    """`receive` that first gives the body's messages again, then reads on (disconnect)."""
+    pending = body[::-1]
 
-    async def _too_large(self, send: Send) -> None:
-        start, body = too_large(self.max_body_bytes)
-        await send(start)
-        await send({"type": "http.response.body", "body": body})
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _answer(send: Send, answer: tuple[Message, bytes]) -> None:
+    start, body = answer
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

@@ -24,10 +24,13 @@ REQUEST_LOG = logging.getLogger("tierwise.requests")
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message", "asctime", "taskName",
 }
-_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+# uvicorn's access line repeats our request line with the client's address and the raw
+# query string (an `?apikey=` would be logged verbatim): off however uvicorn was started.
+_ACCESS_LOGGER = "uvicorn.access"
 # Loggers that say nothing an operator needs at INFO.
 _QUIET = {"alembic.runtime.plugins": logging.WARNING}
-# Probes and scrapes arrive every few seconds: their lines are DEBUG unless they fail.
+# Probes and scrapes arrive every few seconds: their lines are DEBUG unless refused or failed.
 _PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _DEFAULT_FACTORY = logging.getLogRecordFactory()
@@ -73,7 +76,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
-    """Send the root and uvicorn loggers, as JSON lines, to `stream` (stderr) at `level`.
+    """Send the root and uvicorn loggers, as JSON lines, to `stream` (stderr) at `level`;
+    uvicorn's access log off (app/api/request_context.py writes the one line per request).
 
     Idempotent. Replaces console handlers (plain StreamHandlers, ours included) and leaves
     other handlers alone, so test log capture keeps working.
@@ -94,6 +98,12 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # No handler and no propagation: uvicorn asks hasHandlers() per connection and then does
+    # not even format the line; disabled in case a handler is added later.
+    access = logging.getLogger(_ACCESS_LOGGER)
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True
     for name, quiet_level in _QUIET.items():
         logging.getLogger(name).setLevel(quiet_level)
 
@@ -117,10 +127,11 @@ def note_request(**fields: Any) -> None:
 
 def log_request(*, request_id: str, method: str, route: str, status: int, seconds: float,
                 fields: Mapping[str, Any]) -> None:
-    """The request's one line: INFO (DEBUG for probes and scrapes), ERROR for a 5xx."""
+    """The request's one line: INFO (DEBUG for probes and scrapes answered < 400), ERROR for
+    a 5xx."""
     if status >= 500:
         level = logging.ERROR
-    elif route in _PROBE_ROUTES:
+    elif route in _PROBE_ROUTES and status < 400:
         level = logging.DEBUG
     else:
         level = logging.INFO

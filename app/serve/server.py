@@ -48,6 +48,10 @@ def run_server(*, host: str, port: int, workers: int) -> None:
             log_level=settings.log_level.lower(),
             access_log=False,  # app/api/request_context.py writes one line per request instead
             timeout_graceful_shutdown=settings.graceful_timeout_seconds,  # type: ignore[arg-type]
+            timeout_keep_alive=settings.keep_alive_timeout_seconds,
+            # Bounds the request head while h11 reads it; httptools (ours) has no such option,
+            # so app/api/request_context.py refuses an oversized head (431) once it is read.
+            h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     finally:
         if metrics_dir is not None:
