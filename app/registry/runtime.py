@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -136,6 +137,8 @@ def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings
                                      role="admin", actor=SYSTEM)
     if plain is not None:  # written only once the key is committed
         _write_admin_key(plain, settings.bootstrap_admin_key_file)
+    else:
+        _protect_admin_key(Path(settings.bootstrap_admin_key_file))
 
 
 def _write_admin_key(plain: str, path: Path) -> None:
@@ -143,6 +146,25 @@ def _write_admin_key(plain: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)  # os.open's mode applies only to a file it creates
         f.write(plain + "\n")
     print(f"tierwise: admin key written to {path}", file=sys.stderr, flush=True)
     log.warning("created the bootstrap admin key; admin key written to %s", path)
+
+
+def _protect_admin_key(path: Path) -> None:
+    """An admin key file that others may read or write (from an older version, a copy, a
+    umask) is made 0600 at start; start is refused when that cannot be done."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(0o600)
+    except OSError as exc:
+        raise RegistryStartupError(
+            f"the admin key file {path} has mode {mode:04o} (others may read it) and cannot "
+            f"be made 0600: {exc.strerror or exc}; fix its permissions or remove it") from exc
+    log.warning("the admin key file %s had mode %04o; made it 0600", path, mode)
