@@ -10,7 +10,9 @@ are done once for every request by app/api/request_context.py around this endpoi
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -105,7 +107,7 @@ class ScoreEndpoint:
             raise NotReady("no verified scoring context is live yet; see /v1/status")
         result: dict[str, Any] = await route(raw)
         result["request_id"] = scope["state"]["request_id"]
-        return orjson.dumps(result)
+        return _json(result)
 
     async def _score(self, raw: bytes) -> dict[str, Any]:
         request = _validated(ScoreRequest, raw)
@@ -114,7 +116,7 @@ class ScoreEndpoint:
         return result
 
     async def _batch(self, raw: bytes) -> dict[str, Any]:
-        request = _validated(BatchRequest, raw)
+        request = _validated(BatchRequest, raw, lenient=True)
         limit = self.services.settings.max_batch_items
         if len(request.items) > limit:
             raise PayloadTooLarge(
@@ -126,28 +128,85 @@ class ScoreEndpoint:
                 items.append(_BATCH_ITEM.validate_python(item))
             except ValidationError as exc:
                 cid = item.get("customer_id") if isinstance(item, dict) else None
-                items.append(RefusedItem(cid, InvalidRequest(
+                items.append(RefusedItem(cid if _is_text(cid) else None, InvalidRequest(
                     "the item does not follow the contract",
-                    validation_problems(exc, f"items[{i}]."))))
+                    [FieldProblem(_printable(p.field), p.problem)
+                     for p in validation_problems(exc, f"items[{i}].")])))
         result: dict[str, Any] = await self.services.data_plane.score_batch(items,
                                                                             request.options)
         return result
 
 
-def _validated(model: Any, raw: bytes) -> Any:
-    """The request body as `model`; 400 for malformed JSON, 422 naming every bad field."""
+def _validated(model: Any, raw: bytes, *, lenient: bool = False) -> Any:
+    """The request body as `model`; 400 for malformed JSON, 422 naming every bad field.
+
+    `lenient` (batches): a body that is JSON but for escaped lone surrogates ("\\ud800", which
+    the fast parser refuses) is read by Python's parser instead, so that only the items
+    holding them are refused (their str fields refuse text that is not Unicode)."""
     if not raw:
         raise InvalidRequest("the request does not follow the contract",
                              [FieldProblem("body", "a JSON body is required")])
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
-            raise MalformedJson(
-                "the request body is not valid JSON",
-                [FieldProblem("body", str(exc.errors(include_url=False)[0]["msg"]))]) from None
-        raise InvalidRequest("the request does not follow the contract",
-                             validation_problems(exc)) from None
+        errors = exc.errors(include_url=False)
+        if not any(e["type"] == "json_invalid" for e in errors):
+            raise InvalidRequest("the request does not follow the contract",
+                                 validation_problems(exc)) from None
+        parsed = _with_lone_surrogates(raw) if lenient else None
+        if parsed is None:
+            raise MalformedJson("the request body is not valid JSON",
+                                [FieldProblem("body", str(errors[0]["msg"]))]) from None
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        raise InvalidRequest("the request does not follow the contract", [
+            FieldProblem(_printable(p.field), p.problem)
+            for p in validation_problems(exc)]) from None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _with_lone_surrogates(raw: bytes) -> Any:
+    """The body as Python's JSON parser reads it when it holds a surrogate escape (NaN and
+    Infinity refused, as by the fast parser); None when it holds none or is not JSON."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_text(value: object) -> bool:
+    """False for a str holding a lone surrogate (it cannot be written as UTF-8)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """`text` with any lone surrogate written as an escape (\\ud800)."""
+    return text if _is_text(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _json(result: dict[str, Any]) -> bytes:
+    """The response as JSON; a lone surrogate an error message echoed from a refused batch
+    item becomes U+FFFD, so that every client's JSON parser can read the answer."""
+    try:
+        return orjson.dumps(result)
+    except TypeError:
+        text = json.dumps(result, ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
 

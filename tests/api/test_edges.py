@@ -5,12 +5,14 @@ never a 500; the registry is unchanged; the API document states each bound."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from app.config import Settings
@@ -152,23 +154,64 @@ def test_pinned_versions(service: httpx.Client) -> None:
 # --- lone surrogates ------------------------------------------------------------------------
 
 
+FEATURES = '{"age": 40, "aum_total": 1000.0, "tenure_months": 10, "risk_profile": "C3"}'
+
+
 @pytest.mark.parametrize("text", SURROGATES)
-def test_surrogates_in_score_bodies(service: httpx.Client, text: str) -> None:
-    """Not Unicode text, so not JSON text: the body is refused as a whole (400), single or
-    batch, like any malformed body; nothing is scored and nothing fails with a 500."""
-    features = '{"age": 40, "aum_total": 1000.0, "tenure_months": 10, "risk_profile": "C3"}'
-    bodies = [
-        f'{{"customer_id": "{text}", "features": {features}}}',
-        f'{{"customer_id": "c1", "features": {{"{text}": 1}}}}',
-        f'{{"customer_id": "c1", "features": {features}, "options": {{"pin": {{"{text}": "1"}}}}}}',
-        f'{{"customer_id": "c1", "features": {features}, "context": {{"channel": "{text}"}}}}',
+def test_surrogates_in_a_single_score_body(service: httpx.Client, text: str) -> None:
+    """Not Unicode text, so not JSON text: the one customer's body is refused (400)."""
+    for raw in (f'{{"customer_id": "{text}", "features": {FEATURES}}}',
+                f'{{"customer_id": "c1", "features": {{"{text}": 1}}}}',
+                f'{{"customer_id": "c1", "features": {FEATURES}, '
+                f'"options": {{"pin": {{"{text}": "1"}}}}}}',
+                f'{{"customer_id": "c1", "features": {FEATURES}, '
+                f'"context": {{"channel": "{text}"}}}}'):
+        error = refused(service.post("/v1/score", content=raw.encode(), headers=JSON), 400)
+        assert error["code"] == "invalid_json" and error["details"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize("text", SURROGATES)
+def test_surrogates_in_batch_items_refuse_those_items_only(service: httpx.Client,
+                                                           text: str) -> None:
+    good = f'{{"customer_id": "ok", "features": {FEATURES}}}'
+    category = FEATURES.replace('"C3"', f'"{text}"')  # a value the error message echoes
+    items = [
+        good,
+        f'{{"customer_id": "{text}", "features": {FEATURES}}}',
+        f'{{"customer_id": "c2", "features": {{"{text}": 1, {FEATURES[1:]}}}',
+        f'{{"customer_id": "c3", "features": {category}}}',
+        f'{{"customer_id": "c4", "features": {FEATURES}, "context": {{"history": '
+        f'[{{"action_id": "{text}", "date": "2026-01-01", "outcome": "offered"}}]}}}}',
+        f'{{"customer_id": "c5", "features": {FEATURES}, "{text}": 1}}',
+        good,
     ]
-    for body in bodies:
-        for path, raw in (("/v1/score", body), ("/v1/score/batch",
-                                                f'{{"items": [{body}, {{"customer_id": "ok", '
-                                                f'"features": {features}}}]}}')):
-            error = refused(service.post(path, content=raw.encode(), headers=JSON), 400)
-            assert error["code"] == "invalid_json" and error["details"][0]["field"] == "body"
+    response = service.post("/v1/score/batch", headers=JSON,
+                            content=f'{{"items": [{", ".join(items)}]}}'.encode())
+    assert response.status_code == 200, response.text
+    body = orjson.loads(response.content)  # strict: no lone surrogate in the answer
+    results = body["results"]
+    assert (body["scored"], body["failed"]) == (2, 5)
+    assert [r.get("error") is None for r in results] == [True, *[False] * 5, True]
+    assert [r["customer_id"] for r in results] == ["ok", None, "c2", "c3", "c4", "c5", "ok"]
+    fields = [r["error"]["details"][0]["field"] for r in results[1:6]]
+    assert fields[0] == "items[1].customer_id"
+    shown = json.loads(f'"{text}"').encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    assert fields[1] == f"items[2].features.{shown}"  # an unknown name, U+FFFD in the answer
+    assert fields[2] == "items[3].features.risk_profile"
+    assert fields[3].startswith("items[4].context.history[0].action_id")
+    assert "\ufffd" in results[3]["error"]["details"][0]["problem"]  # the value, replaced
+
+
+def test_surrogates_in_a_batch_envelope_or_with_other_faults(service: httpx.Client) -> None:
+    good = f'{{"customer_id": "ok", "features": {FEATURES}}}'
+    pin = f'{{"items": [{good}], "options": {{"pin": {{"\\ud800": "1"}}}}}}'
+    error = refused(service.post("/v1/score/batch", content=pin.encode(), headers=JSON), 422)
+    assert error["details"][0]["field"].startswith("options.pin")
+    for raw in (f'{{"items": [{good}, {{"customer_id": "\\ud800", "x": NaN}}]}}',  # NaN
+                f'{{"items": [{good}, {{"customer_id": "\\ud800"}}]',  # unclosed
+                b'{"items": [{"customer_id": "\xed\xa0\x80"}]}'.decode("latin-1")):
+        refused(service.post("/v1/score/batch", content=raw.encode("latin-1"), headers=JSON),
+                400)
 
 
 @pytest.mark.parametrize("text", SURROGATES)
