@@ -1,28 +1,36 @@
 """Slow and oversized requests against `tierwise serve` on raw sockets: a head over
-TIERWISE_MAX_HEADER_BYTES is refused (431), a body that trickles or never comes is cut off
-after TIERWISE_BODY_TIMEOUT_SECONDS (408), an idle keep-alive connection is closed after
-TIERWISE_KEEP_ALIVE_TIMEOUT_SECONDS; and what is not covered: a head that never ends."""
+TIERWISE_MAX_HEADER_BYTES is refused (431), a body over TIERWISE_MAX_BODY_BYTES too (413),
+a body that trickles or never comes is cut off after TIERWISE_BODY_TIMEOUT_SECONDS (408),
+each with the connection closed; a client gone mid-body is logged as 499; an idle
+keep-alive connection is closed after TIERWISE_KEEP_ALIVE_TIMEOUT_SECONDS; plain uvicorn
+applies the same limits; and what is not covered: a head that never ends."""
 
 from __future__ import annotations
 
 import json
 import select
 import socket
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.ops.scrape import parse, value
 from tests.ops.serving import Service, running
 
 pytestmark = pytest.mark.slow
 HEAD_LIMIT = 16 * 1024
+BODY_LIMIT = 100_000
 SCORE_HEAD = (b"POST /v1/score HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n")
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running(tmp_path_factory.mktemp("limits"), TIERWISE_MAX_HEADER_BYTES=str(HEAD_LIMIT),
-                 TIERWISE_BODY_TIMEOUT_SECONDS="1",
+                 TIERWISE_BODY_TIMEOUT_SECONDS="1", TIERWISE_MAX_BODY_BYTES=str(BODY_LIMIT),
                  TIERWISE_KEEP_ALIVE_TIMEOUT_SECONDS="1") as started:
         yield started
 
@@ -52,6 +60,18 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+def logged(service: Service, request_ids: set[str]) -> list[dict[str, Any]]:
+    """The request lines of these requests, once each has one (lines are written after the
+    response is sent)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [r for r in service.records()
+                 if r["logger"] == "tierwise.requests" and r["request_id"] in request_ids]
+        if {r["request_id"] for r in lines} == request_ids or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def error_code(body: bytes) -> str:
@@ -119,6 +139,32 @@ def test_a_body_that_never_comes_is_cut_off(service: Service) -> None:
         assert closed_by_server(sock)
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_over_the_limit_is_refused_and_the_connection_closed(service: Service,
+                                                                   framing: str) -> None:
+    with service.connect() as sock:
+        if framing == "chunked":  # streamed: refused once past the limit
+            sock.sendall(SCORE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = b"a" * 10_000
+            for _ in range(BODY_LIMIT // len(chunk) + 1):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:  # declared: refused before a byte of it is read
+            sock.sendall(SCORE_HEAD + b"Content-Length: %d\r\n\r\n" % (BODY_LIMIT + 1))
+        status, headers, body = read_response(sock)
+        assert (status, error_code(body)) == (413, "payload_too_large")
+        assert headers["connection"] == "close" and closed_by_server(sock)
+
+
+def test_a_client_that_leaves_mid_body_is_logged_as_499(service: Service) -> None:
+    with service.connect() as sock:
+        sock.sendall(SCORE_HEAD + b"X-Request-ID: left-early\r\nContent-Length: 100\r\n\r\n{")
+    lines = logged(service, {"left-early"})
+    assert [(r["route"], r["status"]) for r in lines] == [("/v1/score", 499)]
+    samples = parse(httpx.get(service.url + "/metrics", timeout=10).text)
+    assert value(samples, "tierwise_http_requests_total", route="/v1/score", method="POST",
+                 status="499") >= 1
+
+
 def test_an_idle_keep_alive_connection_is_closed(service: Service) -> None:
     with service.connect() as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -139,8 +185,30 @@ def test_a_head_that_never_ends_is_not_timed_out(service: Service) -> None:
         assert read_response(partial)[0] == 200
 
 
+def test_plain_uvicorn_applies_the_same_limits(tmp_path: Path) -> None:
+    with running(tmp_path, kind="uvicorn", TIERWISE_MAX_HEADER_BYTES=str(HEAD_LIMIT),
+                 TIERWISE_BODY_TIMEOUT_SECONDS="1") as plain, plain.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20)
+                     + b"\r\n\r\n")
+        assert read_response(sock)[0] == 431
+        with plain.connect() as slow:
+            slow.sendall(SCORE_HEAD + b"Content-Length: 10\r\n\r\n")
+            assert read_response(slow)[0] == 408
+
+
 def test_refusals_are_logged_once_with_their_route(service: Service) -> None:
-    lines = [r for r in service.records() if r["logger"] == "tierwise.requests"]
-    statuses = {(r["route"], r["status"]) for r in lines}
-    assert {("/healthz", 431), ("/v1/score", 408)} <= statuses, statuses
+    refusals = {
+        "r431": b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-ID: r431\r\nX-Big: "
+                + b"a" * HEAD_LIMIT + b"\r\n\r\n",
+        "r413": SCORE_HEAD + b"X-Request-ID: r413\r\nContent-Length: %d\r\n\r\n" % (
+            BODY_LIMIT + 1),
+        "r408": SCORE_HEAD + b"X-Request-ID: r408\r\nContent-Length: 10\r\n\r\n",
+    }
+    for head in refusals.values():
+        with service.connect() as sock:
+            sock.sendall(head)
+            read_response(sock)
+    lines = logged(service, set(refusals))
+    assert sorted((r["request_id"], r["route"], r["status"]) for r in lines) == [
+        ("r408", "/v1/score", 408), ("r413", "/v1/score", 413), ("r431", "/healthz", 431)]
     assert not [r for r in service.records() if r["logger"] == "uvicorn.access"]
