@@ -79,6 +79,66 @@ def openapi(
             fh.write(text)
 
 
+walker_cli = typer.Typer(help="The native tree walker: build it ahead of time, check it.",
+                         no_args_is_help=True)
+cli.add_typer(walker_cli, name="walker")
+
+
+@walker_cli.command("build")
+def walker_build(
+    out: Path | None = typer.Option(None, "--out", help="Directory to build into (default: "
+                                    "$TIERWISE_WALKER_DIR, else lib/tierwise/walker inside "
+                                    "this installation, where the service looks first)."),
+    cc: str | None = typer.Option(None, "--cc", help="C compiler (default: $TIERWISE_CC, "
+                                  "$CC or cc)."),
+) -> None:
+    """Compile the tree walker ahead of time (install or image build), with its sha256 record."""
+    from app.engine import native
+
+    target = (out or native.walker_dir()) / native.PREBUILT_NAME
+    try:
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        record = native.build(target, cc_path=native.find_compiler(cc))
+        native.verify(target)  # what the service will check before loading it
+    except (native.BuildError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"built {target} ({record['size']} bytes, sha256 {record['sha256']}, "
+               f"{record['compiler']} {' '.join(record['flags'])})")
+
+
+@walker_cli.command("check")
+def walker_check() -> None:
+    """Say which evaluator serves the default bundles here, with which kernels; exit 1 unless
+    it is the tree walker."""
+    from app.bundles import read_dir
+    from app.bundles.manifest import FAMILIES
+    from app.config import get_settings
+    from app.engine import native
+    from app.engine.compiled import fastest_evaluator
+    from app.scoring.context import build_context
+
+    settings = get_settings()
+    prebuilt = native.walker_dir() / native.PREBUILT_NAME
+    try:
+        state = f"verified, sha256 {native.verify(prebuilt)['sha256']}"
+    except native.BuildError as exc:
+        state = "absent" if not prebuilt.exists() else f"refused: {exc}"
+    try:
+        compiler = native.find_compiler(None)
+    except native.BuildError:
+        compiler = "none"
+    typer.echo(f"walker: {prebuilt} ({state})")
+    typer.echo(f"compiler: {compiler}")
+    ctx = build_context({f: read_dir(settings.models_dir / f) for f in FAMILIES},
+                        {f: 1 for f in FAMILIES})
+    evaluator = fastest_evaluator(ctx.layout, cache_dir=settings.compile_cache_dir)
+    isa = str(getattr(evaluator, "isa", "none"))
+    typer.echo(f"evaluator: {evaluator.name} isa: {isa}")
+    if evaluator.name != "treewalk":
+        raise typer.Exit(1)
+
+
 def _register_subcommands() -> None:
     # Each area owns its commands; the import keeps start-up of `serve` light.
     from app.training.commands import register as register_training

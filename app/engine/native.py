@@ -1,24 +1,32 @@
-"""The native tree walker as a shared library: compiled once per machine, cached, loaded.
+"""The native tree walker as a shared library: built once, verified, loaded.
 
-The C source is compiled with the system C compiler into the compile cache, keyed by the
-sha256 of the source, the flags, the compiler and the platform, so there is no per-model or
-per-version compile; the library is loaded with ctypes and its ABI checked.
+The C source is compiled with the system C compiler, either ahead of time (`tierwise walker
+build`, run at install or image build, into the walker directory) or at first start into the
+compile cache, keyed by the sha256 of the source, the flags, the compiler and the platform.
+Each library has a record next to it (sha256, size, source sha256, compiler, flags); before
+a library is loaded its bytes must match the record and both must be regular files owned by
+this user (or root), not writable by group or others, in a directory with the same
+properties. A file that fails is rebuilt when a compiler exists, else refused: never loaded
+(a truncated library kills the process with SIGBUS, a foreign one runs its code).
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from app.engine.nodes import LANES
 
@@ -27,6 +35,8 @@ log = logging.getLogger("tierwise.scoring")
 SOURCE = Path(__file__).with_name("treewalk.c")
 _ABI = 1100 + LANES  # TW_ABI * 100 + TW_LANES
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
+RECORD_FORMAT = 1
+PREBUILT_NAME = "treewalk.so"  # in the walker directory; its record is treewalk.json
 
 
 class BuildError(RuntimeError):
@@ -54,6 +64,18 @@ def find_compiler(cc: str | None) -> str:
     return path
 
 
+def walker_dir() -> Path:
+    """Where `tierwise walker build` puts the walker: $TIERWISE_WALKER_DIR, else inside the
+    installation (sys.prefix/lib/tierwise/walker), so it travels with a copied virtualenv."""
+    env = os.environ.get("TIERWISE_WALKER_DIR")
+    return Path(env) if env else Path(sys.prefix) / "lib" / "tierwise" / "walker"
+
+
+def source_sha256() -> str:
+    """sha256 of the C source this installation carries."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+
+
 def library_key(cc_path: str) -> str:
     """sha256 of everything that decides the shared object's content."""
     h = hashlib.sha256()
@@ -62,8 +84,84 @@ def library_key(cc_path: str) -> str:
     return h.hexdigest()
 
 
-def _load(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
+def record_path(library: Path) -> Path:
+    """The record written next to a library when it was built."""
+    return library.with_suffix(".json")
+
+
+def _trusted(st: os.stat_result, what: str, *, directory: bool = False) -> None:
+    """Refuse anything another user could have written (owner this user or root, no group or
+    other write bit), so checking once and then loading is as good as loading what we built."""
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    if not kind(st.st_mode):
+        raise BuildError(f"{what} is not a {'directory' if directory else 'regular file'}")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise BuildError(f"{what} is owned by uid {st.st_uid}, not by this user or root")
+    if st.st_mode & 0o022:
+        raise BuildError(f"{what} is writable by group or others "
+                         f"(mode {stat.S_IMODE(st.st_mode):o})")
+
+
+def _read_trusted(path: Path) -> tuple[int, os.stat_result]:
+    """An O_NOFOLLOW descriptor on a trusted regular file in a trusted directory."""
+    try:
+        _trusted(os.stat(path.parent), str(path.parent), directory=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise BuildError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    st = os.fstat(fd)
+    try:
+        _trusted(st, str(path))
+    except BuildError:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_record(library: Path) -> dict[str, Any]:
+    """The library's record, checked like the library; BuildError when missing or invalid."""
+    fd, st = _read_trusted(record_path(library))
+    try:
+        if st.st_size > 65536:
+            raise BuildError(f"{record_path(library)} is too large for a record")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = json.loads(fh.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{record_path(library)} is not a valid record: {exc}") from exc
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        raise BuildError(f"{record_path(library)} is not a walker record")
+    return data
+
+
+def verify(library: Path) -> dict[str, Any]:
+    """Check `library` against its record (sha256, size, source, ABI, platform) and both
+    files' ownership and modes; the record, or BuildError saying what is wrong."""
+    record = read_record(library)
+    want = {"source_sha256": source_sha256(), "abi": _ABI, "machine": platform.machine(),
+            "platform": sys.platform}
+    for field, value in want.items():
+        if record.get(field) != value:
+            raise BuildError(f"{library} was built for {field} {record.get(field)!r}, "
+                             f"not {value!r}")
+    fd, st = _read_trusted(library)
+    try:
+        if st.st_size != record.get("size"):
+            raise BuildError(f"{library} has {st.st_size} bytes, its record says "
+                             f"{record.get('size')} (truncated or replaced)")
+        h = hashlib.sha256()
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != record.get("sha256"):
+            raise BuildError(f"{library} does not match the sha256 of its record")
+    finally:
+        os.close(fd)
+    return record
+
+
+def _bind(lib: ctypes.CDLL, path: Path) -> ctypes.CDLL:
     lib.tw_abi.restype = ctypes.c_int
     lib.tw_abi.argtypes = []
     if lib.tw_abi() != _ABI:
@@ -84,40 +182,99 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
+def _load_verified(library: Path, refusals: list[str], *, key: str | None = None,
+                   ) -> ctypes.CDLL | None:
+    """The library if it verifies, else None (the reason appended and logged once)."""
+    if not os.path.lexists(library):
+        return None
+    try:
+        record = verify(library)
+        if key is not None and record.get("key") != key:
+            raise BuildError(f"{library} was built by another compiler ({record.get('compiler')})")
+        lib = _libs.get(record["sha256"])
+        if lib is None:
+            lib = _libs[record["sha256"]] = _bind(ctypes.CDLL(str(library)), library)
+        return lib
+    except (BuildError, OSError) as exc:
+        refusals.append(str(exc))
+        warn_once(f"refused:{library}", "not loading the tree walker %s: %s", library, exc)
+        return None
+
 
 def load_library(cache_dir: Path | None, *, cc: str | None = None) -> ctypes.CDLL:
-    """The compiled walker, from the cache or compiled now; raises BuildError."""
-    cc_path = find_compiler(cc)
-    key = library_key(cc_path)
+    """The walker: the verified ahead-of-time build, else the verified compile cache entry,
+    else compiled now (when `cc` is given, only that compiler's build); raises BuildError."""
+    refusals: list[str] = []
     with _lib_lock:
-        lib = _libs.get(key)
-        if lib is not None:
-            return lib
-        private = cache_dir is None
-        directory = (Path(tempfile.mkdtemp(prefix="tierwise-tw-")) if cache_dir is None
-                     else Path(cache_dir))
+        if cc is None:
+            lib = _load_verified(walker_dir() / PREBUILT_NAME, refusals)
+            if lib is not None:
+                return lib
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            target = directory / f"treewalk-{key[:24]}.so"
-            if not target.is_file():
-                _compile(cc_path, target)
+            cc_path = find_compiler(cc)
+        except BuildError as exc:
+            # No compiler: a verified library of this source built here earlier still serves.
+            if cache_dir is not None and Path(cache_dir).is_dir():
+                for library in sorted(Path(cache_dir).glob("treewalk-*.so")):
+                    if (lib := _load_verified(library, refusals)) is not None:
+                        return lib
+            raise BuildError("; ".join([str(exc), *refusals])) from exc
+        return _cached_or_built(cache_dir, cc_path, refusals)
+
+
+def _cached_or_built(cache_dir: Path | None, cc_path: str, refusals: list[str]) -> ctypes.CDLL:
+    key = library_key(cc_path)
+    private = cache_dir is None
+    directory = (Path(tempfile.mkdtemp(prefix="tierwise-tw-")) if cache_dir is None
+                 else Path(cache_dir))
+    try:
+        if not private:
+            directory.mkdir(mode=0o755, parents=True, exist_ok=True)
             try:
-                lib = _load(target)
-            except (OSError, BuildError):
-                # A stale or damaged file: build again once.
-                _compile(cc_path, target)
-                lib = _load(target)
-        except OSError as exc:
-            raise BuildError(f"cannot use the compile cache {directory}: {exc}") from exc
-        finally:
-            if private:
-                shutil.rmtree(directory, ignore_errors=True)  # mapped already, safe to delete
-        _libs[key] = lib
+                _trusted(os.stat(directory), str(directory), directory=True)
+            except BuildError as exc:  # a cache others may write is never read: build aside
+                warn_once(f"cache:{directory}", "not using the compile cache: %s", exc)
+                return _cached_or_built(None, cc_path, refusals)
+        target = directory / f"treewalk-{key[:24]}.so"
+        if not private and (lib := _load_verified(target, refusals, key=key)) is not None:
+            return lib
+        build(target, cc_path=cc_path)
+        lib = _load_verified(target, refusals, key=key)
+        if lib is None:
+            raise BuildError(f"the tree walker just built does not verify: {refusals[-1]}")
         return lib
+    except OSError as exc:
+        raise BuildError(f"cannot use the compile cache {directory}: {exc}") from exc
+    finally:
+        if private:
+            shutil.rmtree(directory, ignore_errors=True)  # mapped already, safe to delete
 
 
-def _compile(cc_path: str, target: Path) -> None:
+def build(target: Path, *, cc_path: str) -> dict[str, Any]:
+    """Compile the walker into `target` (atomically) and write its record; the record."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = _compile(cc_path, tmp)
+    os.chmod(tmp, 0o644)  # whatever the umask: a group-writable library would be refused
+    data = tmp.read_bytes()
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        "source_sha256": source_sha256(), "compiler": cc_path, "flags": flags,
+        "key": library_key(cc_path), "abi": _ABI, "machine": platform.machine(),
+        "platform": sys.platform,
+    }
+    rec_tmp = tmp.with_suffix(".json.tmp")
+    fd = os.open(rec_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o644)
+        json.dump(record, fh, indent=2)
+    # The library first: a reader between the two sees a mismatch and rebuilds, never a match.
+    os.replace(tmp, target)
+    os.replace(rec_tmp, record_path(target))
+    log.info("the tree walker is in %s (sha256 %s)", target, record["sha256"][:16])
+    return record
+
+
+def _compile(cc_path: str, tmp: Path) -> list[str]:
     t0 = time.perf_counter()
     # A compiler without the x86 intrinsics or target attributes the vector batch kernels use
     # builds the portable walker instead (the same for a given compiler, so the key holds).
@@ -139,6 +296,5 @@ def _compile(cc_path: str, target: Path) -> None:
         warn_once("portable", "the tree walker's vector batch kernels do not compile with %s, "
                    "built without them (batches are ~3x slower): %s", cc_path,
                    first_error[:300])
-    os.replace(tmp, target)  # atomic: concurrent builders never see a partial file
-    log.info("compiled the tree walker in %.2f s into %s", time.perf_counter() - t0, target)
-
+    log.info("compiled the tree walker in %.2f s", time.perf_counter() - t0)
+    return [*CFLAGS, *extra]
