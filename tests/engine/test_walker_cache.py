@@ -179,7 +179,7 @@ def test_built_ahead_serves_without_a_compiler(layout: ModelLayout, tmp_path: Pa
     x = np.random.default_rng(5).normal(0, 3, (300, 2))
     got = ev.raw(x, tier=False, churn=True, products=False).churn
     want = BoosterEvaluator(layout).raw(x, tier=False, churn=True, products=False).churn
-    assert np.array_equal(got, want)
+    assert got is not None and want is not None and np.array_equal(got, want)
 
 
 def test_a_warm_cache_serves_without_a_compiler(layout: ModelLayout, tmp_path: Path,
