@@ -5,6 +5,10 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# gcc and libc6-dev build the native tree walker here, ahead of time; only this stage has them.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
 COPY requirements/build.lock requirements/runtime.lock ./requirements/
 # /opt/build: pip and the build backend. /opt/tierwise: the service (no pip inside it).
 RUN python -m venv /opt/build \
@@ -18,12 +22,15 @@ COPY migrations ./migrations
 COPY models ./models
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /src/dist . \
  && /opt/build/bin/pip --python /opt/tierwise/bin/python install --no-deps /src/dist/*.whl
+# The tree walker, compiled into the virtualenv (/opt/tierwise/lib/tierwise/walker) with its
+# sha256 record; the service verifies it before loading it and needs no compiler.
+RUN /opt/tierwise/bin/tierwise walker build
 
 FROM python:3.11-slim AS runtime
-# libgomp: LightGBM's OpenMP runtime. gcc: builds the native tree evaluator at first
-# start (without it the service falls back to plain LightGBM and logs it once).
+# libgomp: LightGBM's OpenMP runtime. No compiler: the tree walker was built in the build
+# stage and travels inside the virtualenv.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 gcc libc6-dev \
+ && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /srv/tierwise tierwise
 COPY --from=build /opt/tierwise /opt/tierwise
@@ -31,6 +38,8 @@ COPY --from=build /opt/tierwise /opt/tierwise
 WORKDIR /srv/tierwise
 RUN mkdir -p var && chown -R tierwise:tierwise var
 USER tierwise
+# Fails the image build unless the default bundles are served by the verified walker here.
+RUN /opt/tierwise/bin/tierwise walker check
 ENV PATH=/opt/tierwise/bin:$PATH \
     PYTHONUNBUFFERED=1
 EXPOSE 8000

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 
 from typer.testing import CliRunner
 
@@ -84,3 +85,52 @@ def test_builds_a_wheel_and_installs_only_locked_versions() -> None:
     (venv,) = [shlex.split(args)[-1] for args in copied]
     (path,) = [args for args in _instructions("ENV", runtime) if "PATH=" in args]
     assert f"PATH={venv}/bin:" in path
+
+
+COMPILERS = ("gcc", "g++", "cc", "clang", "tcc", "libc6-dev", "build-essential", "cpp")
+
+
+def _apt_packages(text: str) -> list[str]:
+    packages = []
+    for run in _instructions("RUN", text):
+        for command in re.split(r"&&|;", run):
+            argv = shlex.split(command)
+            if argv[:2] == ["apt-get", "install"]:
+                packages += [a for a in argv[2:] if not a.startswith("-")]
+    return packages
+
+
+def test_the_runtime_stage_has_no_compiler_and_serves_on_the_walker_built_ahead() -> None:
+    from app.engine import native
+
+    stages = _stages()
+    runtime_packages = _apt_packages(stages["runtime"])
+    assert "libgomp1" in runtime_packages
+    assert not [p for p in runtime_packages
+                if p in COMPILERS or p.startswith(("gcc-", "clang-", "g++-"))], runtime_packages
+    copied = [shlex.split(a) for a in _instructions("COPY", stages["runtime"])]
+    assert [c[-2:] for c in copied if "--from=build" in c] == [["/opt/tierwise", "/opt/tierwise"]]
+    assert "TIERWISE_CC" not in stages["runtime"] and "TIERWISE_WALKER_DIR" not in DOCKERFILE
+
+    # The build stage has the compiler and builds the walker into the virtualenv, after the
+    # wheel is installed there; the default place is inside the copied virtualenv.
+    build = stages["build"]
+    assert {"gcc", "libc6-dev"} <= set(_apt_packages(build))
+    runs = _instructions("RUN", build)
+    walker = [i for i, r in enumerate(runs) if "tierwise walker build" in r]
+    wheel = [i for i, r in enumerate(runs) if ".whl" in r]
+    assert walker and wheel and walker[0] > wheel[-1]
+    argv = shlex.split(runs[walker[0]])
+    assert argv[0] == "/opt/tierwise/bin/tierwise" and "--out" not in argv
+    assert CliRunner().invoke(cli, [*argv[1:], "--help"]).exit_code == 0
+    relative = native.walker_dir().relative_to(sys.prefix)  # inside the installation
+    assert not relative.is_absolute() and ".." not in relative.parts
+
+    # The image build fails unless the walker serves there, checked as the service's user.
+    lines = [line.strip() for line in re.sub(r"\\\n", " ", stages["runtime"]).splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    user = next(i for i, line in enumerate(lines) if line.upper().startswith("USER "))
+    checks = [i for i, line in enumerate(lines)
+              if line.startswith("RUN") and "tierwise walker check" in line]
+    assert checks and checks[0] > user
+    assert CliRunner().invoke(cli, ["walker", "check", "--help"]).exit_code == 0

@@ -158,3 +158,22 @@ def test_installed_wheel_serves_and_scores_outside_the_checkout(
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+def test_walker_built_into_the_install_serves_without_a_compiler(
+        venv: Path, outside: dict[str, Any]) -> None:
+    """As the image does: `tierwise walker build` once where a compiler is, then the service's
+    evaluator is the verified walker with no compiler reachable and nothing compiled."""
+    tierwise = str(venv / "bin" / "tierwise")
+    built = subprocess.run([tierwise, "walker", "build"], capture_output=True, text=True,
+                           timeout=180, check=False, **outside)
+    assert built.returncode == 0, built.stderr
+    assert (venv / "lib" / "tierwise" / "walker" / "treewalk.so").is_file(), built.stdout
+    env = dict(outside["env"], PATH=str(venv / "bin"), TIERWISE_CC="/nonexistent/cc",
+               CC="/nonexistent/cc")
+    check = subprocess.run([tierwise, "walker", "check"], capture_output=True, text=True,
+                           timeout=180, check=False, cwd=outside["cwd"], env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "compiler: none" in check.stdout and "evaluator: treewalk" in check.stdout
+    assert f"{venv}/lib/tierwise/walker/treewalk.so (verified" in check.stdout
+    assert not (outside["cwd"] / "var" / "compiled").exists()
