@@ -115,7 +115,7 @@ def walker_check() -> None:
     from app.bundles.manifest import FAMILIES
     from app.config import get_settings
     from app.engine import native
-    from app.engine.compiled import fastest_evaluator
+    from app.engine.compiled import evaluator_info, fastest_evaluator
     from app.scoring.context import build_context
 
     settings = get_settings()
@@ -132,10 +132,10 @@ def walker_check() -> None:
     typer.echo(f"compiler: {compiler}")
     ctx = build_context({f: read_dir(settings.models_dir / f) for f in FAMILIES},
                         {f: 1 for f in FAMILIES})
-    evaluator = fastest_evaluator(ctx.layout, cache_dir=settings.compile_cache_dir)
-    isa = str(getattr(evaluator, "isa", "none"))
-    typer.echo(f"evaluator: {evaluator.name} isa: {isa}")
-    if evaluator.name != "treewalk":
+    name, isa = evaluator_info(fastest_evaluator(ctx.layout,
+                                                 cache_dir=settings.compile_cache_dir))
+    typer.echo(f"evaluator: {name} isa: {isa}")
+    if name != "treewalk":
         raise typer.Exit(1)
 
 

@@ -126,3 +126,9 @@ def fastest_evaluator(layout: ModelLayout, *, cache_dir: Path | None,
                    "using plain LightGBM", diff)
         return BoosterEvaluator(layout)
     return fast
+
+
+def evaluator_info(evaluator: Evaluator) -> tuple[str, str]:
+    """(evaluator, kernels) for status and metrics: ("treewalk", "avx512" / "avx2" / "walk")
+    or ("lightgbm", "none")."""
+    return evaluator.name, str(getattr(evaluator, "isa", "none"))

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.config import PROJECT_ROOT
 from app.engine import native
-from app.engine.compiled import fastest_evaluator
+from app.engine.compiled import evaluator_info, fastest_evaluator
 from app.engine.evaluate import BoosterEvaluator, ModelLayout
 from app.engine.trees import TreeModel
 from app.engine.walker import TreeWalkEvaluator
@@ -221,3 +221,12 @@ def test_walker_build_fails_cleanly_without_a_compiler(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no C compiler" in result.output
     assert not (tmp_path / "w" / native.PREBUILT_NAME).exists()
+
+
+def test_evaluator_info_names_the_evaluator_and_kernels(layout: ModelLayout,
+                                                         tmp_path: Path) -> None:
+    fast = fastest_evaluator(layout, cache_dir=tmp_path / "cache")
+    assert isinstance(fast, TreeWalkEvaluator)
+    assert evaluator_info(fast) == ("treewalk", fast.isa)
+    assert fast.isa in ("avx512", "avx2", "walk")
+    assert evaluator_info(BoosterEvaluator(layout)) == ("lightgbm", "none")
