@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often a replica checks the registry's aliases."
     )
+    key_grace_seconds: float = Field(
+        default=300.0, ge=0,
+        description="While the registry database cannot be reached, an API key verified "
+        "within this many seconds stays valid (scoring goes on); other keys answer 503 "
+        "registry_unavailable. Revocations apply at the first lookup after reconnecting.",
+    )
+    registry_log_interval_seconds: float = Field(
+        default=30.0, gt=0,
+        description="During a registry database outage, at most one log line per this many "
+        "seconds (with the number of failed attempts since the previous one).",
+    )
     max_batch_items: int = Field(
         default=10_000, gt=0, description="Largest number of customers in one batch call."
     )
@@ -61,6 +72,23 @@ class Settings(BaseSettings):
     )
     max_bundle_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest model bundle accepted on upload."
+    )
+    verify_memory_mb: int = Field(
+        default=2048, ge=256,
+        description="Address space (RLIMIT_AS) of the child process that verifies a pushed bundle.",
+    )
+    verify_cpu_seconds: int = Field(
+        default=60, gt=0, description="CPU seconds (RLIMIT_CPU) of one bundle verification.",
+    )
+    verify_wall_seconds: float = Field(
+        default=120.0, gt=0, description="Wall-clock time of one bundle verification.",
+    )
+    verify_open_files: int = Field(
+        default=64, ge=16, description="Open files (RLIMIT_NOFILE) of one bundle verification.",
+    )
+    verify_file_size_mb: int = Field(
+        default=1, ge=0,
+        description="Largest file (RLIMIT_FSIZE) one bundle verification may write.",
     )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024,

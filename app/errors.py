@@ -87,6 +87,14 @@ class NotReady(TierwiseError):
     code = "not_ready"
 
 
+class RegistryUnavailable(TierwiseError):
+    """The registry database cannot be reached: retry later (scoring from the live context
+    goes on; only what needs the database answers this)."""
+
+    status = 503
+    code = "registry_unavailable"
+
+
 class MalformedJson(TierwiseError):
     """The body is not JSON at all (a 422 is for JSON that breaks the contract)."""
 

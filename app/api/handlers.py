@@ -7,10 +7,13 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.deps import services_of
 from app.api.responses import JSONBytes
-from app.errors import FieldProblem, TierwiseError
+from app.errors import FieldProblem, RegistryUnavailable, TierwiseError
+from app.registry.database import is_unavailable
 
 log = logging.getLogger("tierwise.api")
 _METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
@@ -89,6 +92,19 @@ async def _http(request: Request, exc: Exception) -> JSONBytes:
     return error_response(exc.status_code, code, message, headers=headers or None)
 
 
+async def _database(request: Request, exc: Exception) -> JSONBytes:
+    """The registry database cannot be reached: 503 registry_unavailable, reported to the
+    replica's registry health (rate-limited logs, /v1/status, the gauge), no traceback."""
+    if not is_unavailable(exc):
+        return await _unexpected(request, exc)
+    runtime = services_of(request.app).runtime
+    if runtime is not None:
+        runtime.live.health.failed(exc, f"{request.method} {request.url.path}")
+    err = RegistryUnavailable("the registry database cannot be reached; retry later (scoring "
+                              "goes on from the live context)")
+    return error_response(err.status, err.code, err.message, headers={"Retry-After": "5"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
     log.exception("unexpected error")
     return error_response(500, "internal_error", "an unexpected error occurred; see the logs")
@@ -99,4 +115,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TierwiseError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(SQLAlchemyError, _database)
     app.add_exception_handler(Exception, _unexpected)

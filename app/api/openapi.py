@@ -88,7 +88,7 @@ def _error_objects(statuses: tuple[int, ...], **texts: str) -> dict[str, Any]:
 
 def _score_operation(op_id: str, summary: str, description: str, request: type,
                      response: type, **texts: str) -> dict[str, Any]:
-    statuses = (*AUTH_ERRORS, *JSON_BODY_ERRORS, 404, 405)
+    statuses = (*AUTH_ERRORS, *JSON_BODY_ERRORS, 404, 405, 409)
     return {
         "tags": ["scoring"],
         "summary": summary,
@@ -107,17 +107,18 @@ def _score_operation(op_id: str, summary: str, description: str, request: type,
 def score_paths() -> dict[str, dict[str, Any]]:
     """The path items of POST /v1/score and POST /v1/score/batch."""
     pin = "A pinned version or alias does not exist"
+    unapproved = "A pinned version is not approved (not_approved names options.pin.<family>)"
     return {
         "/v1/score": {"post": _score_operation(
             "score", "Score one customer: tier, churn and next-best actions",
             "Validates the whole request first: every bad field is listed in one 422.",
-            ScoreRequest, ScoreResponse, s404=pin)},
+            ScoreRequest, ScoreResponse, s404=pin, s409=unapproved)},
         "/v1/score/batch": {"post": _score_operation(
             "score_batch", "Score many customers; invalid items get their own error entry",
             "Results come back in input order. An item that breaks the contract or has "
             "invalid features gets an `error` entry instead of scores; the batch still "
             "answers 200. More items than the replica's batch limit is a 413.",
-            BatchRequest, BatchResponse, s404=pin,
+            BatchRequest, BatchResponse, s404=pin, s409=unapproved,
             s413="Body too large, or more items than the batch limit")},
     }
 

@@ -58,7 +58,8 @@ CHURN_BANDS = Counter(
 REGISTRY_EVENTS = Counter(
     "tierwise_registry_events",
     "Registry events in this replica, per family: load (first context), swap, swap_failed "
-    "(a version refused), challenger_swap, challenger_failed.",
+    "(a version refused), challenger_swap, challenger_failed, challenger_unapproved (a "
+    "challenger alias on a version not approved: not loaded).",
     ("event", "family"),
 )
 MODEL_INFO = Gauge(
@@ -66,6 +67,12 @@ MODEL_INFO = Gauge(
     "1 for each production version live in this replica; 0 for versions it served earlier.",
     ("family", "version", "sha256"),
     multiprocess_mode="livemax",
+)
+REGISTRY_UP = Gauge(
+    "tierwise_registry_up",
+    "1 while this replica reaches the registry database, 0 during an outage (scoring goes "
+    "on from the live context; registry routes answer 503).",
+    multiprocess_mode="livemin",
 )
 
 FLUSH_SECONDS = 1.0
@@ -155,7 +162,8 @@ class ScoreTally:
 
 
 def count_registry_event(event: str, family: str, version: int) -> None:
-    """A LiveScoring swap listener: load, swap, swap_failed, challenger_swap, challenger_failed."""
+    """A LiveScoring swap listener: load, swap, swap_failed, challenger_swap, challenger_failed,
+    challenger_unapproved."""
     REGISTRY_EVENTS.labels(event, family).inc()
 
 

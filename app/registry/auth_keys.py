@@ -22,8 +22,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import Conflict, FieldProblem, Forbidden, InvalidRequest, NotFound
+from app.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RegistryUnavailable,
+)
 from app.registry import repository
+from app.registry.database import is_unavailable
+from app.registry.outage import RegistryHealth
 from app.registry.tables import PRINCIPAL_KINDS, ROLES, ApiKeyRow, PrincipalRow, utcnow
 
 # What each role may do: admin everything; publisher and approver may also score.
@@ -173,33 +182,63 @@ def check_key(session: Session, key: str) -> Principal | None:
 
 
 class KeyCache:
-    """Remembers key lookups (good and bad) for `ttl` seconds: one DB hit per key per ttl."""
+    """Remembers key lookups (good and bad) for `ttl` seconds: one DB hit per key per ttl.
+
+    While the database cannot be reached, a lookup verified within the last `grace` seconds
+    still answers (so scoring goes on through an outage); a key with no such lookup is
+    RegistryUnavailable (503), never 401: it may be valid. The first lookup that reaches the
+    database again replaces the remembered answer, so revocations apply on reconnect.
+    """
 
     def __init__(self, sessions: sessionmaker[Session], *, ttl: float = 5.0,
-                 max_entries: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+                 grace: float = 300.0, max_entries: int = 4096,
+                 health: RegistryHealth | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._sessions = sessions
         self._ttl = ttl
+        self._grace = grace
         self._max = max_entries
+        self._health = health or RegistryHealth()
         self._clock = clock
+        # hash → (verified at, principal or None for a bad key)
         self._entries: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """(found, principal) from the cache alone: no DB access, safe on the event loop."""
         entry = self._entries.get(hash_key(key))
-        if entry is None or entry[0] < self._clock():
+        if entry is None:
             return False, None
-        return True, entry[1]
+        age = self._clock() - entry[0]
+        if age <= self._ttl or (not self._health.up and age <= self._grace):
+            return True, entry[1]
+        return False, None
 
     def authenticate(self, key: str) -> Principal | None:
-        """Look a key up (cache first, then the database)."""
+        """Look a key up (cache first, then the database); RegistryUnavailable when the
+        database cannot be reached and no lookup of this key is recent enough."""
         found, principal = self.cached(key)
         if found:
             return principal
-        with self._sessions() as session:
-            principal = check_key(session, key)
+        hashed = hash_key(key)
+        try:
+            with self._sessions() as session:
+                principal = check_key(session, key)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self._health.failed(exc, "key lookup")
+            entry = self._entries.get(hashed)
+            if entry is not None and self._clock() - entry[0] <= self._grace:
+                return entry[1]
+            raise RegistryUnavailable(
+                "the registry database cannot be reached and this key was not verified "
+                "recently; retry later",
+                [FieldProblem("X-API-Key", "cannot be checked now")]) from None
+        self._health.ok()
         with self._lock:
-            self._entries[hash_key(key)] = (self._clock() + self._ttl, principal)
+            self._entries[hashed] = (self._clock(), principal)
+            self._entries.move_to_end(hashed)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
         return principal

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import NotReady, TierwiseError
 from app.registry import repository, service, store
+from app.registry.database import is_unavailable
+from app.registry.outage import RegistryHealth
 from app.registry.pins import PinnedContexts, VersionKey, version_key, versions_of
 from app.registry.poller import AliasPoller
 from app.registry.tables import utcnow
@@ -54,15 +56,18 @@ class LiveScoring:
     """The scoring contexts live in this replica, and how a request picks one."""
 
     def __init__(self, *, sessions: sessionmaker[Session], pin_cache_size: int = 4,
-                 accelerate: Callable[[ScoringContext], None] | None = None) -> None:
+                 accelerate: Callable[[ScoringContext], None] | None = None,
+                 health: RegistryHealth | None = None) -> None:
         self._sessions = sessions
+        self.health = health or RegistryHealth()
         # Runs on every context built here, before it can serve (e.g. the native evaluator).
         self._accelerate = accelerate
         self._live: _Live | None = None
         self._aliases: dict[str, dict[str, int]] = {}
         self._build_lock = threading.Lock()
         self._pinned = PinnedContexts(sessions=sessions, size=pin_cache_size,
-                                      accelerate=accelerate)
+                                      accelerate=accelerate, health=self.health)
+        self._unapproved: set[tuple[str, int]] = set()  # challenger versions refused
         self._listeners: list[SwapListener] = []
         self._refused: set[tuple[str, VersionKey]] = set()
         self._last_failure: dict[str, Any] | None = None
@@ -115,9 +120,16 @@ class LiveScoring:
             try:
                 with self._sessions() as session:
                     aliases = repository.alias_map(session)
+                    challengers = {(f, a["challenger"]) for f, a in aliases.items()
+                                   if "challenger" in a}
+                    approved = repository.approved_among(session, challengers)
             except Exception as exc:  # database down: keep serving what we have
-                self._fail("database", {}, exc)
+                if is_unavailable(exc):
+                    self.health.failed(exc, "alias poll")
+                else:
+                    self._fail("database", {}, exc)
                 return False
+            self.health.ok()
             self._aliases, self._last_refresh_at = aliases, utcnow()
             live = self._live
             production = live.production if live else None
@@ -131,7 +143,7 @@ class LiveScoring:
             if production is None:
                 return False
             challenger = live.challenger if live and live.production is production else None
-            chal_target = self._challenger_target(production, aliases)
+            chal_target = self._challenger_target(production, aliases, approved)
             if chal_target is None:
                 challenger = None
             elif challenger is None or versions_of(challenger) != chal_target:
@@ -150,11 +162,26 @@ class LiveScoring:
             return True
 
     def _challenger_target(self, production: ScoringContext,
-                           aliases: Mapping[str, Mapping[str, int]]) -> dict[str, int] | None:
+                           aliases: Mapping[str, Mapping[str, int]],
+                           approved: set[tuple[str, int]]) -> dict[str, int] | None:
+        """Production's versions with the challenger aliases over them; only approved
+        versions decide, so a challenger alias on an unapproved version is left out (logged
+        and counted once as challenger_unapproved)."""
         if production.policy.challenger.mode == "off":
             return None
         base = versions_of(production)
-        target = {**base, **{f: a["challenger"] for f, a in aliases.items() if "challenger" in a}}
+        target = dict(base)
+        for family, named in aliases.items():
+            version = named.get("challenger")
+            if version is None or version == base.get(family):
+                continue
+            if (family, version) in approved:
+                target[family] = version
+            elif (family, version) not in self._unapproved:
+                self._unapproved.add((family, version))
+                log.warning("challenger %s version %d is not approved: not loaded (only "
+                            "approved versions decide or shadow)", family, version)
+                self._notify("challenger_unapproved", family, version)
         return None if target == base else target
 
     def _try_build(self, kind: str, target: dict[str, int],
@@ -169,6 +196,9 @@ class LiveScoring:
                 self._accelerate(built)
             return built
         except Exception as exc:
+            if is_unavailable(exc):  # not the version's fault: try again at the next poll
+                self.health.failed(exc, f"loading {kind}")
+                return None
             if isinstance(exc, TierwiseError):
                 self._refused.add(key)
             self._fail(kind, target, exc, old)
@@ -226,4 +256,5 @@ class LiveScoring:
             "swaps": self._swaps,
             "last_failure": self._last_failure,
             "pinned_contexts": len(self._pinned),
+            **self.health.status(),
         }

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import false, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.registry.tables import (
@@ -168,6 +168,26 @@ def approval_counts(session: Session, family: str) -> dict[int, int]:
             .group_by(ApprovalRow.version)
         ).all()
     )
+
+
+def approved_among(session: Session, wanted: Collection[tuple[str, int]]
+                   ) -> set[tuple[str, int]]:
+    """The (family, version) pairs of `wanted` the registry holds as approved: an approval
+    is recorded, or the ledger shows the version moved to production (the first-start seed,
+    which needs no approval, and rollbacks to it)."""
+    if not wanted:
+        return set()
+    pairs = tuple_(ApprovalRow.family, ApprovalRow.version).in_(list(wanted))
+    found = {(f, v) for f, v in session.execute(
+        select(ApprovalRow.family, ApprovalRow.version).where(pairs).distinct())}
+    rest = [w for w in wanted if w not in found]
+    if rest:
+        found.update((f, v) for f, v in session.execute(
+            select(LedgerRow.family, LedgerRow.version).where(
+                LedgerRow.action == "alias_move", LedgerRow.alias == "production",
+                tuple_(LedgerRow.family, LedgerRow.version).in_(rest)).distinct())
+            if f is not None and v is not None)
+    return found
 
 
 def add_approval(session: Session, row: ApprovalRow) -> ApprovalRow:

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.registry import database, repository
 from app.registry.auth_keys import SYSTEM, KeyCache, create_key
 from app.registry.live import AliasPoller, LiveScoring
+from app.registry.outage import RegistryHealth
 from app.registry.seed import RegistryStartupError, seed_from_dir
 from app.scoring.context import ScoringContext
 
@@ -84,10 +85,12 @@ def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRu
     except BaseException:
         engine.dispose()
         raise
-    live = LiveScoring(sessions=sessions, accelerate=_accelerator(settings))
+    health = RegistryHealth(log_interval=settings.registry_log_interval_seconds)
+    live = LiveScoring(sessions=sessions, accelerate=_accelerator(settings), health=health)
     live.add_swap_listener(_freeze_long_lived)
+    keys = KeyCache(sessions, grace=settings.key_grace_seconds, health=health)
     runtime = RegistryRuntime(settings=settings, engine=engine, sessionmaker=sessions, live=live,
-                              keys=KeyCache(sessions))
+                              keys=keys)
     if start_poller:
         runtime.start_polling()
     return runtime

@@ -112,8 +112,8 @@ def test_score_routes_are_documented_from_the_models() -> None:
         assert body == {"$ref": f"#/components/schemas/{request}"}
         ok = op["responses"]["200"]["content"]["application/json"]["schema"]
         assert ok == {"$ref": f"#/components/schemas/{response}"}
-        assert set(op["responses"]) == {"200", "400", "401", "403", "404", "405", "413", "415",
-                                        "422", "503"}
+        assert set(op["responses"]) == {"200", "400", "401", "403", "404", "405", "409", "413",
+                                        "415", "422", "503"}
     assert doc["components"]["schemas"]["ScoreRequest"]["examples"]
     assert doc["components"]["schemas"]["ScoreResponse"]["examples"]
 

@@ -24,6 +24,6 @@ def registry_app(*, engine: Engine, sessions: sessionmaker[Session], **settings:
     live = LiveScoring(sessions=sessions)
     config = Settings(**{"auth_enabled": True, **settings})  # type: ignore[arg-type]
     runtime = RegistryRuntime(settings=config, engine=engine, sessionmaker=sessions, live=live,
-                              keys=KeyCache(sessions))
+                              keys=KeyCache(sessions, health=live.health))
     app.state.services = Services(config, runtime=runtime, live=live)
     return app

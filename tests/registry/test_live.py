@@ -10,6 +10,7 @@ from app.bundles.io import sha256_hex
 from app.errors import NotFound, NotReady
 from app.registry import repository, service
 from app.registry.live import LiveScoring, customer_share
+from app.registry.service import NotApproved
 from tests.registry import bundles as b
 from tests.registry.db import bypass_write_once
 from tests.registry.test_service import APPROVER, PUBLISHER, promote, push
@@ -26,6 +27,12 @@ def _ship(sessions: sessionmaker[Session], bundle, alias: str = "production") ->
                                  moves=[service.AliasMove(bundle.family, alias, v)])
         s.commit()
     return v
+
+
+def _approve(sessions: sessionmaker[Session], family: str, version: int) -> None:
+    with sessions() as s:
+        service.approve(session=s, family=family, version=version, actor=APPROVER)
+        s.commit()
 
 
 @pytest.fixture
@@ -92,6 +99,13 @@ def test_pins_by_number_and_alias(live: LiveScoring, seeded: sessionmaker[Sessio
     live.refresh()
     production = live.current()
     _ship(seeded, b.churn_bundle(1), alias="staging")
+    for pin in ("2", "staging"):  # only approved versions decide, by number or by alias
+        with pytest.raises(NotApproved) as refused:
+            live.for_request(customer_id="c1", pins={"churn": pin})
+        assert refused.value.status == 409 and refused.value.code == "not_approved"
+        assert [d.field for d in refused.value.details] == ["options.pin.churn"]
+    assert live.status()["pinned_contexts"] == 0
+    _approve(seeded, "churn", 2)
     pinned, shadow = live.for_request(customer_id="c1", pins={"churn": "2"})
     assert shadow is None and pinned.versions["churn"].version == 2
     assert pinned.versions["tier"].version == 1
@@ -105,10 +119,20 @@ def test_pins_by_number_and_alias(live: LiveScoring, seeded: sessionmaker[Sessio
 
 
 def test_challenger_split_and_shadow(live: LiveScoring, seeded: sessionmaker[Session]) -> None:
+    events: list[tuple[str, str, int]] = []
+    live.add_swap_listener(lambda *e: events.append(e))
     _ship(seeded, b.churn_bundle(1), alias="challenger")
     live.refresh()
     assert live.for_request(customer_id="c1", pins={})[1] is None  # policy: challenger off
     _ship(seeded, b.policy_bundle("split", 0.3))
+    live.refresh()
+    live.refresh()
+    # churn 2 is not approved: the challenger alias names it, but it does not decide.
+    assert live.status()["challenger"]["versions"] is None
+    assert all(live.for_request(customer_id=f"c{i}", pins={})[0].versions["churn"].version == 1
+               for i in range(50))
+    assert events.count(("challenger_unapproved", "churn", 2)) == 1  # counted once
+    _approve(seeded, "churn", 2)
     live.refresh()
     assert live.status()["challenger"]["versions"]["churn"] == 2
     ids = [f"customer-{i}" for i in range(400)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -60,6 +60,15 @@ class Status(BaseModel):
     last_failure: Failure | None = None
     pinned_contexts: int | None = Field(default=None,
                                         description="Contexts of pinned versions kept loaded")
+    registry: Literal["up", "degraded"] | None = Field(
+        default=None, description="degraded while the registry database cannot be reached: "
+        "scoring goes on from the live context, registry routes answer 503")
+    registry_since: str | None = Field(default=None,
+                                       description="When the registry went up or degraded")
+    registry_error: str | None = Field(default=None,
+                                       description="The last error of the current outage")
+    registry_failed_attempts: int | None = Field(
+        default=None, description="Database calls that failed in the current outage")
 
 
 @router.get("/v1/status", response_model=Status, responses=errors(*AUTH_ERRORS),
