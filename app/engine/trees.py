@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
+
+from app.engine.model_text import ModelTextError, checked_features
 
 _SIGMOID = re.compile(r"^objective=binary(?:.*?sigmoid:([0-9.eE+-]+))?", re.MULTILINE)
 _OBJECTIVE = re.compile(r"^objective=(\S+)", re.MULTILINE)
@@ -25,8 +28,18 @@ class TreeModel:
     text: str = field(repr=False)
 
     @classmethod
-    def from_text(cls, name: str, text: str) -> TreeModel:
-        """Parse a LightGBM text model (never pickle)."""
+    def from_text(cls, name: str, text: str,
+                  declared: Collection[str] | None = None) -> TreeModel:
+        """Parse a LightGBM text model (never pickle), checked by the strict reader first.
+
+        LightGBM sees the text only once every tree passed check_model (its own parser
+        aborts the process or reads out of bounds on a malformed text); with `declared`,
+        every feature the model splits on must be one of those names (ModelTextError).
+        """
+        names = checked_features(text)
+        if declared is not None and (unknown := [n for n in names if n not in declared]):
+            raise ModelTextError("feature_names",
+                                 "undeclared features: " + ", ".join(unknown[:5]))
         booster = lgb.Booster(model_str=text)
         obj = _OBJECTIVE.search(text)
         objective = obj.group(1) if obj else ""

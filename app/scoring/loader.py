@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from app.bundles.io import Bundle
 from app.decisions.catalog import Catalog
 from app.decisions.policy import Policy
+from app.engine.model_text import ModelTextError
 from app.engine.trees import TreeModel
 from app.errors import BundleRejected, FieldProblem
 from app.features.schema import FeatureSchema
@@ -38,11 +39,11 @@ def load_family(bundle: Bundle) -> Family:
         return _config(bundle, "catalog.json", Catalog)
     if m.family == "policy":
         return _config(bundle, "policy.json", Policy)
-    trees = {name: _tree(bundle, name, file) for name, file in m.models.items()}
     declared = {f.name for f in m.features}
+    trees = {name: _tree(bundle, name, file, declared) for name, file in m.models.items()}
     for tree in trees.values():
         if unknown := [n for n in tree.feature_names if n not in declared]:
-            raise _reject(
+            raise _reject(  # the strict reader checked this already; LightGBM's names too
                 f"model {tree.name} reads features the manifest does not declare",
                 m.models[tree.name],
                 "undeclared features: " + ", ".join(unknown[:5]),
@@ -73,10 +74,17 @@ def load_family(bundle: Bundle) -> Family:
     return family
 
 
-def _tree(bundle: Bundle, name: str, file: str) -> TreeModel:
+def _tree(bundle: Bundle, name: str, file: str, declared: set[str]) -> TreeModel:
     try:
-        return TreeModel.from_text(name, bundle.text(file))
-    except (UnicodeDecodeError, ValueError, Exception) as exc:  # lightgbm raises LightGBMError
+        text = bundle.text(file)
+    except UnicodeDecodeError as exc:
+        raise _reject(f"{file} is not UTF-8 text", file, str(exc)[:300]) from None
+    try:
+        return TreeModel.from_text(name, text, declared)
+    except ModelTextError as exc:
+        raise _reject(f"{file} fails the LightGBM text check: {exc.check}", file,
+                      exc.problem[:300]) from None
+    except (ValueError, Exception) as exc:  # lightgbm raises LightGBMError
         raise _reject(
             f"{file} is not a readable LightGBM text model", file, str(exc)[:300]
         ) from None
