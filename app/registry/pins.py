@@ -66,8 +66,11 @@ class PinnedContexts:
         the database is needed and down."""
         wanted = versions_of(production)
         if all(str(p).strip().isdigit() for p in pins.values()) and set(pins) <= set(FAMILIES):
-            # Replaying the same versions again costs no database query.
-            hit = self._hit(version_key({**wanted, **{f: int(p) for f, p in pins.items()}}))
+            # Production's versions, or the same versions again, cost no database query.
+            key = version_key({**wanted, **{f: int(p) for f, p in pins.items()}})
+            if key == version_key(wanted):
+                return production
+            hit = self._hit(key)
             if hit is not None:
                 return hit
         try:

@@ -64,10 +64,11 @@ def _not_approved(response: Any, family: str) -> None:
     assert [d["field"] for d in error["details"]] == [f"options.pin.{family}"]
 
 
-@pytest.mark.parametrize("family", ["churn", "catalog"])
+@pytest.mark.parametrize("family", ["churn", "catalog", "policy"])
 def test_a_pin_names_only_approved_versions(client: Any, seeded: sessionmaker[Session],
                                             family: str) -> None:
-    bundle = b.churn_bundle(1) if family == "churn" else _relabelled_catalog()
+    bundle = {"churn": b.churn_bundle(1), "catalog": _relabelled_catalog(),
+              "policy": b.policy_bundle("shadow")}[family]
     version = _stage(seeded, bundle)
     for pin in (str(version), "staging"):
         _not_approved(client.post("/v1/score", json=_customer(**{family: pin})), family)

@@ -19,10 +19,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import RegistryUnavailable
+from app.registry import service
 from app.registry.auth_keys import KeyCache, create_key, revoke_key
 from app.registry.live import LiveScoring
 from app.registry.outage import RegistryHealth
+from tests.registry import bundles as b
 from tests.registry.app import registry_app
+from tests.registry.test_service import APPROVER, push
 
 
 class Clock:
@@ -130,3 +133,23 @@ def test_status_and_registry_routes_during_an_outage(migrated_engine: Engine,
     switch.down = False
     assert not live.refresh()  # reachable again, nothing moved
     assert client.get("/v1/status", headers=headers).json()["registry"] == "up"
+
+
+def test_pins_built_before_an_outage_still_answer(seeded: sessionmaker[Session]) -> None:
+    with seeded() as s:
+        version = push(s, b.churn_bundle(3)).version
+        service.approve(session=s, family="churn", version=version, actor=APPROVER)
+        s.commit()
+    switch = Switch(seeded)
+    live = LiveScoring(sessions=switch)  # type: ignore[arg-type]
+    assert live.refresh()
+    built = live.for_request(customer_id="c1", pins={"churn": str(version)})[0]
+    switch.down = True
+    assert live.for_request(customer_id="c1", pins={"churn": str(version)})[0] is built
+    production = live.current()
+    assert live.for_request(customer_id="c1", pins={"tier": "1", "churn": "1"})[0] is production
+    for pins in ({"churn": "staging"}, {"churn": "production"}, {"tier": "2"}):
+        with pytest.raises(RegistryUnavailable) as refused:
+            live.for_request(customer_id="c1", pins=pins)
+        assert refused.value.details[0].field == "options.pin"
+    assert not live.health.up
