@@ -7,6 +7,7 @@ refused operation leaves every table as it was.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,12 +18,14 @@ from sqlalchemy.orm import Session
 
 from app.bundles.io import Bundle, read_archive
 from app.bundles.manifest import FAMILIES
+from app.config import Settings
 from app.errors import BundleRejected, Conflict, FieldProblem, Forbidden, InvalidRequest, NotFound
 from app.registry import repository, store
 from app.registry.auth_keys import Principal
 from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
 from app.scoring.context import ScoringContext, build_context
 from app.scoring.loader import load_family
+from app.scoring.verification import VerifyLimits, verify_archive
 
 
 class FourEyes(Forbidden):
@@ -84,10 +87,27 @@ def _production(session: Session) -> dict[str, int]:
             if "production" in a}
 
 
+def verify_limits(settings: Settings) -> VerifyLimits:
+    """The limits of a pushed bundle's verification, from the TIERWISE_VERIFY_* settings."""
+    return VerifyLimits(memory_mb=settings.verify_memory_mb,
+                        cpu_seconds=settings.verify_cpu_seconds,
+                        wall_seconds=settings.verify_wall_seconds,
+                        open_files=settings.verify_open_files,
+                        file_size_mb=settings.verify_file_size_mb,
+                        max_bytes=settings.max_bundle_bytes)
+
+
 def publish(*, session: Session, family: str, archive: bytes, actor: Principal, max_bytes: int,
-            check_with: Mapping[str, int] | None = None) -> VersionRow:
-    """Verify an uploaded bundle against production (or `check_with`); store it as a version."""
+            check_with: Mapping[str, int] | None = None,
+            verify: VerifyLimits | None = None) -> VersionRow:
+    """Verify an uploaded bundle against production (or `check_with`); store it as a version.
+
+    With `verify` (every push over HTTP), the archive is first unpacked and verified in a
+    child process under those limits, and this process reads it only once that passed;
+    without (the operator's own models directory at seeding), it is verified here."""
     require_family(session, family)
+    if verify is not None:
+        verify_archive(archive, dataclasses.replace(verify, max_bytes=max_bytes))
     bundle = read_archive(archive, max_bytes=max_bytes)
     if bundle.family != family:
         raise BundleRejected(

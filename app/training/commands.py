@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from app.bundles.io import MANIFEST, Bundle, read_archive, read_dir, to_archive, write_dir
+from app.bundles.io import MANIFEST, Bundle, read_dir, to_archive, write_dir
 from app.errors import BundleRejected, PayloadTooLarge
 
 SEED_HELP = "Seed of the train/test split and of LightGBM (same seed, same bundle bytes)."
@@ -172,24 +173,30 @@ def train_churn_command(
 
 
 def verify(path: Path = typer.Argument(..., help="Bundle directory or .tar.gz archive.")) -> None:
-    """Check a bundle's hashes and replay its reference rows; exit 1 when it is refused."""
+    """Check a bundle's hashes and replay its reference rows in a child process under the
+    TIERWISE_VERIFY_* limits; exit 1 when it is refused."""
     from app.config import get_settings
-    from app.scoring.loader import load_family
+    from app.scoring.verification import VerifyLimits, verify_archive
 
+    s = get_settings()
+    limits = VerifyLimits(memory_mb=s.verify_memory_mb, cpu_seconds=s.verify_cpu_seconds,
+                          wall_seconds=s.verify_wall_seconds, open_files=s.verify_open_files,
+                          file_size_mb=s.verify_file_size_mb, max_bytes=s.max_bundle_bytes)
     try:
         if path.is_dir():
-            bundle = read_dir(path)
+            archive = to_archive(read_dir(path))
+            limits = replace(limits, max_bytes=max(limits.max_bytes, len(archive)))
         elif path.is_file():
-            bundle = read_archive(path.read_bytes(), max_bytes=get_settings().max_bundle_bytes)
+            archive = path.read_bytes()
         else:
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
-        load_family(bundle)
+        verdict = verify_archive(archive, limits)
     except (BundleRejected, PayloadTooLarge) as exc:
         typer.echo(f"REJECTED {path}: {exc.message}", err=True)
         for d in exc.details:
             typer.echo(f"  {d.field}: {d.problem}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"OK {bundle.family} {bundle.sha256}  {path}")
+    typer.echo(f"OK {verdict.family} {verdict.sha256}  {path}")
 
 
 def register(cli: typer.Typer) -> None:

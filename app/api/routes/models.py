@@ -195,7 +195,8 @@ def publish_version(family: FamilyPath, principal: RequirePublisher, archive: Bu
                     ) -> views.VersionDetail:
     row = service.publish(session=session, family=family, archive=archive, actor=principal,
                           max_bytes=runtime.settings.max_bundle_bytes,
-                          check_with=_check_with(check_with))
+                          check_with=_check_with(check_with),
+                          verify=service.verify_limits(runtime.settings))
     return views.version_detail(row, {}, [])
 
 
