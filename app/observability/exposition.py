@@ -25,7 +25,12 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app.observability.metrics import FLUSH_SECONDS, ScoreTally, sync_model_info
+from app.observability.metrics import (
+    FLUSH_SECONDS,
+    ScoreTally,
+    sync_evaluator_info,
+    sync_model_info,
+)
 
 log = logging.getLogger("tierwise.metrics")
 
@@ -53,7 +58,14 @@ def refresh(live: Any, tally: ScoreTally | None) -> None:
     """Bring this worker's values up to date: the scores tallied, the versions live."""
     if tally is not None:
         tally.flush()
-    sync_model_info(live_models(live))
+    models = live_models(live)
+    sync_model_info(models)
+    if models is not None:  # ready: live.current() answers
+        try:
+            evaluator = live.current().evaluator
+        except Exception:  # the same race as in live_models: nothing to show yet
+            return
+        sync_evaluator_info(evaluator.name, str(getattr(evaluator, "isa", "none")))
 
 
 def render() -> bytes:

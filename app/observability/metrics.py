@@ -68,6 +68,13 @@ MODEL_INFO = Gauge(
     ("family", "version", "sha256"),
     multiprocess_mode="livemax",
 )
+EVALUATOR_INFO = Gauge(
+    "tierwise_evaluator_info",
+    "1 for the evaluator serving production in this replica: treewalk (the native walker, isa "
+    "avx512, avx2 or walk) or lightgbm (plain Booster.predict, isa none); 0 for an earlier one.",
+    ("evaluator", "isa"),
+    multiprocess_mode="livemax",
+)
 REGISTRY_UP = Gauge(
     "tierwise_registry_up",
     "1 while this replica reaches the registry database, 0 during an outage (scoring goes "
@@ -186,3 +193,18 @@ def sync_model_info(models: Mapping[str, Any] | None) -> None:
                 MODEL_INFO.labels(family, *before).set(0)
             MODEL_INFO.labels(family, *now).set(1)
             _model_info[family] = now
+
+
+_evaluator_info: list[tuple[str, str]] = []
+
+
+def sync_evaluator_info(evaluator: str, isa: str) -> None:
+    """Mark the evaluator serving production (and its kernels) with 1, an earlier one with 0."""
+    with _model_info_lock:
+        now = (evaluator, isa)
+        if _evaluator_info and _evaluator_info[0] == now:
+            return
+        if _evaluator_info:
+            EVALUATOR_INFO.labels(*_evaluator_info[0]).set(0)
+        EVALUATOR_INFO.labels(*now).set(1)
+        _evaluator_info[:] = [now]
