@@ -137,6 +137,7 @@ def corpus() -> list[tuple[str, str, bytes, str]]:
         ("pax_header_100mb", "churn", huge_metadata(b"x", 100 << 20), "exceeds"),
         ("gnu_longname_1mb", "churn", huge_metadata(b"L", 1 << 20), "metadata"),
         ("members_300", "churn", many_members(300), "too many members"),
+        ("name_300_bytes", "churn", archive({**files, "a" * 295 + ".json": b"{}"}), "too long"),
         ("members_200k", "churn", many_members(200_000), "exceeds"),
         ("duplicate_model", "churn", tar_gz([member(n, d) for n, d in files.items()]
                                            + [member(MODEL, b"tree\nversion=v4\n")]), "twice"),
