@@ -35,8 +35,10 @@ def figures(result: dict[str, Any]) -> Iterator[tuple[str, float]]:
         elif isinstance(node, int | float) and not isinstance(node, bool):
             yield path, float(node)
 
-    for section in ("in_process", "http", "replica_rss_mb"):
+    for section in ("in_process", "http", "replica_rss_mb", "mlserver"):
         for path, value in walk(result.get(section, {}), section):
+            if path.startswith("mlserver.") and not path.startswith("mlserver.tierwise."):
+                continue  # MLServer's own figures are the baseline, not ours
             if direction(path) != 0 and "trees." not in path and "seconds_per_level" not in path:
                 yield path, value
 

@@ -13,14 +13,17 @@ def _result(us: float, req_s: float, p99: float) -> dict[str, Any]:
                            "trees": {"tier": 600}, "total_trees": 2100},
             "http": {"as_served": {"seconds_per_level": 4.0,
                                    "levels": {"8": {"requests": 1000, "req_per_s": req_s,
-                                                    "p99_ms": p99}}}}}
+                                                    "p99_ms": p99}}}},
+            "mlserver": {"customers": 57, "mlserver": {"8": {"req_per_s": 1500.0}},
+                         "tierwise": {"8": {"req_per_s": req_s}}}}
 
 
 def test_figures_and_their_direction() -> None:
     got = dict(figures(_result(20.0, 5000.0, 2.5)))
     assert got == {"in_process.results.fast.single_us_per_customer": 20.0,
                    "http.as_served.levels.8.req_per_s": 5000.0,
-                   "http.as_served.levels.8.p99_ms": 2.5}  # counts and settings left out
+                   "http.as_served.levels.8.p99_ms": 2.5,
+                   "mlserver.tierwise.8.req_per_s": 5000.0}  # not counts, settings, MLServer
     assert direction("http.as_served.levels.8.req_per_s") == 1
     assert direction("in_process.results.fast.single_us_per_customer") == -1
     assert change(100.0, 80.0, 1) == 0.2  # fewer requests per second: 20% worse
