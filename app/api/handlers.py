@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from app.api.deps import services_of
-from app.api.responses import JSONBytes
+from app.api.errors_render import error_body, field_path
 from app.errors import FieldProblem, RegistryUnavailable, TierwiseError
 from app.registry.database import is_unavailable
 
@@ -31,28 +32,24 @@ _HTTP_CODES = {
 
 def error_response(status: int, code: str, message: str,
                    details: list[FieldProblem] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONBytes:
-    """The one JSON error shape."""
-    body = {"error": {"code": code, "message": message,
-                      "details": [d.as_dict() for d in details or []]}}
-    return JSONBytes(body, status_code=status, headers=headers)
+                   headers: dict[str, str] | None = None) -> Response:
+    """The one JSON error shape (rendered by app/api/errors_render.py, as the score endpoint's)."""
+    return Response(error_body(code, message, details), status_code=status, headers=headers,
+                    media_type="application/json")
 
 
 def _location(loc: tuple[object, ...]) -> str:
-    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or (str(loc[0]) if loc else "body")
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+    return field_path(tuple(parts)) or (str(loc[0]) if loc else "body")
 
 
-async def _domain(request: Request, exc: Exception) -> JSONBytes:
+async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TierwiseError)
     headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 
-async def _validation(request: Request, exc: Exception) -> JSONBytes:
+async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -79,7 +76,7 @@ def allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
     return sorted(methods)
 
 
-async def _http(request: Request, exc: Exception) -> JSONBytes:
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else {}
@@ -92,7 +89,7 @@ async def _http(request: Request, exc: Exception) -> JSONBytes:
     return error_response(exc.status_code, code, message, headers=headers or None)
 
 
-async def _database(request: Request, exc: Exception) -> JSONBytes:
+async def _database(request: Request, exc: Exception) -> Response:
     """The registry database cannot be reached: 503 registry_unavailable, reported to the
     replica's registry health (rate-limited logs, /v1/status, the gauge), no traceback."""
     if not is_unavailable(exc):
@@ -105,7 +102,7 @@ async def _database(request: Request, exc: Exception) -> JSONBytes:
     return error_response(err.status, err.code, err.message, headers={"Retry-After": "5"})
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error")
     return error_response(500, "internal_error", "an unexpected error occurred; see the logs")
 
