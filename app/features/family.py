@@ -125,7 +125,7 @@ class FeatureContract(_Strict):
         """The plain specs, in contract order."""
         return tuple(f.spec() for f in self.features)
 
-    def schema(self) -> FeatureSchema:
+    def schema(self) -> FeatureSchema:  # type: ignore[override]  # (pydantic v1 name)
         """The feature schema requests are validated and encoded with."""
         return FeatureSchema(self.specs())
 

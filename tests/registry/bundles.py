@@ -11,8 +11,10 @@ import numpy as np
 from app.bundles.io import Bundle, to_archive, write_dir
 from app.bundles.manifest import PlattCalibrator
 from app.features.contract import DEFAULT_FEATURES
+from app.features.family import ContractFeature, FeatureContract, Roles
 from app.features.schema import FeatureSchema
 from app.training.bundling import config_bundle, model_bundle
+from app.training.default_contract import contract_bundle
 
 FEATURE_NAMES = ("age", "aum_total", "tenure_months", "risk_profile", "risk_assessment_age_days")
 FEATURES = tuple(f for f in DEFAULT_FEATURES if f.name in FEATURE_NAMES)
@@ -40,6 +42,20 @@ CATALOG = {
 }
 _PARAMS = {"num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3, "verbose": -1,
            "num_threads": 1, "deterministic": True, "seed": 1}
+
+
+def small_contract(*extra: ContractFeature, name: str = "test") -> FeatureContract:
+    """The test models' five features (no maturity role), plus `extra` features."""
+    return FeatureContract(
+        name=name, roles=Roles(days_to_next_maturity=None),
+        features=(*(ContractFeature(**f.model_dump()) for f in FEATURES), *extra))
+
+
+@cache
+def features_bundle(*extra: ContractFeature, name: str = "test") -> Bundle:
+    """A features bundle of small_contract(*extra)."""
+    return contract_bundle(small_contract(*extra, name=name),
+                           label=f"test features {name} {len(extra)}")
 
 
 def example_features(rng: np.random.Generator | None = None) -> dict[str, object]:
@@ -116,8 +132,9 @@ def policy_bundle(mode: str = "off", share: float = 0.0) -> Bundle:
 
 def default_set() -> dict[str, Bundle]:
     """Version 1 of every family."""
-    return {"tier": tier_bundle(), "churn": churn_bundle(), "products": products_bundle(),
-            "catalog": catalog_bundle(), "policy": policy_bundle()}
+    return {"features": features_bundle(), "tier": tier_bundle(), "churn": churn_bundle(),
+            "products": products_bundle(), "catalog": catalog_bundle(),
+            "policy": policy_bundle()}
 
 
 def write_models_dir(path: Path) -> Path:
