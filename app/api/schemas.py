@@ -260,7 +260,7 @@ _RESPONSE_EXAMPLE: dict[str, Any] = {
          "lever": 1.0, "reasons": ["churn risk 55% (retention threshold 35%)",
                                    "suits the rm channel (x1.5)"]}],
     "models": {f: {"version": 1, "sha256": _SHA}
-               for f in ("tier", "churn", "products", "catalog", "policy")},
+               for f in ("features", "tier", "churn", "products", "catalog", "policy")},
     "request_id": "24a8eab8377944b5ba289078d8309b7d",
 }
 

@@ -143,9 +143,9 @@ def test_a_model_needing_a_feature_the_live_contract_lacks_is_refused_at_promote
             "breaking": [], "additive": ["app_rating: new optional feature"]}
         assert entries[0].detail["allow_breaking"] is False
         s.commit()
-    with seeded() as s:  # back to a contract without the feature: the model no longer fits
-        with pytest.raises(BundleRejected, match="do not fit"):
-            service.rollback(session=s, family="features", actor=APPROVER)
+    # back to a contract without the feature: the model no longer fits
+    with seeded() as s, pytest.raises(BundleRejected, match="do not fit"):
+        service.rollback(session=s, family="features", actor=APPROVER)
 
 
 @pytest.mark.parametrize("change", ["narrowed", "removed"])
