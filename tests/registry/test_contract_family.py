@@ -4,6 +4,7 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.bundles.io import write_dir
 from app.errors import BreakingContract, BundleRejected
-from app.features.family import ContractFeature
-from app.registry import repository, service
+from app.features.family import ContractFeature, FeatureContract
+from app.registry import repository, service, store
 from app.registry.auth_keys import SYSTEM, Principal
 from app.registry.seed import seed_from_dir
+from app.scoring.loader import load_family
 from app.training.default_contract import contract_bundle
 from tests.registry import bundles as b
 from tests.registry.db import snapshot
@@ -72,10 +74,9 @@ def test_a_registry_seeded_before_gets_the_contract(sessions: sessionmaker[Sessi
         assert repository.latest_version_number(s, "features") == 1
 
 
-def test_seeding_a_contract_the_models_do_not_fit_names_the_features(
-        sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    from app.registry.seed import RegistryStartupError
-
+@pytest.mark.parametrize("models_features", ["lacking", "absent"])
+def test_production_models_that_do_not_fit_get_the_contract_they_read(
+        sessions: sessionmaker[Session], tmp_path: Path, models_features: str) -> None:
     with sessions() as s:
         versions = {f: service.publish(session=s, family=f, archive=b.archive(bundle),
                                        actor=SYSTEM, max_bytes=1 << 24).version
@@ -84,12 +85,21 @@ def test_seeding_a_contract_the_models_do_not_fit_names_the_features(
             service.AliasMove(f, "production", v) for f, v in versions.items()])
         s.commit()
     models_dir = b.write_models_dir(tmp_path / "models")
-    lacking = b.small_contract(name="lacking").model_copy(
-        update={"features": tuple(f for f in b.small_contract().features
-                                  if f.name != "tenure_months")})
-    write_dir(contract_bundle(lacking), models_dir / "features")
-    with sessions() as s, pytest.raises(RegistryStartupError, match="tenure_months"):
-        seed_from_dir(session=s, models_dir=models_dir, max_bytes=1 << 24)
+    if models_features == "lacking":  # a contract without a feature the models read
+        lacking = b.small_contract(name="lacking").model_copy(
+            update={"features": tuple(f for f in b.small_contract().features
+                                      if f.name != "tenure_months")})
+        write_dir(contract_bundle(lacking), models_dir / "features")
+    else:
+        shutil.rmtree(models_dir / "features")
+    with sessions() as s:
+        assert seed_from_dir(session=s, models_dir=models_dir, max_bytes=1 << 24) == \
+            {"features": 1}
+        contract = load_family(store.load_bundles(s, {"features": 1})["features"])
+        assert isinstance(contract, FeatureContract)
+        assert [f.name for f in contract.features] == [f.name for f in b.FEATURES]
+        assert contract.roles.aum == "aum_total" and contract.roles.days_to_next_maturity is None
+        assert _production(s)["features"] == 1
 
 
 def test_a_model_is_checked_with_the_contract_it_names(seeded: sessionmaker[Session],
