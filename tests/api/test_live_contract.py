@@ -145,3 +145,24 @@ def test_a_breaking_contract_is_refused_unless_allowed(service: tuple[str, dict]
     r = _score(url, keys, tenure_months=700)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == \
         "features.tenure_months"
+
+
+def test_a_default_server_serves_openapi_yaml_and_the_default_contract(
+        default_context: Any) -> None:
+    """With the default contract live, /openapi.json is openapi.yaml exactly; /v1/contract
+    is models/features."""
+    import yaml
+
+    from app.config import PROJECT_ROOT
+    from app.scoring.static import StaticContexts
+    from app.training.default_contract import default_contract_bundle
+
+    app = create_app(Settings(auth_enabled=False), live=StaticContexts(default_context))
+    with RunningServer(app) as running:
+        served = httpx.get(running.url + "/openapi.json").json()
+        live = httpx.get(running.url + "/v1/contract").json()
+    on_disk = yaml.safe_load((PROJECT_ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+    assert served == on_disk
+    bundle = default_contract_bundle()
+    assert (live["version"], live["sha256"]) == (1, bundle.sha256)
+    assert live["contract"] == bundle.json("features.json")
