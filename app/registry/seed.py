@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from app.bundles.io import build_bundle, read_dir, to_archive
+from app.bundles.io import Bundle, build_bundle, read_dir, to_archive
 from app.bundles.manifest import FAMILIES, MODEL_FAMILIES
 from app.errors import BundleRejected, TierwiseError
 from app.features.family import CONTRACT_FILE, ReasonText, contract_of_models
@@ -80,18 +80,12 @@ def _seed_contract(session: Session, models_dir: Path, max_bytes: int) -> dict[s
     try:
         archive, origin = None, str(source)
         if (source / "manifest.json").is_file():
-            archive = to_archive(read_dir(source))
-            try:
-                row = service.publish(session=session, family="features", archive=archive,
-                                      actor=SYSTEM, max_bytes=max(max_bytes, len(archive)))
-            except BundleRejected as exc:
-                log.warning("the production models do not fit the contract in %s (%s); "
-                            "seeding the contract they read instead", source, exc.message)
-                archive = None
+            bundle = read_dir(source)
+            archive = to_archive(bundle) if _fits_production(session, bundle) else None
         if archive is None:
             archive, origin = _derived_contract(session), "the production models"
-            row = service.publish(session=session, family="features", archive=archive,
-                                  actor=SYSTEM, max_bytes=max(max_bytes, len(archive)))
+        row = service.publish(session=session, family="features", archive=archive,
+                              actor=SYSTEM, max_bytes=max(max_bytes, len(archive)))
         service.move_aliases(
             session=session, actor=SYSTEM, reason="seed",
             note=f"feature contract seeded from {origin} (registry filled before contracts)",
@@ -108,6 +102,23 @@ def _seed_contract(session: Session, models_dir: Path, max_bytes: int) -> dict[s
         ) from exc
     log.info("seeded the feature contract from %s: features version %d", origin, row.version)
     return {"features": row.version}
+
+
+def _fits_production(session: Session, contract: Bundle) -> bool:
+    """Whether the production versions build a context with this contract (True when not
+    every other family is in production: nothing to fit yet)."""
+    production = {f: a["production"] for f, a in repository.alias_map(session).items()
+                  if "production" in a and f != "features"}
+    if not all(f in production for f in FAMILIES if f != "features"):
+        return True
+    try:
+        service.build_from(session, production, {"features": contract})
+    except BundleRejected as exc:
+        log.warning("the production models do not fit the contract in models/features (%s: "
+                    "%s); seeding the contract they read instead", exc.message,
+                    "; ".join(f"{d.field}: {d.problem}" for d in exc.details[:3]))
+        return False
+    return True
 
 
 def _derived_contract(session: Session) -> bytes:

@@ -113,6 +113,9 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
             verify: VerifyLimits | None = None) -> VersionRow:
     """Verify an uploaded bundle against production (or `check_with`); store it as a version.
 
+    A model bundle naming its contract (manifest.contract) is verified with that features
+    version; a features bundle (a contract) without `check_with` is verified on its own.
+
     With `verify` (every push over HTTP), the archive is first unpacked and verified in a
     child process under those limits, and this process reads it only once that passed;
     without (the operator's own models directory at seeding), it is verified here."""
@@ -138,7 +141,10 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
         check["features"] = contract  # the contract it was trained against, not production's
     base = {**_production(session), **check}
     base.pop(family, None)
-    if all(f in base for f in FAMILIES if f != family):
+    # A contract alone is checked on its own: the models that will read it may be trained
+    # against it and pushed after it (promote checks that they fit, model_fits).
+    alone = family == "features" and not check
+    if not alone and all(f in base for f in FAMILIES if f != family):
         build_from(session, base, {family: bundle})
         checked_with = base
     else:  # a registry still being filled: the bundle is checked on its own

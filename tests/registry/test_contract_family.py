@@ -158,6 +158,24 @@ def test_a_model_needing_a_feature_the_live_contract_lacks_is_refused_at_promote
         service.rollback(session=s, family="features", actor=APPROVER)
 
 
+def test_a_contract_is_pushed_on_its_own_and_must_fit_the_models_at_promote(
+        seeded: sessionmaker[Session], connection: Connection) -> None:
+    lacking = b.small_contract(name="lacking").model_copy(update={"features": tuple(
+        f for f in b.small_contract().features if f.name != "tenure_months")})
+    with seeded() as s:  # models trained against it may follow it: not refused at push
+        row = push(s, contract_bundle(lacking))
+        (entry,) = repository.list_ledger(s, action="push", family="features")[1:]
+        assert entry.detail["checked_with"] == {}
+        approve(s, "features", row.version)
+        s.commit()
+    before = snapshot(connection)
+    with seeded() as s, pytest.raises(BundleRejected) as err:
+        promote(s, allow_breaking=True, features=row.version)
+    assert {d.field for d in err.value.details} == \
+        {f"{f}.features.tenure_months" for f in ("tier", "churn", "products")}
+    assert snapshot(connection) == before
+
+
 @pytest.mark.parametrize("change", ["narrowed", "removed"])
 def test_a_breaking_contract_needs_allow_breaking(seeded: sessionmaker[Session],
                                                   connection: Connection, change: str) -> None:
