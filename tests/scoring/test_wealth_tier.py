@@ -132,11 +132,18 @@ def test_new_thresholds_change_predicted_tiers_without_retraining(
             assert r["tier"]["probabilities"]["hnw"] > 0
 
 
-def test_legacy_multiclass_tier_still_serves(default_context: ScoringContext) -> None:
-    items = book_customers(5, seed=43)
+def test_legacy_multiclass_tier_still_serves(default_bundles: dict[str, Bundle]) -> None:
+    from tests.registry.bundles import tier_bundle
+
+    bundles = {**default_bundles, "tier": tier_bundle()}  # classes = the policy's tiers
+    legacy = build_context(bundles, dict.fromkeys(bundles, 1))
+    assert legacy.tier.wealth is None and legacy.constants.wealth is None
+    items = book_customers(20, seed=43)
     customers = [CustomerInput(customer_id=i["customer_id"], features=i["features"])
                  for i in items]
-    for r in _score(default_context, customers):
+    batch = _score(legacy, customers)
+    assert batch == [_score(legacy, [c])[0] for c in customers]
+    for r in batch:
         assert r["tier"]["predicted_wealth"] is None
         assert sum(r["tier"]["probabilities"].values()) == pytest.approx(1.0)
 
