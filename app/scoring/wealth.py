@@ -80,7 +80,7 @@ class WealthTiers:
     def one(self, mu: float, aum: float) -> tuple[list[float], float]:
         """(probability per policy tier, conditional median wealth) of one customer."""
         floor = aum if aum > 0.0 else 0.0  # NaN too
-        lf = np.log1p(np.array([floor])).tolist()[0]
+        lf = float(np.log1p(floor))
         f_floor = self._cdf(lf - mu)
         denom = 1.0 - f_floor
         if not denom > 0.0:
@@ -99,7 +99,7 @@ class WealthTiers:
         p, q = self.p, self.q
         j = bisect_right(p, target) - 1
         z = q[-1] if j >= len(p) - 1 else self.islope[j] * (target - p[j]) + q[j]
-        w = np.expm1(np.array([mu + z])).tolist()[0]
+        w = float(np.expm1(mu + z))
         return probs, (w if w > floor else floor)
 
     # ---------------------------------------------------------------- many customers
