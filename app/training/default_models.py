@@ -30,8 +30,10 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
           progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Bundle]:
     """Every default bundle, by family name, built and verified in memory."""
     from app.training.default_config import default_catalog, default_policy
+    from app.training.default_contract import default_contract_bundle
     from app.training.synth import generate_book
-    from app.training.train import train_churn, train_products, train_tier
+    from app.training.tier_command import train_tier_from_book
+    from app.training.train import train_churn, train_products
 
     started = time.perf_counter()
     book = generate_book(customers, seed, progress=progress)
@@ -40,10 +42,8 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
     source = f"synthetic book (app.training.synth), {customers} customers, seed {seed}"
     common: dict[str, Any] = {"num_threads": num_threads, "progress": progress,
                               "source": source, "created_at": CREATED_AT}
-    from app.training.default_contract import default_contract_bundle
-
     bundles: dict[str, Bundle] = {"features": default_contract_bundle()}
-    for family, trainer in (("tier", train_tier), ("churn", train_churn),
+    for family, trainer in (("tier", train_tier_from_book), ("churn", train_churn),
                             ("products", train_products)):
         t0 = time.perf_counter()
         bundles[family] = trainer(book, seed, **common)
