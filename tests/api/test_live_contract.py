@@ -113,6 +113,11 @@ def test_a_new_contract_and_a_model_reading_it_go_live_together(
     assert low.json()["models"]["features"]["version"] == features_version
     assert low.json()["churn"]["probability"] != high.json()["churn"]["probability"]
     assert _score(url, keys).status_code == 200  # optional: may be left out
+    pinned = httpx.post(f"{url}/v1/score", headers=keys["scorer"], json={
+        "customer_id": "c1", "features": b.example_features(),
+        "options": {"parts": ["churn"], "pin": {"features": "1", "churn": "1"}}})
+    assert pinned.status_code == 200, pinned.text  # replay under the old contract
+    assert pinned.json()["models"]["features"]["version"] == 1
     live = httpx.get(f"{url}/v1/contract", headers=keys["scorer"]).json()
     assert (live["version"], live["sha256"]) == (features_version, v2.sha256)
     assert live["contract"]["features"][-1]["name"] == "app_rating"
