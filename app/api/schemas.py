@@ -206,7 +206,7 @@ class RecommendationOut(BaseModel):
     action_id: str
     name: str
     category: str
-    kind: Literal["product", "retention"]
+    kind: Literal["product", "retention", "service"]
     risk_level: str | None = Field(description="R1 to R5; null for actions without one.")
     priority: float = Field(description="propensity × context_weight × value × lever")
     propensity: float

@@ -94,6 +94,7 @@ class PreparedCatalog:
     assessment_feature: str | None
     maturity_feature: str | None
     has_service: bool
+    action_ids: frozenset[str]  # what a contact history may name
     # (risk_profile, assessment age, elderly?) → limits; SuitabilityLimits is immutable.
     limits_cache: dict[tuple[object, ...], SuitabilityLimits] = field(
         default_factory=dict, compare=False, repr=False)
@@ -176,7 +177,7 @@ def _prepare_uncached(catalog: Catalog, roles: Roles) -> PreparedCatalog:
         catalog.assessment_valid_days, catalog.elderly_age, catalog.elderly_max_risk,
         catalog.contact_cap, roles.age, roles.aum, roles.risk_profile,
         roles.risk_assessment_age_days, roles.days_to_next_maturity,
-        any(a.is_service for a in actions),
+        any(a.is_service for a in actions), frozenset(a.id for a in actions),
     )
 
 
