@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -315,3 +316,20 @@ def test_history_action_ids_must_be_in_the_live_catalogue(
     assert (out["scored"], out["failed"]) == (1, 1)
     error = out["results"][1]["error"]
     assert error["details"][0]["field"] == "items[1].context.history[1].action_id"
+
+
+def test_on_a_synthetic_book_refinancing_needs_loans_elsewhere(
+        default_context: ScoringContext) -> None:
+    """bench/decisions_book.py on a small book: the 0% of docs/decisions.md, both forms."""
+    from bench.decisions_book import measure
+    from tests.customers import book_customers
+
+    features = [c["features"] for c in book_customers(1_500, 23)]
+    x = np.array([default_context.schema.row(f) for f in features])
+    # The array form on all, then customer by customer (the per-customer form) on a few.
+    for n, chunk in ((1_500, 1_500), (200, 1)):
+        shares = measure(default_context, default_catalog(), features[:n], x[:n], chunk=chunk)
+        assert shares["refinance in top 3, loans_other_banks 0"] == 0.0
+        assert shares["refinance in top 3, no bureau hit"] == 0.0
+        assert shares["refinance in top 3"] > 0.0
+        assert 0.0 < shares["reassessment offered"] <= shares["assessment missing or expired"]
