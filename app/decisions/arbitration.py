@@ -76,7 +76,9 @@ def arbitrate(
     weights = prepared.weights_for(channel)
     by_action = _by_action(history)
     cap = prepared.contact_cap
-    capped = cap is not None and cap_reached(cap, history)
+    # With no history only a cap of 0 bites (skip the count).
+    capped = cap is not None and (cap.max_offers == 0
+                                  or (bool(history) and cap_reached(cap, history)))
     # Products a missing or expired assessment keeps out, for a risk_reassessment action.
     unlock = prepared.has_service and limits.reassessable
     best: tuple[float, str, int, float] | None = None  # (-priority, id, index, P)
@@ -114,14 +116,15 @@ def arbitrate(
         suppressed.append((a.id, code, detail))
 
     unlocked: dict[int, int] = {}
-    for slot, i in pending:
+    for slot, i in reversed(pending):  # from the end, so the slots before stay in place
         if best is not None:
             ranked.append((best[0], actions[i].id, i, best[3]))
             unlocked[i] = best[2]
+            del suppressed[slot]
         else:
             suppressed[slot] = (actions[i].id, TRIGGER_NOT_MET,
                                 trigger_detail(limits.reassessable) if details else "")
-    out = [s for s in suppressed if s is not None] if pending else suppressed
+    out = suppressed
     ranked.sort()  # ids are unique, so the tuple never compares past the id
     recommendations = []
     for neg, _, i, p in ranked[:top_n]:

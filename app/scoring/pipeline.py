@@ -212,9 +212,15 @@ class _Arbiter:
 
 
 def _prepared_catalog(ctx: ScoringContext) -> PreparedCatalog:
-    """The context's catalogue prepared for its contract's roles (cached by prepare)."""
-    contract = getattr(ctx, "contract", None)  # ScoringContext.contract (issue 11, core)
-    return prepare(ctx.catalog, None if contract is None else contract.roles)
+    """The context's catalogue prepared for its contract's roles (issue 11).
+
+    Until the context carries a contract (ScoringContext.contract, core's part) its own
+    prepared catalogue is the default roles'. Once the context prepares its catalogue with
+    the contract's roles, this can return ctx.prepared_catalog alone."""
+    contract = ctx.__dict__.get("contract")  # no getattr default: a miss would raise inside
+    if contract is None:
+        return ctx.prepared_catalog
+    return prepare(ctx.catalog, contract.roles)
 
 
 def _single_row(
