@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.decisions.catalog import ORDER_OPS, Catalog, Condition
+from app.decisions.catalog import ORDER_OPS, Catalog, Condition, condition_features
 from app.errors import FieldProblem
 from app.features.family import FeatureContract
 from app.features.spec import FeatureSpec
@@ -129,7 +129,7 @@ def _codes(items: Sequence[object], spec: FeatureSpec) -> list[float]:
 
 def catalog_features(catalog: Catalog) -> set[str]:
     """The features the catalogue's conditions name (the contract must declare them)."""
-    return {c.feature for a in catalog.actions for c in a.eligibility.conditions}
+    return set(condition_features(catalog))
 
 
 def condition_problems(catalog: Catalog, contract: FeatureContract) -> list[FieldProblem]:
