@@ -29,11 +29,19 @@ def _summary(bundle: Bundle) -> str:
         return (f"macro-F1 {m['model']['macro_f1']} (majority baseline "
                 f"{m['baselines']['majority_class']['macro_f1']}), {m['trees']} trees")
     if bundle.family == "churn":
-        return (f"AUC {m['calibrated']['auc']}, ECE {m['uncalibrated']['ece']} → "
-                f"{m['calibrated']['ece']} ({m['calibration']['chosen']}), {m['trees']} trees")
+        c = m["calibrated"]
+        ci = c.get("intervals_95", {})
+        return (f"test n={c.get('n', m['test_rows'])} positives={c.get('positives', '?')}: "
+                f"AUC {c['auc']} {_ci(ci.get('auc'))}, ECE {m['uncalibrated']['ece']} → "
+                f"{c['ece']} {_ci(ci.get('ece'))} ({m['calibration']['chosen']}), "
+                f"{m['trees']} trees")
     if bundle.family == "products":
         return f"mean AUC {m['mean_auc']}, min AUC {m['min_auc']}, {m['trees']} trees"
     return ""
+
+
+def _ci(pair: Any) -> str:
+    return f"[95% {pair[0]:.4f}–{pair[1]:.4f}]" if pair else ""
 
 
 def check_out(out: Path) -> None:
@@ -139,23 +147,37 @@ def _single(family: str) -> Callable[..., None]:
     return command
 
 
+CONTRACT_HELP = ("Feature contract: a YAML source, a features bundle directory or its .tar.gz. "
+                 "Columns are read as its features; the bundle records the contract.")
+DELIMITER_HELP = "CSV delimiter (default: sniffed from the file: , ; tab or |)."
+TIME_HELP = ("Column ordering the rows in time (number or ISO date); with --test-from the "
+             "test rows are those at or after that value (out-of-time test).")
+
+
 def train_churn_command(
     data: Path = typer.Option(..., help="Training file, .csv or .parquet."),
     out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
     target: str | None = typer.Option(
-        None, help="0/1 column to predict. When given, every other column (but --id-column) "
-        "becomes a feature of a custom churn model."),
+        None, help="0/1 column to predict. When given, every other column (but --id-column "
+        "and --time-column) becomes a feature of a custom churn model."),
+    contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
     id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
     categorical: str = typer.Option("", help="Comma-separated columns to treat as categories "
                                     "(text columns always are)."),
+    delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
+    time_column: str | None = typer.Option(None, help=TIME_HELP),
+    test_from: str | None = typer.Option(None, help="First time value of the test rows."),
+    folds: int = typer.Option(5, min=2, max=20, help="Cross-validation folds on the "
+                              "training rows (number of trees, settings, calibration)."),
     seed: int = typer.Option(0, help=SEED_HELP),
     archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
     progress: bool = typer.Option(True, help="Show training progress on stderr."),
 ) -> None:
     """Train a churn bundle: on the default features, or on your own file with --target."""
     if target is None:
-        if id_column or categorical:
-            raise typer.BadParameter("--id-column and --categorical need --target")
+        if id_column or categorical or contract or delimiter or time_column or test_from:
+            raise typer.BadParameter("--contract, --id-column, --categorical, --delimiter, "
+                                     "--time-column and --test-from need --target")
         _train_default("churn", data, out, seed, archive, progress)
         return
     from app.training.custom import train_churn_from_file
@@ -166,10 +188,15 @@ def train_churn_command(
     cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
     started = time.perf_counter()
     bundle = _guarded(lambda: train_churn_from_file(
-        data, target=target, id_column=id_column, categorical=cats, seed=seed,
-        progress=progress))
+        data, target=target, id_column=id_column, categorical=cats, contract=contract,
+        delimiter=delimiter, time_column=time_column, test_from=test_from, folds=folds,
+        seed=seed, progress=progress, warn=_warn))
     typer.echo(f"trained custom churn in {time.perf_counter() - started:.1f} s", err=True)
     write_bundle(bundle, out, archive=archive)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
 
 
 def verify(path: Path = typer.Argument(..., help="Bundle directory or .tar.gz archive.")) -> None:

@@ -124,3 +124,16 @@ def _values(spec: FeatureSpec, column: pa.ChunkedArray, source: str) -> np.ndarr
     except TrainingDataError:
         raise TrainingDataError(f"column {source!r} must hold numbers: feature {spec.name!r} "
                                 f"of the contract is {spec.kind}") from None
+
+
+def attach_contract(bundle: Bundle, contract: ContractRef | None) -> Bundle:
+    """`bundle` with `contract` recorded in its manifest (unchanged when None, or when the
+    manifest has no `contract` field yet)."""
+    from app.bundles.manifest import Manifest
+
+    if contract is None or "contract" not in Manifest.model_fields:
+        return bundle
+    fields = bundle.manifest.model_dump(mode="json", exclude_none=True)
+    fields.pop("files", None)
+    fields["contract"] = contract.model_dump(mode="json")
+    return build_bundle(fields, dict(bundle.files))
