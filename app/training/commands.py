@@ -195,6 +195,51 @@ def train_churn_command(
     write_bundle(bundle, out, archive=archive)
 
 
+def train_products_command(
+    data: Path = typer.Option(..., help="Training file, .csv or .parquet (or a synthetic book)."),
+    out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
+    products: str | None = typer.Option(
+        None, help="Comma-separated 0/1 product columns (names = the catalogue's product "
+        "models). Without it: the synthetic book's products on the default features."),
+    contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
+    offered_column: str | None = typer.Option(
+        None, help="Column with the product offered to the customer (empty when none): each "
+        "product's model then learns the response to an offer, from the rows where it was "
+        "offered."),
+    id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
+    categorical: str = typer.Option("", help="Comma-separated columns to treat as categories."),
+    delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
+    time_column: str | None = typer.Option(None, help=TIME_HELP),
+    test_from: str | None = typer.Option(None, help="First time value of the test rows."),
+    folds: int = typer.Option(5, min=2, max=20, help="Cross-validation folds."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
+    progress: bool = typer.Option(True, help="Show training progress on stderr."),
+) -> None:
+    """Train the products bundle: from a synthetic book, or from your file with --products."""
+    if products is None:
+        if contract or offered_column or id_column or categorical or time_column or test_from:
+            raise typer.BadParameter("--contract, --offered-column, --id-column, "
+                                     "--categorical, --time-column and --test-from need "
+                                     "--products")
+        _train_default("products", data, out, seed, archive, progress)
+        return
+    from app.training.products_file import train_products_from_file
+
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    check_out(out)
+    names = tuple(p.strip() for p in products.split(",") if p.strip())
+    cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
+    started = time.perf_counter()
+    bundle = _guarded(lambda: train_products_from_file(
+        data, products=names, contract=contract, offered_column=offered_column,
+        id_column=id_column, categorical=cats, delimiter=delimiter, time_column=time_column,
+        test_from=test_from, folds=folds, seed=seed, progress=progress, warn=_warn))
+    typer.echo(f"trained products in {time.perf_counter() - started:.1f} s", err=True)
+    write_bundle(bundle, out, archive=archive)
+
+
 def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
@@ -233,7 +278,7 @@ def register(cli: typer.Typer) -> None:
     train_app.command("all")(train_all)
     train_app.command("tier")(_single("tier"))
     train_app.command("churn")(train_churn_command)
-    train_app.command("products")(_single("products"))
+    train_app.command("products")(train_products_command)
     cli.add_typer(train_app, name="train")
     bundle_app = typer.Typer(help="Inspect model bundles.", no_args_is_help=True)
     bundle_app.command("verify")(verify)

@@ -82,9 +82,11 @@ def read_table(path: Path | str, *, delimiter: str | None = None,
     Raises TrainingDataError for other formats, unreadable files, duplicate column names and
     numeric columns with stray text."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".txt", ".tsv", ".parquet", ".pq"):
+        raise TrainingDataError(f"{path.name}: use a .csv or .parquet file")
     if not path.is_file():
         raise TrainingDataError(f"{path} is not a file")
-    suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
         sep = delimiter or ("\t" if suffix == ".tsv" else sniff_delimiter(path))
         if len(sep) != 1:
@@ -98,13 +100,11 @@ def read_table(path: Path | str, *, delimiter: str | None = None,
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise TrainingDataError(f"{path.name} is not a readable CSV file "
                                     f"(delimiter {sep!r}): {str(exc).splitlines()[0]}") from None
-    elif suffix in (".parquet", ".pq"):
+    else:
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise TrainingDataError(f"{path.name} is not a readable Parquet file: {exc}") from None
-    else:
-        raise TrainingDataError(f"{path.name}: use a .csv or .parquet file")
     names = table.column_names
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise TrainingDataError(f"{path.name} has duplicate columns: {', '.join(dup)}")
