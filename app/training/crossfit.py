@@ -107,6 +107,7 @@ def cross_validate(
                      callbacks=[lgb.early_stopping(early_stopping, verbose=False)],
                      return_cvbooster=True, seed=seed)
         cvb = res["cvbooster"]
+        assert isinstance(cvb, lgb.CVBooster)
         trees = max(1, int(cvb.best_iteration))
         oof = np.empty(len(y))
         for booster, (_, rows) in zip(cvb.boosters, splits, strict=True):

@@ -133,7 +133,7 @@ def _numbers_in_text(table: pa.Table, source: str, keep_text: set[str]) -> pa.Ta
             stray = sorted({v for v in values if not _NUMBER.match(v)})
             rows = sum(1 for v in values if not _NUMBER.match(v))
             raise TrainingDataError(
-                f"column {name!r} of {source} holds numbers but {rows} rows have text "
+                f"column {name!r} of {source} holds numbers but {rows} row(s) have text "
                 f"{stray[:5]}: clean them (leave missing values empty), or list the column "
                 "in --categorical if it is a category")
     return table
