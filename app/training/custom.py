@@ -144,7 +144,7 @@ def file_features(
     return specs, encode_book(book, specs), info
 
 
-def test_rows(table: pa.Table, time_column: str | None,
+def holdout_mask(table: pa.Table, time_column: str | None,
               test_from: str | None) -> tuple[np.ndarray | None, str]:
     """The out-of-time test mask (None: a random test share) and how the test was chosen."""
     if (time_column is None) != (test_from is None):
@@ -185,7 +185,7 @@ def train_churn_from_file(
         table = table.filter(pa.array(keep))
     y = y_all[keep]
     check_binary_target(y, f"target {target!r} of {path.name}")
-    test_mask, test_description = test_rows(table, time_column, test_from)
+    test_mask, test_description = holdout_mask(table, time_column, test_from)
     exclude = [c for c in (target, id_column, time_column) if c is not None]
     specs, x, info = file_features(table, exclude=exclude, categorical=categorical,
                                    contract=feature_contract, source=path.name, warn=warn)

@@ -25,7 +25,7 @@ from app.bundles.io import Bundle
 from app.training import crossfit, lgbm
 from app.training.bundling import model_bundle
 from app.training.contract_input import attach_contract, load_contract
-from app.training.custom import file_features, test_rows
+from app.training.custom import file_features, holdout_mask
 from app.training.dataset import TrainingDataError, split_rows
 from app.training.metrics import product_metrics_ci
 from app.training.table import (
@@ -83,7 +83,7 @@ def train_products_from_file(
     labels = {p: binary_target(table.column(p), p) for p in products}
     offered = (text_values(table.column(offered_column)) if offered_column is not None
                else None)
-    test_mask, test_description = test_rows(table, time_column, test_from)
+    test_mask, test_description = holdout_mask(table, time_column, test_from)
     if test_mask is None:
         test_mask = np.zeros(table.num_rows, dtype=bool)
         test_mask[split_rows(table.num_rows, seed, test=TEST_SHARE).test] = True
@@ -101,7 +101,8 @@ def train_products_from_file(
         train, test = np.flatnonzero(rows & ~test_mask), np.flatnonzero(rows & test_mask)
         what = f"product {product!r}" + (" (rows where it was offered)" if offered is not None
                                          else "")
-        check_binary_target(y[train], f"{what}, training rows")
+        check_binary_target(y[rows], what)
+        check_binary_target(y[train], f"{what}, training rows", min_rows=150, min_per_class=25)
         check_binary_target(y[test], f"{what}, test rows", min_rows=50, min_per_class=5)
         cv = crossfit.cross_validate(x[train], y[train], specs, seed=seed, folds=folds,
                                      num_threads=num_threads, progress=progress, desc=product)
