@@ -150,6 +150,8 @@ def _single(family: str) -> Callable[..., None]:
 CONTRACT_HELP = ("Feature contract: a YAML source, a features bundle directory or its .tar.gz. "
                  "Columns are read as its features; the bundle records the contract.")
 DELIMITER_HELP = "CSV delimiter (default: sniffed from the file: , ; tab or |)."
+IGNORE_HELP = ("Comma-separated columns that are not features (other labels such as a "
+               "wealth or product column, free text).")
 TIME_HELP = ("Column ordering the rows in time (number or ISO date); with --test-from the "
              "test rows are those at or after that value (out-of-time test).")
 
@@ -164,6 +166,7 @@ def train_churn_command(
     id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
     categorical: str = typer.Option("", help="Comma-separated columns to treat as categories "
                                     "(text columns always are)."),
+    ignore_columns: str = typer.Option("", help=IGNORE_HELP),
     delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
     time_column: str | None = typer.Option(None, help=TIME_HELP),
     test_from: str | None = typer.Option(None, help="First time value of the test rows."),
@@ -175,9 +178,11 @@ def train_churn_command(
 ) -> None:
     """Train a churn bundle: on the default features, or on your own file with --target."""
     if target is None:
-        if id_column or categorical or contract or delimiter or time_column or test_from:
-            raise typer.BadParameter("--contract, --id-column, --categorical, --delimiter, "
-                                     "--time-column and --test-from need --target")
+        if (id_column or categorical or contract or delimiter or time_column or test_from
+                or ignore_columns):
+            raise typer.BadParameter("--contract, --id-column, --categorical, "
+                                     "--ignore-columns, --delimiter, --time-column and "
+                                     "--test-from need --target")
         _train_default("churn", data, out, seed, archive, progress)
         return
     from app.training.custom import train_churn_from_file
@@ -189,6 +194,7 @@ def train_churn_command(
     started = time.perf_counter()
     bundle = _guarded(lambda: train_churn_from_file(
         data, target=target, id_column=id_column, categorical=cats, contract=contract,
+        ignore=_names(ignore_columns),
         delimiter=delimiter, time_column=time_column, test_from=test_from, folds=folds,
         seed=seed, progress=progress, warn=_warn))
     typer.echo(f"trained custom churn in {time.perf_counter() - started:.1f} s", err=True)
@@ -208,6 +214,7 @@ def train_products_command(
         "offered."),
     id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
     categorical: str = typer.Option("", help="Comma-separated columns to treat as categories."),
+    ignore_columns: str = typer.Option("", help=IGNORE_HELP),
     delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
     time_column: str | None = typer.Option(None, help=TIME_HELP),
     test_from: str | None = typer.Option(None, help="First time value of the test rows."),
@@ -218,10 +225,11 @@ def train_products_command(
 ) -> None:
     """Train the products bundle: from a synthetic book, or from your file with --products."""
     if products is None:
-        if contract or offered_column or id_column or categorical or time_column or test_from:
+        if (contract or offered_column or id_column or categorical or time_column or test_from
+                or ignore_columns or delimiter):
             raise typer.BadParameter("--contract, --offered-column, --id-column, "
-                                     "--categorical, --time-column and --test-from need "
-                                     "--products")
+                                     "--categorical, --ignore-columns, --delimiter, "
+                                     "--time-column and --test-from need --products")
         _train_default("products", data, out, seed, archive, progress)
         return
     from app.training.products_file import train_products_from_file
@@ -234,10 +242,15 @@ def train_products_command(
     started = time.perf_counter()
     bundle = _guarded(lambda: train_products_from_file(
         data, products=names, contract=contract, offered_column=offered_column,
-        id_column=id_column, categorical=cats, delimiter=delimiter, time_column=time_column,
+        id_column=id_column, categorical=cats, ignore=_names(ignore_columns),
+        delimiter=delimiter, time_column=time_column,
         test_from=test_from, folds=folds, seed=seed, progress=progress, warn=_warn))
     typer.echo(f"trained products in {time.perf_counter() - started:.1f} s", err=True)
     write_bundle(bundle, out, archive=archive)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
 def _warn(message: str) -> None:

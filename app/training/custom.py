@@ -162,6 +162,7 @@ def train_churn_from_file(
     id_column: str | None = None,
     categorical: Sequence[str] = (),
     contract: Path | str | None = None,
+    ignore: Sequence[str] = (),
     delimiter: str | None = None,
     time_column: str | None = None,
     test_from: str | None = None,
@@ -178,7 +179,8 @@ def train_churn_from_file(
     table = read_table(path, delimiter=delimiter, text_columns=categorical)
     require_columns(table, [(target, "target"), (id_column, "id column"),
                             (time_column, "time column"),
-                            *((c, "categorical column") for c in categorical)], path.name)
+                            *((c, "categorical column") for c in categorical),
+                            *((c, "ignored column") for c in ignore)], path.name)
     y_all = binary_target(table.column(target), target)
     keep = ~np.isnan(y_all)
     if not keep.all():
@@ -186,7 +188,7 @@ def train_churn_from_file(
     y = y_all[keep]
     check_binary_target(y, f"target {target!r} of {path.name}")
     test_mask, test_description = holdout_mask(table, time_column, test_from)
-    exclude = [c for c in (target, id_column, time_column) if c is not None]
+    exclude = [c for c in (target, id_column, time_column, *ignore) if c is not None]
     specs, x, info = file_features(table, exclude=exclude, categorical=categorical,
                                    contract=feature_contract, source=path.name, warn=warn)
     training_data: dict[str, Any] = {
@@ -196,6 +198,7 @@ def train_churn_from_file(
         "target": target,
         "id_column": id_column,
         "time_column": time_column,
+        "not_features": list(ignore),
         "features": len(specs),
         **info,
         "seed": seed,

@@ -54,6 +54,7 @@ def train_products_from_file(
     offered_column: str | None = None,
     id_column: str | None = None,
     categorical: Sequence[str] = (),
+    ignore: Sequence[str] = (),
     delimiter: str | None = None,
     time_column: str | None = None,
     test_from: str | None = None,
@@ -79,7 +80,8 @@ def train_products_from_file(
     table = read_table(path, delimiter=delimiter, text_columns=categorical)
     require_columns(table, [*((p, "product column") for p in products),
                             (offered_column, "offered column"), (id_column, "id column"),
-                            (time_column, "time column")], path.name)
+                            (time_column, "time column"),
+                            *((c, "ignored column") for c in ignore)], path.name)
     labels = {p: binary_target(table.column(p), p) for p in products}
     offered = (text_values(table.column(offered_column)) if offered_column is not None
                else None)
@@ -88,7 +90,8 @@ def train_products_from_file(
         test_mask = np.zeros(table.num_rows, dtype=bool)
         test_mask[split_rows(table.num_rows, seed, test=TEST_SHARE).test] = True
         test_description = f"random {TEST_SHARE:.0%} of rows (seed {seed})"
-    exclude = [c for c in (*products, offered_column, id_column, time_column) if c is not None]
+    exclude = [c for c in (*products, offered_column, id_column, time_column, *ignore)
+               if c is not None]
     specs, x, info = file_features(table, exclude=exclude, categorical=categorical,
                                    contract=feature_contract, source=path.name, warn=warn)
 
@@ -129,7 +132,8 @@ def train_products_from_file(
     training_data: dict[str, Any] = {
         "source": path.name, "rows": table.num_rows, "products": list(products),
         "offered_column": offered_column, "id_column": id_column, "time_column": time_column,
-        "features": len(specs), **info, "seed": seed, "base_rates": rates,
+        "not_features": list(ignore), "features": len(specs), **info, "seed": seed,
+        "base_rates": rates,
         "split": {"train": int((~test_mask).sum()), "test": int(test_mask.sum())},
         "date_range": "n/a",
     }

@@ -244,6 +244,12 @@ def test_products_without_offers_and_hostile_product_lists(tmp_path: Path):
     code, output = run("--products", "fund,card", "--categorical", "offered")
     assert code == 0, output
     assert "offered" in {f.name for f in read_dir(tmp_path / "p").manifest.features}
+    code, output = run("--products", "fund", "--ignore-columns", "offered,card")
+    assert code == 0, output
+    assert {f.name for f in read_dir(tmp_path / "p").manifest.features} == {
+        "age", "income", "segment"}
+    assert "ignored column 'x' is not a column" in _error(*run("--products", "fund",
+                                                               "--ignore-columns", "x"))
     assert "product column 'loan' is not a column" in _error(*run("--products", "fund,loan"))
     assert "a product model name" in _error(*run("--products", "Fund"))
     assert "offered column 'nope'" in _error(*run("--products", "fund",
