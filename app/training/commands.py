@@ -206,7 +206,8 @@ def train_products_command(
     out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
     products: str | None = typer.Option(
         None, help="Comma-separated 0/1 product columns (names = the catalogue's product "
-        "models). Without it: the synthetic book's products on the default features."),
+        "models), or NAME=COLUMN items. Without it: the synthetic book's products on the "
+        "default features."),
     contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
     offered_column: str | None = typer.Option(
         None, help="Column with the product offered to the customer (empty when none): each "

@@ -1,10 +1,11 @@
 """Product propensity models from a bank's own table: `tierwise train products --data FILE
 --contract C --products P1,P2 [--offered-column O]`.
 
-Each product P has a 0/1 column named P (the catalogue's `propensity_model` name): 1 when the
-customer took P in the outcome window. With `--offered-column O` (the product offered to the
-customer in the window, empty when none) P's model learns the response to an offer: it is
-trained and measured only on the rows where P was offered. Evaluation is the churn model's
+Each product P has a 0/1 column named P (the catalogue's `propensity_model` name), or
+`P=COLUMN` names the column: 1 when the customer took P in the outcome window. With
+`--offered-column O` (the product offered to the customer in the window, empty when none)
+P's model learns the response to an offer: it is trained and measured only on the rows
+where P was offered. Evaluation is the churn model's
 (crossfit.py): a held-out test slice (random or out-of-time), K-fold CV on the training rows
 for the setting and number of trees, final model refitted on every training row. Product
 models have no calibrator (the products family carries none); their AUC is reported with n,
@@ -46,6 +47,25 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
+def product_columns(products: Sequence[str]) -> dict[str, str]:
+    """Model name → 0/1 column, from `name` (the column is the name) or `name=column` items."""
+    if not products:
+        raise TrainingDataError("--products names no product")
+    out: dict[str, str] = {}
+    for item in products:
+        name, _, column = item.partition("=")
+        name, column = name.strip(), (column.strip() or name.strip())
+        if not _MODEL.match(name):
+            raise TrainingDataError(
+                f"product {name!r}: a product model name is lower case letters, digits and _ "
+                "(as the catalogue's propensity_model); rename the column or write "
+                "name=column")
+        if name in out:
+            raise TrainingDataError(f"--products names {name} twice")
+        out[name] = column
+    return out
+
+
 def train_products_from_file(
     path: Path | str,
     *,
@@ -67,22 +87,15 @@ def train_products_from_file(
 ) -> Bundle:
     """A products bundle with one propensity model per product column."""
     path = Path(path)
-    if not products:
-        raise TrainingDataError("--products names no product")
-    if dup := sorted({p for p in products if list(products).count(p) > 1}):
-        raise TrainingDataError(f"--products names {', '.join(dup)} twice")
-    for p in products:
-        if not _MODEL.match(p):
-            raise TrainingDataError(
-                f"product {p!r}: a product model name is lower case letters, digits and _ "
-                "(as the catalogue's propensity_model); rename the column")
+    column_of = product_columns(products)
+    products = tuple(column_of)
     feature_contract, ref = load_contract(contract) if contract is not None else (None, None)
     table = read_table(path, delimiter=delimiter, text_columns=categorical)
-    require_columns(table, [*((p, "product column") for p in products),
+    require_columns(table, [*((column_of[p], "product column") for p in products),
                             (offered_column, "offered column"), (id_column, "id column"),
                             (time_column, "time column"),
                             *((c, "ignored column") for c in ignore)], path.name)
-    labels = {p: binary_target(table.column(p), p) for p in products}
+    labels = {p: binary_target(table.column(column_of[p]), column_of[p]) for p in products}
     offered = (text_values(table.column(offered_column)) if offered_column is not None
                else None)
     test_mask, test_description = holdout_mask(table, time_column, test_from)
@@ -90,7 +103,7 @@ def train_products_from_file(
         test_mask = np.zeros(table.num_rows, dtype=bool)
         test_mask[split_rows(table.num_rows, seed, test=TEST_SHARE).test] = True
         test_description = f"random {TEST_SHARE:.0%} of rows (seed {seed})"
-    exclude = [c for c in (*products, offered_column, id_column, time_column, *ignore)
+    exclude = [c for c in (*column_of.values(), offered_column, id_column, time_column, *ignore)
                if c is not None]
     specs, x, info = file_features(table, exclude=exclude, categorical=categorical,
                                    contract=feature_contract, source=path.name, warn=warn)
@@ -130,7 +143,7 @@ def train_products_from_file(
         "products": metrics,
     }
     training_data: dict[str, Any] = {
-        "source": path.name, "rows": table.num_rows, "products": list(products),
+        "source": path.name, "rows": table.num_rows, "products": column_of,
         "offered_column": offered_column, "id_column": id_column, "time_column": time_column,
         "not_features": list(ignore), "features": len(specs), **info, "seed": seed,
         "base_rates": rates,

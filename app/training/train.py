@@ -30,7 +30,7 @@ from app.training.metrics import (
     brier,
     class_prediction_metrics,
     multiclass_metrics,
-    product_metrics,
+    product_metrics_ci,
     reliability,
 )
 from app.training.reasons import default_reason_codes
@@ -233,8 +233,8 @@ def train_products(book: Book, seed: int, *, rounds: int = PRODUCT_ROUNDS,
         booster = lgbm.fit(train, params, rounds, desc=product, progress=progress)
         boosters[product] = booster
         metrics[product] = {"trees": booster.num_trees(),
-                            **product_metrics(y[split.test],
-                                            np.asarray(booster.predict(x[split.test])))}
+                            **product_metrics_ci(y[split.test],
+                                               np.asarray(booster.predict(x[split.test])))}
     aucs = [m["auc"] for m in metrics.values() if m["auc"] is not None]
     summary = {
         "test_rows": len(split.test),

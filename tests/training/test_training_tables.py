@@ -252,6 +252,12 @@ def test_products_without_offers_and_hostile_product_lists(tmp_path: Path):
                                                                "--ignore-columns", "x"))
     assert "product column 'loan' is not a column" in _error(*run("--products", "fund,loan"))
     assert "a product model name" in _error(*run("--products", "Fund"))
+    assert "names fund twice" in _error(*run("--products", "fund,fund=card"))
+    code, output = run("--products", "savings=fund", "--ignore-columns", "offered,card")
+    assert code == 0, output
+    bundle = read_dir(tmp_path / "p")
+    assert set(bundle.manifest.models) == {"savings"}
+    assert bundle.manifest.training_data["products"] == {"savings": "fund"}
     assert "offered column 'nope'" in _error(*run("--products", "fund",
                                                   "--offered-column", "nope"))
 
