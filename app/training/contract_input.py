@@ -2,9 +2,9 @@
 
 C is a contract YAML source, a `features` bundle directory, or its .tar.gz. A model trained
 against it records `contract: {name, sha256}` (sha256 of the features bundle). For a YAML
-source the bundle is built here exactly as `tierwise bundle build features` would, with no
-creation time, so the sha256 depends only on the contract; push that same bundle (or pass
-the built bundle directory) so the registry knows the sha256.
+source the bundle is built here without a creation time (so the sha256 depends only on the
+contract), which differs from the one `tierwise bundle build features` stamps: pass the
+features bundle that is pushed to the registry instead (a warning says so).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def contract_bundle(contract: FeatureContract) -> Bundle:
                          "created_by": "tierwise"}, {CONTRACT_FILE: contract.to_json()})
 
 
-def load_contract(path: Path | str) -> tuple[FeatureContract, ContractRef]:
+def load_contract(path: Path | str,
+                  warn: Warn | None = None) -> tuple[FeatureContract, ContractRef]:
     """The contract at `path` (YAML, bundle dir or .tar.gz) and its ContractRef."""
     path = Path(path)
     try:
@@ -66,6 +67,11 @@ def load_contract(path: Path | str) -> tuple[FeatureContract, ContractRef]:
         elif path.suffix.lower() in (".yaml", ".yml"):
             contract = _from_yaml(path)
             bundle = contract_bundle(contract)
+            if warn is not None:
+                warn(f"the model records contract {contract.name!r} as the features bundle "
+                     f"built here from {path.name} (sha256 {bundle.sha256[:12]}…), which the "
+                     "registry knows only if that exact bundle is pushed; pass the features "
+                     "bundle you push (directory or .tar.gz) to --contract instead")
             return contract, ContractRef(name=contract.name, sha256=bundle.sha256)
         elif not path.exists():
             raise TrainingDataError(f"--contract {path} does not exist")

@@ -175,7 +175,7 @@ def train_churn_from_file(
 ) -> Bundle:
     """A calibrated churn bundle from a file: features from its columns, label from `target`."""
     path = Path(path)
-    feature_contract, ref = load_contract(contract) if contract is not None else (None, None)
+    feature_contract, ref = load_contract(contract, warn) if contract is not None else (None, None)
     table = read_table(path, delimiter=delimiter, text_columns=categorical)
     require_columns(table, [(target, "target"), (id_column, "id column"),
                             (time_column, "time column"),

@@ -89,7 +89,7 @@ def train_products_from_file(
     path = Path(path)
     column_of = product_columns(products)
     products = tuple(column_of)
-    feature_contract, ref = load_contract(contract) if contract is not None else (None, None)
+    feature_contract, ref = load_contract(contract, warn) if contract is not None else (None, None)
     table = read_table(path, delimiter=delimiter, text_columns=categorical)
     require_columns(table, [*((column_of[p], "product column") for p in products),
                             (offered_column, "offered column"), (id_column, "id column"),
