@@ -1,6 +1,6 @@
-"""Honest model fitting for binary targets: K-fold CV picks the settings and the number of
-trees, out-of-fold predictions train the calibrator, and the final model is refitted on every
-training row.
+"""Honest model fitting: K-fold CV picks the settings and the number of trees, out-of-fold
+predictions train the calibrator (binary) or give honest residuals (regression), and the
+final model is refitted on every training row.
 
 1. The training rows (never the test slice) are cut into K stratified folds.
 2. For each candidate setting of a small grid, `lightgbm.cv` boosts the K fold models together
@@ -56,10 +56,14 @@ class CVResult:
                 "candidates": self.candidates}
 
 
-def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """A fold number 0..k-1 per row, each class spread evenly over the folds."""
+def stratified_folds(y: np.ndarray, k: int, seed: int, *, classes: bool = True) -> np.ndarray:
+    """A fold number 0..k-1 per row, each class spread evenly over the folds (with
+    `classes=False`, for a continuous target: a plain seeded shuffle)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
     fold = np.empty(len(y), dtype=int)
+    if not classes:
+        fold[rng.permutation(len(y))] = np.arange(len(y)) % k
+        return fold
     for label in np.unique(y):
         rows = np.flatnonzero(y == label)
         fold[rng.permutation(rows)] = np.arange(len(rows)) % k
@@ -89,19 +93,24 @@ def cross_validate(
     num_threads: int = lgbm.DEFAULT_THREADS,
     progress: bool = False,
     desc: str = "cv",
+    objective: str = "binary",
 ) -> CVResult:
-    """K-fold CV over `candidates` (default: `grid(len(y))`); see the module docstring."""
+    """K-fold CV over `candidates` (default: `grid(len(y))`); see the module docstring.
+
+    `objective` "binary" (OOF log loss decides; `oof_raw` are raw scores) or "regression"
+    (OOF mean squared error decides; `oof_raw` are predictions, e.g. of log1p(wealth))."""
     if folds < 2:
         raise ValueError("--folds must be at least 2")
-    fold = stratified_folds(y, folds, seed)
+    binary = objective == "binary"
+    fold = stratified_folds(y, folds, seed, classes=binary)
     splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
     best: CVResult | None = None
     best_loss = np.inf
     reports = []
     for i, cand in enumerate(candidates if candidates is not None else grid(len(y))):
-        params = lgbm.lgb_params("binary", seed=seed, num_threads=num_threads,
+        params = lgbm.lgb_params(objective, seed=seed, num_threads=num_threads,
                                  **{"learning_rate": learning_rate, **dict(cand),
-                                    "metric": "binary_logloss"})
+                                    "metric": "binary_logloss" if binary else "l2"})
         train = lgbm.dataset(x, y, specs, params)
         res = lgb.cv(params, train, num_boost_round=max_rounds, folds=splits,
                      callbacks=[lgb.early_stopping(early_stopping, verbose=False)],
@@ -112,13 +121,17 @@ def cross_validate(
         oof = np.empty(len(y))
         for booster, (_, rows) in zip(cvb.boosters, splits, strict=True):
             oof[rows] = booster.predict(x[rows], raw_score=True, num_iteration=trees)
-        p = 1.0 / (1.0 + np.exp(-oof))
-        loss = binary_log_loss(y, p)
-        reports.append({**dict(cand), "trees": trees, "oof_log_loss": round(loss, 6),
-                         "oof_auc": round(auc(y, p), 6)})
+        if binary:
+            p = 1.0 / (1.0 + np.exp(-oof))
+            loss = binary_log_loss(y, p)
+            scores = {"oof_log_loss": round(loss, 6), "oof_auc": round(auc(y, p), 6)}
+        else:
+            loss = float(np.mean((y - oof) ** 2))
+            scores = {"oof_mse": round(loss, 6)}
+        reports.append({**dict(cand), "trees": trees, **scores})
         if progress:
-            sys.stderr.write(f"{desc} {i + 1}: {dict(cand)} → {trees} trees, OOF log loss "
-                             f"{loss:.5f}\n")
+            sys.stderr.write(f"{desc} {i + 1}: {dict(cand)} → {trees} trees, OOF "
+                             f"{'log loss' if binary else 'MSE'} {loss:.5f}\n")
         if loss < best_loss:
             best_loss = loss
             best = CVResult(params=params, trees=trees, oof_raw=oof, folds=folds)
