@@ -187,6 +187,8 @@ def bool_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
 def binary_target(column: pa.ChunkedArray, name: str) -> np.ndarray:
     """Target values as 0/1 floats, NaN where missing; other values are an error."""
     t = column.type
+    if pa.types.is_null(t):
+        return np.full(len(column), math.nan)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t) \
             or pa.types.is_integer(t) or pa.types.is_floating(t):
         try:

@@ -279,3 +279,34 @@ def test_contract_from_a_features_bundle_dir(tmp_path: Path):
     write_dir(bundle, tmp_path / "features")
     loaded, ref = load_contract(tmp_path / "features")
     assert loaded == contract and ref.sha256 == bundle.sha256
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "not a readable CSV file"),
+    (b"Age,Exited\n", "has no rows"),
+    (b"\x00\x01\x02\xff\xfe" * 200, "not a readable CSV file"),
+    (b"Age,Exited\n" + b"40,\n" * 400, "0 rows with a known outcome"),
+    (b"Age,Exited\n" + b"40,maybe\n" * 400, "must be 0/1, true/false or yes/no"),
+])
+def test_broken_csv_files_are_one_line_errors(tmp_path: Path, content: bytes, expected: str):
+    data = tmp_path / "broken.csv"
+    data.write_bytes(content)
+    result = CliRunner().invoke(cli, ["train", "churn", "--data", str(data), "--target",
+                                      "Exited", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert expected in _error(result.exit_code, result.output)
+
+
+def test_time_split_on_dates_and_numbers(tmp_path: Path):
+    import pyarrow as pa
+
+    from app.training.table import time_split
+
+    dates = pa.array(["2025-05-31", "2025-06-01", "2025-07-15", None][:3])
+    table = pa.table({"d": pa.compute.strptime(dates, "%Y-%m-%d", "s").cast(pa.date32()),
+                      "t": ["2025-05-31T23:59", "2025-06-01T00:00", "2025-07-15T08:00"],
+                      "m": [202505, 202506, 202507]})
+    assert time_split(table, "d", "2025-06-01").tolist() == [False, True, True]
+    assert time_split(table, "t", "2025-06-01").tolist() == [False, True, True]
+    assert time_split(table, "m", "202506").tolist() == [False, True, True]
+    with pytest.raises(TrainingDataError, match="not a number"):
+        time_split(table, "m", "June")
