@@ -14,7 +14,7 @@ import numpy as np
 
 from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES, PlattCalibrator
-from app.decisions.catalog import Catalog
+from app.decisions.catalog import Catalog, condition_features
 from app.decisions.policy import Policy
 from app.decisions.prepared import prepare
 from app.engine.evaluate import BoosterEvaluator, Evaluator, ModelLayout
@@ -124,7 +124,8 @@ class ScoringContext:
         self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
         self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
         self.constants = ContextConstants.of(self)
-        self.prepared_catalog = prepare(self.catalog)  # arbitration's flat form, built once
+        # arbitration's flat form under the contract's roles, built once
+        self.prepared_catalog = prepare(self.catalog, self.roles)
 
     def _check_consistency(self) -> None:
         problems: list[FieldProblem] = []
@@ -141,6 +142,10 @@ class ScoringContext:
                     "; promote a contract (features version) that declares it first, or "
                     "with this model in one call" if "does not declare" in p.problem else ""))
                 for p in model_fits(self.contract, features)]
+        for name, where in condition_features(self.catalog).items():
+            if name not in self.schema.index:
+                problems.append(FieldProblem(
+                    where, f"{name!r} is not a feature of contract {self.contract.name!r}"))
         known = set(self.products.models)
         for action in self.catalog.actions:
             if action.propensity_model and action.propensity_model not in known:

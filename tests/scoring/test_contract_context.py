@@ -8,7 +8,7 @@ import pytest
 from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES
 from app.errors import BundleRejected
-from app.features.family import Roles
+from app.features.family import ContractFeature, Roles
 from app.scoring.context import build_context
 from app.scoring.pipeline import CustomerInput, Options, score_rows
 from app.training.default_contract import contract_bundle
@@ -65,3 +65,23 @@ def test_no_aum_role_means_no_booked_tier() -> None:
     assert alone == batch
     assert all(r["tier"]["booked"] is None and r["tier"]["upgrade_candidate"] is False
                for r in batch)
+
+
+def test_a_catalogue_condition_on_an_undeclared_feature_does_not_fit() -> None:
+    from app.training.bundling import config_bundle
+
+    actions = [dict(a) for a in b.CATALOG["actions"]]
+    actions[0] = {**actions[0], "eligibility": {"conditions": [
+        {"feature": "age", "op": ">=", "value": 18},
+        {"feature": "loans_other_banks", "op": ">", "value": 0}]}}
+    catalog = config_bundle(family="catalog", document={"actions": actions})
+    with pytest.raises(BundleRejected) as err:
+        build_context({**b.default_set(), "catalog": catalog}, dict.fromkeys(FAMILIES, 1))
+    assert [d.field for d in err.value.details] == \
+        ["catalog.actions.money_market_fund.eligibility.conditions[1].feature"]
+    assert "loans_other_banks" in err.value.details[0].problem
+    wider = b.features_bundle(ContractFeature(name="loans_other_banks", kind="integer",
+                                              minimum=0, maximum=100), name="loans")
+    ctx = build_context({**b.default_set(), "catalog": catalog, "features": wider},
+                        dict.fromkeys(FAMILIES, 1))
+    assert ctx.prepared_catalog is not None
