@@ -6,7 +6,7 @@ problems, each printed as FILE:LINE: field: problem; an unreadable table or bund
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -14,7 +14,7 @@ import typer
 ARCHIVE_HELP = "Also write DIR.tar.gz, the form `POST /v1/models/{family}/versions` takes."
 
 
-class SourceKindOption(str, Enum):
+class SourceKindOption(StrEnum):
     features = "features"
     catalog = "catalog"
     policy = "policy"

@@ -157,7 +157,7 @@ def _numeric(name: str, column: pa.ChunkedArray, source: str, rows: int) -> _Col
         spec["maximum"] = _round_out(hi + span, up=True)
         observed = f"observed {_fmt(lo)} to {_fmt(hi)}"
     median = float(np.median(present))
-    spec["example"] = int(round(median)) if integer else round(median, 4)
+    spec["example"] = round(median) if integer else round(median, 4)
     return _Column(spec, f"{observed}; {_missing(missing, rows)}", hi)
 
 

@@ -132,8 +132,8 @@ def _depth(text: str, file: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise _fail(file, event.start_mark.line + 1,
-                            f"nests deeper than {MAX_DEPTH} levels")
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise _fail(file, line, f"nests deeper than {MAX_DEPTH} levels")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
