@@ -291,7 +291,12 @@ def _where(src: Located, loc: Path_, message: str) -> list[Path_]:
 def problems_of(src: Located, exc: ValidationError) -> list[SourceProblem]:
     """pydantic errors as problems at the lines of the YAML source."""
     problems = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "too_short" and any(
+                len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors):
+            continue  # pydantic counts the items that failed as absent: noise beside them
         message = err["msg"].removeprefix("Value error, ") + _hint(err)
         for loc in _where(src, tuple(err["loc"]), message):
             problems.append(src.problem(loc, message))
