@@ -71,7 +71,7 @@ def _round_out(x: float, up: bool) -> float:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.4g}"
+    return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 1e4 else f"{x:,.6g}"
 
 
 # role → (name patterns tried in order, kinds it needs)
@@ -237,7 +237,7 @@ def draft_contract(path: Path, *, id_column: str | None = None,
             continue
         renamed = f" (column {column!r})" if fname != column else ""
         features.append(ContractFeature(
-            name=fname, description=f"TODO: what {column} means{renamed}.", **got.spec))
+            name=fname, description=f"TODO: describe column {column!r}.", **got.spec))
         notes[fname] = got.note + renamed
         highs[fname] = got.high
     if not features:
