@@ -26,9 +26,10 @@ def _fail(message: str) -> typer.Exit:
 
 
 def bundle_build(
-    kind: SourceKindOption = typer.Argument(..., metavar="KIND", help="Which source: features (the contract), "
-                                            "catalog or policy."),
-    source: Path = typer.Argument(..., metavar="SOURCE.yaml", help="The YAML source (see docs/authoring.md)."),
+    kind: SourceKindOption = typer.Argument(
+        ..., metavar="KIND", help="Which source: features (the contract), catalog or policy."),
+    source: Path = typer.Argument(..., metavar="SOURCE.yaml",
+                                  help="The YAML source (see docs/authoring.md)."),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write (holds "
                              "manifest.json; an older bundle there is replaced)."),
     archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,7 +19,8 @@ from app.training.default_config import default_catalog, default_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-DEFAULTS = {"features": default_contract, "catalog": default_catalog, "policy": default_policy}
+DEFAULTS: dict[str, Callable[[], Any]] = {
+    "features": default_contract, "catalog": default_catalog, "policy": default_policy}
 
 
 def _build(kind: str, source: Path, out: Path, *extra: str) -> str:

@@ -6,6 +6,7 @@ After a change to FeatureContract, Catalog, Policy or the defaults, regenerate t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,8 @@ def test_default_sources_validate(kind: str) -> None:
     assert load_source(path, kind) is not None
 
 
-def test_check_mode_reports_a_stale_file(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(generate, "SCHEMA_DIR", tmp_path / "schemas")
     monkeypatch.setattr(generate, "SOURCES_DIR", tmp_path / "sources")
     monkeypatch.setattr(generate, "ROOT", tmp_path)
