@@ -11,11 +11,12 @@ than one document, a top level that is not a mapping. Only YAML's own tags are c
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -288,7 +289,43 @@ def _where(src: Located, loc: Path_, message: str) -> list[Path_]:
     return [()]
 
 
-def problems_of(src: Located, exc: ValidationError) -> list[SourceProblem]:
+def _model_at(model: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `loc` (None when it is not one)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a tuple: the item type is found below
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside X | None, tuple[X, ...], dict[str, X] (or None)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _inner_model(arg)) is not None:
+            return found
+    return None
+
+
+def _unknown_field(model: type[BaseModel], loc: Path_) -> str:
+    owner = _model_at(model, loc[:-1])
+    if owner is None or not isinstance(loc[-1], str):
+        return "unknown field"
+    allowed = list(owner.model_fields)
+    close = difflib.get_close_matches(loc[-1], allowed, n=1)
+    return ("unknown field" + (f" (did you mean {close[0]}?)" if close else "")
+            + "; allowed here: " + ", ".join(allowed))
+
+
+def problems_of(src: Located, exc: ValidationError,
+                model: type[BaseModel] | None = None) -> list[SourceProblem]:
     """pydantic errors as problems at the lines of the YAML source."""
     problems = []
     errors = exc.errors(include_url=False)
@@ -298,6 +335,8 @@ def problems_of(src: Located, exc: ValidationError) -> list[SourceProblem]:
                 len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors):
             continue  # pydantic counts the items that failed as absent: noise beside them
         message = err["msg"].removeprefix("Value error, ") + _hint(err)
+        if err["type"] == "extra_forbidden" and model is not None and loc:
+            message = _unknown_field(model, loc)
         for loc in _where(src, tuple(err["loc"]), message):
             problems.append(src.problem(loc, message))
     return sorted(problems, key=lambda p: p.line)
@@ -309,7 +348,7 @@ def validate(src: Located, kind: str) -> Any:
     try:
         return model.model_validate(src.data)
     except ValidationError as exc:
-        raise SourceError(problems_of(src, exc)) from None
+        raise SourceError(problems_of(src, exc, model)) from None
 
 
 def load_source(path: Path | str, kind: str) -> Any:

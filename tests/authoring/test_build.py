@@ -66,7 +66,7 @@ def test_a_bad_source_lists_its_lines_and_writes_nothing(tmp_path: Path) -> None
     assert f"{src}:2: tiers[0].tier: String should match pattern" in result.output
     assert f"{src}:3: tiers[0].min_aum: Input should be greater than or equal to 0" \
         in result.output
-    assert f"{src}:5: extra: Extra inputs are not permitted" in result.output
+    assert f"{src}:5: extra: unknown field; allowed here: tiers, churn_bands" in result.output
     assert "is not a valid policy source (3 problems)" in result.output
     assert "Traceback" not in result.output
     assert not out.exists()

@@ -62,7 +62,9 @@ def test_each_problem_names_file_line_and_field(tmp_path: Path) -> None:
     lines = _problems(src)
     assert lines[0] == f"{src}:9: features[0]: age: minimum above maximum"
     assert lines[1].startswith(f"{src}:15: features[1].kind: Input should be 'number'")
-    assert lines[2] == f"{src}:16: features[1].colour: Extra inputs are not permitted"
+    assert lines[2] == (f"{src}:16: features[1].colour: unknown field; allowed here: name, "
+                        "kind, unit, minimum, maximum, categories, nullable, description, "
+                        "example, reason")
     assert len(lines) == 3
 
 
@@ -203,3 +205,11 @@ def test_lines_of_nested_items(tmp_path: Path) -> None:
     assert src.lines[("features", 1)] == 14
     assert src.lines[("features", 1, "minimum")] == 16
     assert src.line_of(("features", 1, "unknown", 3)) == 14
+
+
+def test_a_misspelt_field_gets_a_suggestion(tmp_path: Path) -> None:
+    src = _write(tmp_path, "tiers: [{tier: mass, min_aum: 0}]\nchurn_bands: [{band: low, "
+                 "min_probability: 0}]\nchallenger:\n  mode: shadow\n  shares: 0.1\n")
+    assert _problems(src, "policy") == [
+        f"{src}:5: challenger.shares: unknown field (did you mean share?); allowed here: "
+        "mode, share"]
