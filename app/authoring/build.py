@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.authoring.yaml_source import MODELS, load_source
+from app.authoring.sources import MODELS, load_source
 from app.bundles.io import Bundle, build_bundle, read_archive, read_dir
 from app.bundles.manifest import CONFIG_FILES
 from app.errors import BundleRejected, PayloadTooLarge

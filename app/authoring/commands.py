@@ -80,7 +80,8 @@ def contract_init(
     """Draft a contract YAML from a table: kinds, ranges with a margin, categories,
     nullability, missing shares as comments, roles guessed from the names (or TODO)."""
     from app.authoring.draft import draft_contract
-    from app.authoring.yaml_source import SourceError, load_source
+    from app.authoring.sources import load_source
+    from app.authoring.yaml_source import SourceError
 
     if str(out) != "-" and out.exists() and not force:
         raise _fail(f"{out} exists; pass --force to overwrite it")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from app.authoring.emit import contract_yaml, document_yaml
-from app.authoring.yaml_source import MODELS, SOURCE_KINDS
+from app.authoring.sources import MODELS, SOURCE_KINDS
 from app.features.family import ContractFeature, FeatureContract, ReasonText
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.authoring.generate import SOURCES_DIR
-from app.authoring.yaml_source import load_contract
+from app.authoring.sources import load_contract
 from app.cli import cli
 
 runner = CliRunner()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.authoring import yaml_source
-from app.authoring.yaml_source import SourceError, load_source, read_yaml
+from app.authoring.sources import load_source
+from app.authoring.yaml_source import SourceError, read_yaml
 from app.decisions.policy import Policy
 from app.features.family import FeatureContract
 
