@@ -125,8 +125,9 @@ class FeatureContract(_Strict):
         """The plain specs, in contract order."""
         return tuple(f.spec() for f in self.features)
 
-    def schema(self) -> FeatureSchema:
-        """The feature schema requests are validated and encoded with."""
+    def schema(self) -> FeatureSchema:  # type: ignore[override]
+        """The feature schema requests are validated and encoded with (shadows pydantic's
+        deprecated `BaseModel.schema()`, which nothing here uses)."""
         return FeatureSchema(self.specs())
 
     def feature(self, name: str) -> ContractFeature | None:

@@ -1,20 +1,22 @@
-"""Synthetic bank book: customers, features, true wallet tier, churn and product purchases.
+"""Synthetic bank book: customers, features, true wallet tier, churn, offers and purchases.
 
 Vectorised numpy, deterministic per seed: rows are made in fixed chunks of ``CHUNK`` rows,
 each seeded from ``(seed, chunk index)``, so the result never depends on ``progress``.
 Causal rules (docs/synthetic-book.md says the same at more length):
 
 1. Age (18-95) and occupation (by age band) drive a latent lognormal ``true_wealth`` (total
-   financial wealth across all banks; peaks around 55; business owners, professionals high).
+   investable financial wealth across all banks; peaks around 55; business owners,
+   professionals high). Loans are liabilities and never part of it.
 2. ``wallet_tier`` is ``true_wealth`` cut at TIER_THRESHOLDS. Wealth is spread over
    ``n_banks`` = 1 + Binomial(3, p) banks, p = 0.22 for mass and 0.58-0.72 above, so mid/high-
    end customers average about 2.8 banks. This bank's share is Beta(2, 2(n_banks-1)) (1 when
    n_banks = 1): it sees about a third of a mid/high-end customer's wealth.
 3. ``aum_total`` = share x true_wealth, split into current / term deposit / wealth product /
    fund / insurance parts that add up to it (a part is non-zero only for products held).
-4. Loans reveal pledged wealth: a mortgage is about 0.55 x true_wealth + ~150k (a 3M loan
-   -> ~4.7M assets), a car loan about 0.12 x + ~60k; ``loans_other_banks`` grows with
-   n_banks. Salary (payroll customers only), card limit and spend scale with wealth too.
+4. Income (monthly salary, shown for payroll customers only) rises with wealth. Loans follow
+   income and age, as a lender underwrites them: a mortgage is about 5 x annual income, a
+   car loan about 0.8 x + ~30k; given income, loan sizes carry no further news about wealth.
+   ``loans_other_banks`` grows with n_banks. Card limit and spend scale with wealth.
 5. Young customers use the mobile app, old ones the branch; logins follow digital use. Risk
    profile C1-C5 falls with age, rises with wealth; ~18% never assessed, about a quarter of
    assessments older than 365 days (expired). Funds need an assessment.
@@ -23,13 +25,19 @@ Causal rules (docs/synthetic-book.md says the same at more length):
    ``churn_90d`` (a large loss of AUM or dormancy in the next 90 days, not closure) is drawn
    through a logistic link from those observed features plus few products held, a long time
    since the last contact and short tenure (~10%).
-7. Each ``bought_<product>`` has its own logistic rule (app/training/synth_outcomes.py): sip
+7. ``wallet_wealth`` (WEALTH_COLUMN) is the true wealth (never below aum_total) for the ~35%
+   of customers whose wealth reached the bank's records (credit application, risk
+   questionnaire, RM wealth review: more often for the wealthy), NaN elsewhere.
+8. ``offered_product`` (OFFER_COLUMN): ~40% of customers got one offer in the window, a
+   product not held, loosely targeted by a campaign rule on observed features; NO_OFFER ("")
+   otherwise.
+9. Each ``bought_<product>`` has its own logistic rule (app/training/synth_outcomes.py): sip
    <- payroll, age 23-45; money market <- high current balance and share; fixed income <-
    C1-C2 and maturity within 30/90 days; structured deposit <- n_banks, wealth elsewhere;
    insurance <- salaried; installment <- high-end, card spend, mortgage / car loan; credit
    card <- young office workers; refinance <- loans at other banks; pension <- 50+; equity
    fund <- valid C4-C5 with funds. A product already held (HOLDING_FLAGS) is bought at 1/100
-   of the odds. Base rates 1.5-3.5%.
+   of the odds; an offer of the product adds OFFER_UPLIFT (1.0-1.6) to the log-odds.
 """
 
 from __future__ import annotations
@@ -43,7 +51,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from app.features.contract import DEFAULT_FEATURES, OCCUPATIONS, RISK_PROFILES
-from app.training.synth_outcomes import behaviour, churn_outcome, product_outcomes, sigmoid
+from app.training.synth_outcomes import NO_OFFER as NO_OFFER  # re-exported for readers
+from app.training.synth_outcomes import (
+    behaviour,
+    churn_outcome,
+    disclosed_wealth,
+    offers,
+    product_outcomes,
+    sigmoid,
+)
 
 PRODUCTS: tuple[str, ...] = (
     "installment_plan", "fixed_income_wm", "money_market_fund", "sip_fund",
@@ -60,8 +76,12 @@ HOLDING_FLAGS: dict[str, str] = {
     "pension_savings": "has_pension_product",
 }
 CHUNK = 100_000
+# Ground truth a bank never sees (true_wealth, n_banks, wallet_tier) and the churn label.
 TRUTH_COLUMNS = ("true_wealth", "n_banks", "wallet_tier", "churn_90d")
-_STRING_COLUMNS = {"customer_id", "wallet_tier"} | {
+WEALTH_COLUMN = "wallet_wealth"  # total investable wealth where disclosed, NaN elsewhere
+OFFER_COLUMN = "offered_product"  # product id offered in the window, NO_OFFER when none
+RECORD_COLUMNS = (WEALTH_COLUMN, OFFER_COLUMN)  # what the bank recorded besides features
+_STRING_COLUMNS = {"customer_id", "wallet_tier", OFFER_COLUMN} | {
     f.name for f in DEFAULT_FEATURES if f.kind == "category"}
 _BOOL_COLUMNS = {f.name for f in DEFAULT_FEATURES if f.kind == "boolean"}
 
@@ -150,16 +170,20 @@ def _people(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], di
     c["aum_total"] = parts.sum(axis=0)
     c["insurance_value"] = np.where(rng.random(n) < 0.03, np.nan, c["insurance_value"])  # feed gap
 
-    mortgage = flag(-2.2 + 0.5 * zw + 1.0 * ((age >= 28) & (age <= 55)) - 1.5 * (age > 65)
+    # Loans are liabilities, not investable wealth: their take-up and size follow income and
+    # age (what a lender underwrites on), so given income they say nothing more about wealth.
+    annual = 12 * salary
+    zi = (np.log(salary) - 9.0) / 0.7
+    mortgage = flag(-2.2 + 0.5 * zi + 1.0 * ((age >= 28) & (age <= 55)) - 1.5 * (age > 65)
                     - 1.5 * student)
-    car = flag(-3.0 + 0.4 * zw + 0.5 * ((age >= 25) & (age <= 50)))
-    consumer = flag(-2.4 - 0.3 * zw + 0.6 * (age < 40))
-    c["mortgage_balance"] = np.round(mortgage * (0.55 * wealth * rng.lognormal(0, 0.3, n)
-                                                 + 150_000 * rng.lognormal(0, 0.4, n)), 2)
+    car = flag(-3.0 + 0.4 * zi + 0.5 * ((age >= 25) & (age <= 50)))
+    consumer = flag(-2.4 - 0.3 * zi + 0.6 * (age < 40))
+    c["mortgage_balance"] = np.round(mortgage * np.minimum(
+        annual * 5.0 * rng.lognormal(0, 0.45, n), 3e7), 2)
     c["car_loan_balance"] = np.round(car * np.minimum(
-        0.12 * wealth * rng.lognormal(0, 0.4, n) + 60_000 * rng.lognormal(0, 0.3, n), 3e6), 2)
-    c["consumer_loan_balance"] = np.round(consumer * (40_000 * rng.lognormal(0, 0.7, n)
-                                                      + 0.03 * wealth), 2)
+        annual * 0.8 * rng.lognormal(0, 0.4, n) + 30_000 * rng.lognormal(0, 0.3, n), 3e6), 2)
+    c["consumer_loan_balance"] = np.round(consumer * (30_000 * rng.lognormal(0, 0.7, n)
+                                                      + 0.1 * annual), 2)
     loans_elsewhere = np.minimum(rng.poisson(0.1 + 0.35 * (n_banks - 1) + 0.15 * np.maximum(zw, 0)
                                              + 0.3 * mortgage), 50).astype(float)
     c["loans_other_banks"] = np.where(rng.random(n) < 0.04, np.nan, loans_elsewhere)  # no hit
@@ -190,7 +214,7 @@ def _people(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], di
                           + installment + mortgage + car + consumer).astype(float)
     latent = {"wealth": wealth, "n_banks": n_banks, "tier": tier, "zw": zw, "liquid": liquid,
               "risk": risk, "assessed": assessed, "loans_elsewhere": loans_elsewhere,
-              "office": office}
+              "office": office, "borrower": mortgage | car | consumer}
     return c, latent
 
 
@@ -208,6 +232,8 @@ def _chunk(seed: int, index: int, start: int, n: int) -> dict[str, np.ndarray]:
     out["n_banks"] = latent["n_banks"].astype(np.int64)
     out["wallet_tier"] = np.array(WALLET_TIERS, dtype=object)[latent["tier"]]
     out["churn_90d"] = churn_outcome(rng, out)
+    out[WEALTH_COLUMN] = disclosed_wealth(rng, out, latent)
+    out[OFFER_COLUMN] = offers(rng, out, PRODUCTS, HOLDING_FLAGS)
     bought = product_outcomes(rng, out, latent, HOLDING_FLAGS)
     for product in PRODUCTS:
         out[f"bought_{product}"] = bought[product]
@@ -251,8 +277,9 @@ def read_book(path: Path) -> dict[str, np.ndarray]:
             names = next(csv.reader(fh))
         types = {k: pa.string() if k in _STRING_COLUMNS else
                  pa.bool_() if k in _BOOL_COLUMNS else pa.float64() for k in names}
+        # Nulls are written as empty unquoted cells, empty strings as "" (kept as "").
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types=types, strings_can_be_null=True))
+            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False))
     else:
         raise ValueError(f"unsupported book format {path.suffix!r} (use .parquet or .csv)")
     out: dict[str, np.ndarray] = {}

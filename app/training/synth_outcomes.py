@@ -83,9 +83,88 @@ def churn_outcome(rng: np.random.Generator, c: Cols) -> np.ndarray:
     return (rng.random(len(c["age"])) < sigmoid(churn_logit(c))).astype(np.int64)
 
 
+# Chance that a wealth figure reaches the bank's records, by source (docs/synthetic-book.md).
+CREDIT_APPLICATION_P = 0.5  # a loan here: the application declared total assets
+QUESTIONNAIRE_P = 0.2  # a risk assessment whose questionnaire recorded financial assets
+REVIEW_P = np.array([0.03, 0.08, 0.15, 0.3])  # an RM wealth review, per wallet tier
+REVIEW_VIP_P = 0.2  # ... and for holders of a VIP card, on top
+
+
+def disclosed_wealth(rng: np.random.Generator, c: Cols, latent: Cols) -> np.ndarray:
+    """Total investable wealth where the bank learnt it, NaN elsewhere; never below aum_total.
+
+    Sources: a credit application here, a risk questionnaire, a relationship manager's wealth
+    review (more often for wealthier and VIP customers). The figure is the true one.
+    """
+    n = len(c["age"])
+    u = rng.random((3, n))
+    known = ((latent["borrower"] & (u[0] < CREDIT_APPLICATION_P))
+             | (latent["assessed"] & (u[1] < QUESTIONNAIRE_P))
+             | (u[2] < REVIEW_P[latent["tier"]] + REVIEW_VIP_P * c["vip_card"]))
+    return np.where(known, np.maximum(latent["wealth"], c["aum_total"]), np.nan)
+
+
+NO_OFFER = ""  # offered_product when the customer got no offer in the window
+# Log-odds an offer adds to the purchase of the offered product (x2.7 to x5 the odds).
+OFFER_UPLIFT: dict[str, float] = {
+    "installment_plan": 1.2, "fixed_income_wm": 1.4, "money_market_fund": 1.0, "sip_fund": 1.2,
+    "structured_deposit": 1.5, "insurance_protection": 1.3, "credit_card": 1.1,
+    "loan_refinance": 1.6, "pension_savings": 1.2, "equity_fund": 1.0,
+}
+_RISK_RATED = {"fixed_income_wm", "money_market_fund", "sip_fund", "structured_deposit",
+               "pension_savings", "equity_fund"}
+
+
+def _campaign_rules(c: Cols) -> dict[str, np.ndarray]:
+    """The bank's loose targeting rule per product, on observed features only."""
+    age = c["age"]
+    maturity = np.nan_to_num(c["days_to_next_maturity"], nan=9e9)
+    return {
+        "installment_plan": c["has_credit_card"] & (c["card_spend_90d"] > 20_000),
+        "fixed_income_wm": maturity <= 60,
+        "money_market_fund": c["current_deposit_balance"] > 50_000,
+        "sip_fund": c["payroll_customer"] & (age >= 23) & (age <= 45),
+        "structured_deposit": c["aum_total"] >= 50_000,
+        "insurance_protection": c["payroll_customer"],
+        "credit_card": (age >= 22) & (age <= 40),
+        "loan_refinance": np.nan_to_num(c["loans_other_banks"]) >= 1,
+        "pension_savings": age >= 50,
+        "equity_fund": np.isin(c["risk_profile"], ["C4", "C5"]),
+    }
+
+
+def offers(rng: np.random.Generator, c: Cols, products: tuple[str, ...],
+           holding_flags: dict[str, str]) -> np.ndarray:
+    """The product offered to each customer in the window (NO_OFFER for none).
+
+    Contact depends on value; the product is drawn among those not held (risk-rated ones
+    only with a risk profile on file), 4x as likely where the campaign rule matches. Only
+    observed features decide, so given the features an offer is random.
+    """
+    n = len(c["age"])
+    rules = _campaign_rules(c)
+    profiled = np.array([v is not None for v in c["risk_profile"]], dtype=bool)
+    weights = np.empty((n, len(products)))
+    for j, product in enumerate(products):
+        w = 0.25 + 0.75 * rules[product]
+        if (flag := holding_flags.get(product)) is not None:
+            w = w * ~c[flag]
+        if product in _RISK_RATED:
+            w = w * profiled
+        weights[:, j] = w
+    valued = c["vip_card"] | (c["aum_total"] >= 100_000)
+    contacted = rng.random(n) < sigmoid(-0.65 + 0.6 * valued + 0.3 * c["payroll_customer"])
+    cum = np.cumsum(weights, axis=1)
+    pick = np.minimum((rng.random(n)[:, None] * cum[:, -1:] >= cum).sum(axis=1),
+                      len(products) - 1)
+    out = np.array(products, dtype=object)[pick]
+    out[~contacted | (cum[:, -1] <= 0)] = NO_OFFER
+    return out
+
+
 def product_outcomes(rng: np.random.Generator, c: Cols, latent: Cols,
                      holding_flags: dict[str, str]) -> dict[str, np.ndarray]:
-    """0/1 purchase of each product, each by its own rule; held products at 1/100 odds."""
+    """0/1 purchase of each product by its own rule, raised by an offer; held at 1/100 odds."""
     age, aum = c["age"], c["aum_total"]
     payroll = c["payroll_customer"]
     risk = latent["risk"]
@@ -120,5 +199,6 @@ def product_outcomes(rng: np.random.Generator, c: Cols, latent: Cols,
         flag = holding_flags.get(product)
         if flag is not None:
             logit = logit - np.log(100.0) * c[flag]
+        logit = logit + OFFER_UPLIFT[product] * (c["offered_product"] == product)
         out[product] = (rng.random(len(age)) < sigmoid(logit)).astype(np.int64)
     return out
