@@ -214,3 +214,24 @@ def test_a_misspelt_field_gets_a_suggestion(tmp_path: Path) -> None:
     assert _problems(src, "policy") == [
         f"{src}:5: challenger.shares: unknown field (did you mean share?); allowed here: "
         "mode, share"]
+
+
+def test_aliases_and_merge_keys_share_blocks(tmp_path: Path) -> None:
+    src = _write(tmp_path, """\
+tiers:
+  - &mass {tier: mass, min_aum: 0}
+  - {<<: *mass, tier: affluent, min_aum: 100000}
+churn_bands: [{band: low, min_probability: 0}]
+challenger: &off {mode: "off", share: 0}
+""")
+    policy = load_source(src, "policy")
+    assert [t.tier for t in policy.tiers] == ["mass", "affluent"]
+    assert policy.tiers[1].min_aum == 100000
+
+
+def test_windows_line_endings_and_a_bom(tmp_path: Path) -> None:
+    src = _write(tmp_path, b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    assert load_source(src, "features").name == "bank"
+    bad = _write(tmp_path, ("\ufeff" + GOOD.replace("kind: number", "kind: nope"))
+                 .replace("\n", "\r\n").encode(), "bad.yaml")
+    assert _problems(bad)[0].startswith(f"{bad}:15: features[1].kind:")
