@@ -25,6 +25,12 @@ def _err(message: str) -> None:
 def _summary(bundle: Bundle) -> str:
     """One line of headline metrics for a freshly trained bundle."""
     m = bundle.manifest.metrics
+    if bundle.family == "tier" and bundle.manifest.wealth is not None:
+        t = m["test"]
+        return (f"log-wealth MAE {t['log_wealth']['mae']}, tier accuracy "
+                f"{t['tier']['accuracy']} {t['tier']['accuracy_ci95']} (booked from AUM "
+                f"{t['baseline_booked_tier_from_aum']['accuracy']}), macro-F1 "
+                f"{t['tier']['macro_f1']}, n={t['rows']}, {m['trees']} trees")
     if bundle.family == "tier":
         return (f"macro-F1 {m['model']['macro_f1']} (majority baseline "
                 f"{m['baselines']['majority_class']['macro_f1']}), {m['trees']} trees")
@@ -99,11 +105,14 @@ def _book(data: Path) -> dict[str, Any]:
 def _train_default(family: str, data: Path, out: Path, seed: int, archive: bool,
                    progress: bool) -> None:
     from app.training import train
+    from app.training.tier_command import train_tier_from_book
 
     check_out(out)
     book = _book(data)
-    trainer = {"tier": train.train_tier, "churn": train.train_churn,
-               "products": train.train_products}[family]
+    trainers: dict[str, Callable[..., Bundle]] = {
+        "tier": train_tier_from_book, "churn": train.train_churn,
+        "products": train.train_products}
+    trainer = trainers[family]
     started = time.perf_counter()
     bundle = _guarded(lambda: trainer(book, seed, progress=progress, source=data.name))
     typer.echo(f"trained {family} in {time.perf_counter() - started:.1f} s", err=True)
@@ -204,7 +213,9 @@ def register(cli: typer.Typer) -> None:
     cli.command("synth")(synth)
     train_app = typer.Typer(help="Train model bundles.", no_args_is_help=True)
     train_app.command("all")(train_all)
-    train_app.command("tier")(_single("tier"))
+    from app.training.tier_command import train_tier_command
+
+    train_app.command("tier")(train_tier_command)
     train_app.command("churn")(train_churn_command)
     train_app.command("products")(_single("products"))
     cli.add_typer(train_app, name="train")
