@@ -2,81 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from app.bundles.io import MANIFEST, Bundle, read_dir, to_archive, write_dir
+from app.bundles.io import Bundle, read_dir, to_archive
 from app.errors import BundleRejected, PayloadTooLarge
-
-SEED_HELP = "Seed of the train/test split and of LightGBM (same seed, same bundle bytes)."
-ARCHIVE_HELP = "Also write DIR.tar.gz, the form `POST /v1/models/{family}/versions` takes."
-
-
-def _err(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-
-
-def _summary(bundle: Bundle) -> str:
-    """One line of headline metrics for a freshly trained bundle."""
-    m = bundle.manifest.metrics
-    if bundle.family == "tier" and bundle.manifest.wealth is not None:
-        t = m["test"]
-        return (f"log-wealth MAE {t['log_wealth']['mae']}, tier accuracy "
-                f"{t['tier']['accuracy']} {t['tier']['accuracy_ci95']} (booked from AUM "
-                f"{t['baseline_booked_tier_from_aum']['accuracy']}), macro-F1 "
-                f"{t['tier']['macro_f1']}, n={t['rows']}, {m['trees']} trees")
-    if bundle.family == "tier":
-        return (f"macro-F1 {m['model']['macro_f1']} (majority baseline "
-                f"{m['baselines']['majority_class']['macro_f1']}), {m['trees']} trees")
-    if bundle.family == "churn":
-        return (f"AUC {m['calibrated']['auc']}, ECE {m['uncalibrated']['ece']} → "
-                f"{m['calibrated']['ece']} ({m['calibration']['chosen']}), {m['trees']} trees")
-    if bundle.family == "products":
-        return f"mean AUC {m['mean_auc']}, min AUC {m['min_auc']}, {m['trees']} trees"
-    return ""
-
-
-def check_out(out: Path) -> None:
-    """Refuse an output path that holds something other than a bundle (before training)."""
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
-    ):
-        raise typer.BadParameter(f"{out} exists and is not a bundle directory",
-                                 param_hint="--out")
-
-
-def write_bundle(bundle: Bundle, out: Path, *, archive: bool = False) -> None:
-    """Write `bundle` as directory `out` (replacing an older bundle there) and read it back."""
-    out = Path(out)
-    check_out(out)
-    if out.exists():
-        shutil.rmtree(out)  # stale files of an older bundle would make this one unreadable
-    write_dir(bundle, out)
-    if read_dir(out).sha256 != bundle.sha256:
-        raise RuntimeError(f"{out} does not read back as the bundle just written")
-    line = f"{bundle.family}: {out} sha256 {bundle.sha256}"
-    if archive:
-        target = out.with_name(out.name + ".tar.gz")
-        target.write_bytes(to_archive(bundle))
-        line += f" (+ {target.name})"
-    typer.echo(line)
-    if summary := _summary(bundle):
-        typer.echo(f"  {summary}")
-
-
-def _guarded(run: Callable[[], Any]) -> Any:
-    """Run a training step, turning data problems into a one-line error and exit code 2."""
-    try:
-        return run()
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        _err(str(exc))
-        raise typer.Exit(2) from None
+from app.training.cli_io import (
+    ARCHIVE_HELP,
+    SEED_HELP,
+    _book,
+    _guarded,
+    check_out,
+    write_bundle,
+)
 
 
 def synth(
@@ -92,14 +34,6 @@ def synth(
     book = generate_book(customers, seed, progress=progress)
     _guarded(lambda: write_book(book, out))
     typer.echo(f"wrote {customers} customers to {out} in {time.perf_counter() - started:.1f} s")
-
-
-def _book(data: Path) -> dict[str, Any]:
-    from app.training.synth import read_book
-
-    if not data.is_file():
-        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
-    return _guarded(lambda: read_book(data))
 
 
 def _train_default(family: str, data: Path, out: Path, seed: int, archive: bool,
@@ -148,23 +82,42 @@ def _single(family: str) -> Callable[..., None]:
     return command
 
 
+CONTRACT_HELP = ("Feature contract: a YAML source, a features bundle directory or its .tar.gz. "
+                 "Columns are read as its features; the bundle records the contract.")
+DELIMITER_HELP = "CSV delimiter (default: sniffed from the file: , ; tab or |)."
+IGNORE_HELP = ("Comma-separated columns that are not features (other labels such as a "
+               "wealth or product column, free text).")
+TIME_HELP = ("Column ordering the rows in time (number or ISO date); with --test-from the "
+             "test rows are those at or after that value (out-of-time test).")
+
+
 def train_churn_command(
     data: Path = typer.Option(..., help="Training file, .csv or .parquet."),
     out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
     target: str | None = typer.Option(
-        None, help="0/1 column to predict. When given, every other column (but --id-column) "
-        "becomes a feature of a custom churn model."),
+        None, help="0/1 column to predict. When given, every other column (but --id-column "
+        "and --time-column) becomes a feature of a custom churn model."),
+    contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
     id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
     categorical: str = typer.Option("", help="Comma-separated columns to treat as categories "
                                     "(text columns always are)."),
+    ignore_columns: str = typer.Option("", help=IGNORE_HELP),
+    delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
+    time_column: str | None = typer.Option(None, help=TIME_HELP),
+    test_from: str | None = typer.Option(None, help="First time value of the test rows."),
+    folds: int = typer.Option(5, min=2, max=20, help="Cross-validation folds on the "
+                              "training rows (number of trees, settings, calibration)."),
     seed: int = typer.Option(0, help=SEED_HELP),
     archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
     progress: bool = typer.Option(True, help="Show training progress on stderr."),
 ) -> None:
     """Train a churn bundle: on the default features, or on your own file with --target."""
     if target is None:
-        if id_column or categorical:
-            raise typer.BadParameter("--id-column and --categorical need --target")
+        if (id_column or categorical or contract or delimiter or time_column or test_from
+                or ignore_columns):
+            raise typer.BadParameter("--contract, --id-column, --categorical, "
+                                     "--ignore-columns, --delimiter, --time-column and "
+                                     "--test-from need --target")
         _train_default("churn", data, out, seed, archive, progress)
         return
     from app.training.custom import train_churn_from_file
@@ -175,10 +128,69 @@ def train_churn_command(
     cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
     started = time.perf_counter()
     bundle = _guarded(lambda: train_churn_from_file(
-        data, target=target, id_column=id_column, categorical=cats, seed=seed,
-        progress=progress))
+        data, target=target, id_column=id_column, categorical=cats, contract=contract,
+        ignore=_names(ignore_columns),
+        delimiter=delimiter, time_column=time_column, test_from=test_from, folds=folds,
+        seed=seed, progress=progress, warn=_warn))
     typer.echo(f"trained custom churn in {time.perf_counter() - started:.1f} s", err=True)
     write_bundle(bundle, out, archive=archive)
+
+
+def train_products_command(
+    data: Path = typer.Option(..., help="Training file, .csv or .parquet (or a synthetic book)."),
+    out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
+    products: str | None = typer.Option(
+        None, help="Comma-separated 0/1 product columns (names = the catalogue's product "
+        "models), or NAME=COLUMN items. Without it: the synthetic book's products on the "
+        "default features."),
+    contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
+    offered_column: str | None = typer.Option(
+        None, help="Column with the product offered to the customer (empty when none): each "
+        "product's model then learns the response to an offer, from the rows where it was "
+        "offered."),
+    id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
+    categorical: str = typer.Option("", help="Comma-separated columns to treat as categories."),
+    ignore_columns: str = typer.Option("", help=IGNORE_HELP),
+    delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
+    time_column: str | None = typer.Option(None, help=TIME_HELP),
+    test_from: str | None = typer.Option(None, help="First time value of the test rows."),
+    folds: int = typer.Option(5, min=2, max=20, help="Cross-validation folds."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
+    progress: bool = typer.Option(True, help="Show training progress on stderr."),
+) -> None:
+    """Train the products bundle: from a synthetic book, or from your file with --products."""
+    if products is None:
+        if (contract or offered_column or id_column or categorical or time_column or test_from
+                or ignore_columns or delimiter):
+            raise typer.BadParameter("--contract, --offered-column, --id-column, "
+                                     "--categorical, --ignore-columns, --delimiter, "
+                                     "--time-column and --test-from need --products")
+        _train_default("products", data, out, seed, archive, progress)
+        return
+    from app.training.products_file import train_products_from_file
+
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    check_out(out)
+    names = tuple(p.strip() for p in products.split(",") if p.strip())
+    cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
+    started = time.perf_counter()
+    bundle = _guarded(lambda: train_products_from_file(
+        data, products=names, contract=contract, offered_column=offered_column,
+        id_column=id_column, categorical=cats, ignore=_names(ignore_columns),
+        delimiter=delimiter, time_column=time_column,
+        test_from=test_from, folds=folds, seed=seed, progress=progress, warn=_warn))
+    typer.echo(f"trained products in {time.perf_counter() - started:.1f} s", err=True)
+    write_bundle(bundle, out, archive=archive)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
 
 
 def verify(path: Path = typer.Argument(..., help="Bundle directory or .tar.gz archive.")) -> None:
@@ -217,7 +229,7 @@ def register(cli: typer.Typer) -> None:
 
     train_app.command("tier")(train_tier_command)
     train_app.command("churn")(train_churn_command)
-    train_app.command("products")(_single("products"))
+    train_app.command("products")(train_products_command)
     cli.add_typer(train_app, name="train")
     bundle_app = typer.Typer(help="Inspect model bundles.", no_args_is_help=True)
     bundle_app.command("verify")(verify)
