@@ -9,9 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.authoring.sources import MODELS, load_source
+from app.authoring.sources import MODELS, catalog_against_contract, load_source, validate
+from app.authoring.yaml_source import SourceError, read_yaml
 from app.bundles.io import Bundle, build_bundle, read_archive, read_dir
 from app.bundles.manifest import CONFIG_FILES
+from app.decisions.catalog import Catalog
 from app.errors import BundleRejected, PayloadTooLarge
 from app.features.family import FeatureContract
 
@@ -51,9 +53,15 @@ def source_bundle(kind: str, obj: BaseModel, *, label: str = "",
 
 
 def build_from_source(kind: str, source: Path, *, label: str = "",
-                      created_at: str | None = None) -> Bundle:
-    """Validate SOURCE.yaml (SourceError naming lines) and build its bundle."""
-    obj = load_source(source, kind)
+                      created_at: str | None = None,
+                      contract: FeatureContract | None = None) -> Bundle:
+    """Validate SOURCE.yaml (SourceError naming lines) and build its bundle; a catalogue is
+    also checked against `contract` when given (the features its rules name)."""
+    src = read_yaml(source)
+    obj = validate(src, kind)
+    if contract is not None and isinstance(obj, Catalog) and \
+            (problems := catalog_against_contract(src, obj, contract)):
+        raise SourceError(problems)
     return source_bundle(kind, obj, label=label or f"{kind} from {Path(source).name}",
                          created_at=created_at)
 

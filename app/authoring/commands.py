@@ -35,29 +35,47 @@ def bundle_build(
     archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
     label: str = typer.Option("", help="Free text kept in the manifest (default: the source "
                               "file's name)."),
+    contract: Path | None = typer.Option(
+        None, "--contract", help="catalog only: check that every feature its rules name "
+        "(conditions, held and required flags) is in this contract (YAML source, features "
+        "bundle directory or .tar.gz)."),
     created_at: str | None = typer.Option(None, "--created-at", help="Timestamp written in the "
                                           "manifest (default: now); fix it to rebuild the "
                                           "same bytes and sha256."),
 ) -> None:
     """Build a features, catalog or policy bundle from its YAML source, verify that it reads
     back, and print its sha256."""
-    from app.authoring.build import build_from_source, verify_written
+    from app.authoring.build import (
+        build_from_source,
+        contract_error,
+        read_contract,
+        verify_written,
+    )
     from app.authoring.yaml_source import SourceError
-    from app.errors import BundleRejected
-    from app.training.commands import check_out, write_bundle
+    from app.errors import BundleRejected, PayloadTooLarge
+    from app.training.cli_io import check_out, write_bundle
 
     check_out(out)
+    if contract is not None and kind is not SourceKindOption.catalog:
+        raise typer.BadParameter("only a catalog is checked against a contract",
+                                 param_hint="--contract")
+    against = None
+    if contract is not None:
+        try:
+            against = read_contract(contract)
+        except (BundleRejected, PayloadTooLarge, ValueError, OSError) as exc:
+            raise _fail(f"--contract {contract}: {contract_error(exc)}") from None
     try:
-        bundle = build_from_source(kind.value, source, label=label, created_at=created_at)
+        bundle = build_from_source(kind.value, source, label=label, created_at=created_at,
+                                   contract=against)
     except SourceError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         raise _fail(f"{source} is not a valid {kind.value} source "
                     f"({len(exc.problems)} problem{'s' if len(exc.problems) > 1 else ''})"
                     ) from None
-    except BundleRejected as exc:
-        details = "; ".join(f"{d.field}: {d.problem}" for d in exc.details)
-        raise _fail(f"{exc.message}" + (f" ({details})" if details else "")) from None
+    except (BundleRejected, PayloadTooLarge, ValueError, OSError) as exc:
+        raise _fail(contract_error(exc)) from None
     write_bundle(bundle, out, archive=archive)
     verify_written(out, kind.value, bundle)
 

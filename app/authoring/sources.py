@@ -133,3 +133,29 @@ def load_source(path: Path | str, kind: str) -> Any:
 def load_contract(path: Path | str) -> FeatureContract:
     contract: FeatureContract = load_source(path, "features")
     return contract
+
+
+def catalog_against_contract(src: Located, catalog: Catalog,
+                             contract: FeatureContract) -> list[SourceProblem]:
+    """Features a catalogue names (conditions, held and required flags) that the contract
+    does not declare, or declares with a kind the rule cannot read — at their lines."""
+    problems: list[SourceProblem] = []
+
+    def need(loc: Path_, name: str, kinds: tuple[str, ...] | None, what: str) -> None:
+        feature = contract.feature(name)
+        if feature is None:
+            problems.append(src.problem(loc, f"contract {contract.name!r} does not declare "
+                                        f"feature {name!r}"))
+        elif kinds is not None and feature.kind not in kinds:
+            problems.append(src.problem(loc, f"{what} must be a {' or '.join(kinds)} feature; "
+                                        f"{name!r} is {feature.kind}"))
+
+    for i, action in enumerate(catalog.actions):
+        rule: Path_ = ("actions", i, "eligibility")
+        if action.eligibility.held_flag is not None:
+            need((*rule, "held_flag"), action.eligibility.held_flag, ("boolean",), "held_flag")
+        for j, flag in enumerate(action.eligibility.requires_flags):
+            need((*rule, "requires_flags", j), flag, ("boolean",), "a required flag")
+        for j, condition in enumerate(action.eligibility.conditions):
+            need((*rule, "conditions", j, "feature"), condition.feature, None, "")
+    return sorted(problems, key=lambda p: p.line)

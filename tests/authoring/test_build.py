@@ -93,3 +93,50 @@ def test_unknown_kind_is_a_usage_error(tmp_path: Path) -> None:
                                  "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "features" in result.output and "catalog" in result.output
+
+
+def test_a_catalog_is_checked_against_a_contract(tmp_path: Path) -> None:
+    _build("catalog", SOURCES_DIR / "catalog.yaml", tmp_path / "ok", "--contract",
+           str(SOURCES_DIR / "features.yaml"))
+    src = tmp_path / "catalog.yaml"
+    src.write_text("""\
+actions:
+  - id: card
+    name: Card
+    category: credit_card
+    propensity_model: card
+    value: 1
+    eligibility:
+      held_flag: age
+      requires_flags: [payroll_customer, salaried]
+      conditions:
+        - {feature: loans_other_banks, op: ">", value: 0}
+        - {feature: nps, op: ">=", value: 7}
+""")
+    result = runner.invoke(cli, ["bundle", "build", "catalog", str(src), "--out",
+                                 str(tmp_path / "out"), "--contract",
+                                 str(SOURCES_DIR / "features.yaml")])
+    assert result.exit_code == 2
+    assert f"{src}:8: actions[0].eligibility.held_flag: held_flag must be a boolean feature; " \
+        "'age' is integer" in result.output
+    assert f"{src}:9: actions[0].eligibility.requires_flags[1]: contract 'default' does not " \
+        "declare feature 'salaried'" in result.output
+    assert f"{src}:12: actions[0].eligibility.conditions[1].feature: contract 'default' does " \
+        "not declare feature 'nps'" in result.output
+    assert "(3 problems)" in result.output
+    # without --contract the catalogue alone is valid (the service checks it at promotion)
+    _build("catalog", src, tmp_path / "out")
+
+
+def test_contract_option_is_for_catalogs_only(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["bundle", "build", "policy", str(SOURCES_DIR / "policy.yaml"),
+                                 "--out", str(tmp_path / "o"), "--contract",
+                                 str(SOURCES_DIR / "features.yaml")])
+    assert result.exit_code == 2 and "only a catalog" in result.output
+    bad = tmp_path / "c.yaml"
+    bad.write_text("features: []\n")
+    result = runner.invoke(cli, ["bundle", "build", "catalog", str(SOURCES_DIR / "catalog.yaml"),
+                                 "--out", str(tmp_path / "o"), "--contract", str(bad)])
+    assert result.exit_code == 2
+    assert f"--contract {bad}: {bad}:1: features: Tuple should have at least 1 item" \
+        in result.output
