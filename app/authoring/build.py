@@ -16,6 +16,7 @@ from app.bundles.manifest import CONFIG_FILES
 from app.decisions.catalog import Catalog
 from app.errors import BundleRejected, PayloadTooLarge
 from app.features.family import FeatureContract
+from app.scoring.loader import load_family
 
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 CREATED_BY = "tierwise bundle build"
@@ -47,7 +48,8 @@ def source_bundle(kind: str, obj: BaseModel, *, label: str = "",
          "created_at": created_at or _now()},
         {CONFIG_FILES[kind]: document_bytes(kind, obj)},
     )
-    if read_document(bundle, kind) != obj:  # pragma: no cover - a serialisation bug
+    # the service's own loader, and the same object back
+    if load_family(bundle) != obj or read_document(bundle, kind) != obj:  # pragma: no cover
         raise RuntimeError(f"the {kind} bundle does not read back as its source")
     return bundle
 

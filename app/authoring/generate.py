@@ -10,14 +10,13 @@ catalogue and policy. tests/authoring checks that both are current.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
 from app.authoring.emit import contract_yaml, document_yaml
 from app.authoring.sources import MODELS, SOURCE_KINDS
-from app.features.family import ContractFeature, FeatureContract, ReasonText
+from app.features.family import FeatureContract
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "docs" / "schemas"
@@ -37,20 +36,9 @@ def schema_text(kind: str) -> str:
 
 def default_contract() -> FeatureContract:
     """The default contract (what models/features holds)."""
-    try:  # core's module (app/training/default_contract.py), once it is merged
-        module = importlib.import_module("app.training.default_contract")
-        contract: FeatureContract = module.default_contract()
-        return contract
-    except ImportError:
-        pass
-    from app.features.contract import DEFAULT_FEATURES
-    from app.training.reasons import default_reason_codes
+    from app.training.default_contract import default_contract as made
 
-    reasons = default_reason_codes()
-    return FeatureContract(features=tuple(
-        ContractFeature(**spec.model_dump(), reason=ReasonText(**reasons[spec.name].model_dump())
-                        if spec.name in reasons else None)
-        for spec in DEFAULT_FEATURES))
+    return made()
 
 
 def _modeline(kind: str) -> str:
