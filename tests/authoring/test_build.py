@@ -140,3 +140,23 @@ def test_contract_option_is_for_catalogs_only(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"--contract {bad}: {bad}:1: features: Tuple should have at least 1 item" \
         in result.output
+
+
+def test_built_bundles_serve_with_the_default_models(tmp_path: Path) -> None:
+    """The three built bundles make a scoring context with the shipped model bundles, and a
+    contract edited in YAML (a new optional feature) is the one the context validates with."""
+    from app.bundles.manifest import FAMILIES
+    from app.scoring.context import build_context
+
+    text = (SOURCES_DIR / "features.yaml").read_text()
+    edited = tmp_path / "features.yaml"
+    edited.write_text(text.replace("features:\n", "features:\n  - name: nps_score\n"
+                                   "    kind: integer\n    minimum: 0\n    maximum: 10\n", 1))
+    bundles = {f: read_dir(ROOT / "models" / f) for f in FAMILIES}
+    for kind, src in (("features", edited), ("catalog", SOURCES_DIR / "catalog.yaml"),
+                      ("policy", SOURCES_DIR / "policy.yaml")):
+        _build(kind, src, tmp_path / kind)
+        bundles[kind] = read_dir(tmp_path / kind)
+    ctx = build_context(bundles, {f: 1 for f in FAMILIES})
+    assert ctx.contract.feature("nps_score") is not None
+    assert ctx.schema.names[0] == "nps_score"
