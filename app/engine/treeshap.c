@@ -1,0 +1,277 @@
+/*
+ * tierwise tree attributions: exact path-dependent TreeSHAP values (Lundberg et al. 2020,
+ * the algorithm of LightGBM's pred_contrib) of every feature, for every tree of one model,
+ * in O(nodes x Q) per tree and row instead of O(leaves x depth^2).
+ *
+ * Built into the same shared library as treewalk.c (app/engine/native.py), loaded with
+ * ctypes; ts_new() copies and validates the arrays, ts_contrib() only reads them, so any
+ * number of threads may call it at once.
+ *
+ * Decisions follow LightGBM 4.x exactly, as treewalk.c does (see its top comment): a value
+ * with |v| <= kZeroThreshold reads as 0.0; numerical nodes send NaN to where 0.0 goes unless
+ * missing_type is NaN, send 0.0 (zero as missing) or NaN (NaN as missing) to the default
+ * side, else left when v <= threshold; categorical nodes send NaN and values whose int
+ * conversion is negative (v <= -1, v >= 2^31, as the x86 conversion makes them INT_MIN)
+ * right, else the category (int)v left when its bit is set.
+ *
+ * The method. For a leaf l with value v, let U be the features split on along its path; for
+ * j in U, z_j is the product of the cover ratios count(child)/count(node) of the path's
+ * splits on j, and o_j is 1 when the row satisfies every one of them, else 0. The
+ * path-dependent TreeSHAP value of i in U from that leaf is
+ *     v (o_i - z_i) sum_{C in U\{i}} |C|! (d-1-|C|)! / d!  prod_{j in C} o_j prod_{j not in C} z_j
+ * (d = |U|), and since k!(d-1-k)!/d! = integral_0^1 t^k (1-t)^(d-1-k) dt, that is
+ *     v (o_i - z_i) integral_0^1 prod_{j in U, j != i} F_j(t) dt,  F_j(t) = z_j + (o_j - z_j) t,
+ * a polynomial of degree d - 1, integrated exactly by Gauss-Legendre with Q >= d/2 points.
+ * Every (leaf, feature) pair is charged to the deepest split on that feature above the leaf:
+ * for the edge e into node c from a node splitting on f, the leaves under c with no deeper
+ * split on f share the same F_e, so their charge is
+ *     (o_e - z_e) sum_q w_q S_e(t_q) / F_e(t_q),  S_e = sum of v_l P_l over those leaves,
+ * P_l = prod_{j in U_l} F_j. One pass down the tree (pre-order) gives P at every node (the
+ * parent's P times the new factor of its split feature over the factor it replaces); one
+ * pass up gives the subtree sums T, and S_e = T_c minus T_m of the topmost nodes m below c
+ * that split on f again. With o_e = 0, F_e = z_e (1 - t), so the charge is
+ * -sum_q S_e(t_q) w_q / (1 - t_q); with o_e = 1 it is (1 - z_e) sum_q S_e w_q / F_e.
+ * Every count must be positive (z > 0): the Python side checks that and refuses the model.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TS_ABI 1
+#define TS_QMAX 32 /* Gauss-Legendre points: trees with up to 64 distinct features on a path */
+#define TS_ZERO_THRESHOLD ((double)1e-35f)
+
+typedef struct {
+    double a;       /* internal: threshold; leaf: value */
+    double z;       /* merged zero fraction of the edge into this node (root: 1) */
+    double r;       /* count(node) / count(parent) (root: 1) */
+    int16_t right;  /* internal: the right child (tree-local index; the left one is next); leaf -1 */
+    int16_t parent; /* -1 for the root */
+    int16_t anc;    /* the node whose edge holds the factor the edge into this node replaces
+                       (the deepest edge above from a split on the same feature), or -1 */
+    int16_t sub;    /* internal node m: the node c whose S_c excludes T_m (c's edge is the
+                       nearest split on m's feature above m; c may be m itself), or -1 */
+    int16_t col;    /* internal: column of x it reads */
+    int16_t out;    /* non-root: output index of the parent's split feature */
+    int32_t cat;    /* internal categorical: first bitset word; numerical: -1 */
+    int16_t ncat;   /* categorical: bitset words */
+    uint8_t dtype;  /* LightGBM decision type */
+    uint8_t isleft; /* the parent's left child */
+} ts_node;
+
+typedef struct {
+    int32_t ntrees, nnodes, ncat, width, nout, maxn, maxq;
+    ts_node *nodes;
+    int32_t *node0;   /* per tree: first node; node0[ntrees] = nnodes */
+    int32_t *q;       /* per tree: Gauss-Legendre points, a multiple of 4 (padding: weight 0) */
+    int32_t *qoff;    /* per tree: first entry in tq, wq, wd */
+    int32_t *base;    /* per tree: first output of its class */
+    int64_t *ioff;    /* per tree: first entry in inv (node by node, q entries each) */
+    double *tq, *wq;  /* points and weights on [0, 1] */
+    double *wd;       /* w_q / (1 - t_q) */
+    double *inv;      /* per non-root node: 1 / F(t_q) with o = 1: 1 / (z + (1 - z) t_q) */
+    double *bias;     /* per output: added once per row (the expected values of the trees) */
+    uint32_t *cat;
+} ts_model;
+
+int ts_abi(void) { return TS_ABI; }
+
+void ts_free(ts_model *m) {
+    if (!m) return;
+    free(m->nodes); free(m->node0); free(m->q); free(m->qoff); free(m->base); free(m->ioff);
+    free(m->tq); free(m->wq); free(m->wd); free(m->inv); free(m->bias); free(m->cat);
+    free(m);
+}
+
+static void *ts_dup(const void *src, size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (p && bytes) memcpy(p, src, bytes);
+    return p;
+}
+
+/* Every index inside its array and every reference pointing backwards in its tree's
+ * pre-order (children after parents), so ts_contrib never reads astray. */
+static int ts_valid(const ts_model *m, int32_t nq) {
+    if (m->ntrees < 0 || m->nnodes < 0 || m->width < 1 || m->nout < 1 || m->ncat < 0) return 0;
+    if (m->node0[0] != 0 || m->node0[m->ntrees] != m->nnodes) return 0;
+    for (int32_t t = 0; t < m->ntrees; ++t) {
+        const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0, q = m->q[t];
+        if (n < 1 || n > 32767 || q < 4 || q > TS_QMAX || q % 4 || m->qoff[t] < 0 ||
+            (int64_t)m->qoff[t] + q > nq || m->base[t] < 0)
+            return 0;
+        for (int32_t c = 0; c < n; ++c) {
+            const ts_node *d = m->nodes + n0 + c;
+            const int leaf = d->right < 0;
+            if (c == 0 ? d->parent != -1 : (d->parent < 0 || d->parent >= c)) return 0;
+            if (c > 0 && (m->nodes[n0 + d->parent].right < 0 ||
+                          (d->isleft ? d->parent + 1 != c : m->nodes[n0 + d->parent].right != c) ||
+                          d->out < 0 || (int64_t)m->base[t] + d->out >= m->nout ||
+                          d->anc >= c || d->anc < -1 || d->anc == 0 || !(d->z > 0.0) ||
+                          !(d->r > 0.0)))
+                return 0;
+            if (!leaf) {
+                if (d->right <= c + 1 || d->right >= n || d->col < 0 || d->col >= m->width ||
+                    d->sub < -1 || d->sub > c || d->sub == 0)
+                    return 0;
+                if ((d->dtype & 1) && (d->cat < 0 || d->ncat < 0 ||
+                                       (int64_t)d->cat + d->ncat > m->ncat))
+                    return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+ts_model *ts_new(int32_t ntrees, int32_t nnodes, const ts_node *nodes, const int32_t *node0,
+                 const int32_t *q, const int32_t *qoff, int32_t nq, const double *tq,
+                 const double *wq, const int32_t *base, int32_t ncat, const uint32_t *cat,
+                 int32_t width, int32_t nout, const double *bias) {
+    if (ntrees < 0 || nnodes < 0 || nq < 0 || ncat < 0 || width < 1 || nout < 1) return NULL;
+    ts_model *m = calloc(1, sizeof(ts_model));
+    if (!m) return NULL;
+    m->ntrees = ntrees; m->nnodes = nnodes; m->ncat = ncat; m->width = width; m->nout = nout;
+    m->nodes = ts_dup(nodes, sizeof(ts_node) * (size_t)nnodes);
+    m->node0 = ts_dup(node0, sizeof(int32_t) * ((size_t)ntrees + 1));
+    m->q = ts_dup(q, sizeof(int32_t) * (size_t)ntrees);
+    m->qoff = ts_dup(qoff, sizeof(int32_t) * (size_t)ntrees);
+    m->base = ts_dup(base, sizeof(int32_t) * (size_t)ntrees);
+    m->tq = ts_dup(tq, sizeof(double) * (size_t)nq);
+    m->wq = ts_dup(wq, sizeof(double) * (size_t)nq);
+    m->wd = malloc(sizeof(double) * ((size_t)nq + 1));
+    m->bias = ts_dup(bias, sizeof(double) * (size_t)nout);
+    m->cat = ts_dup(cat, sizeof(uint32_t) * (size_t)ncat);
+    m->ioff = malloc(sizeof(int64_t) * ((size_t)ntrees + 1));
+    if (!m->nodes || !m->node0 || !m->q || !m->qoff || !m->base || !m->tq || !m->wq ||
+        !m->wd || !m->bias || !m->cat || !m->ioff || !ts_valid(m, nq)) {
+        ts_free(m);
+        return NULL;
+    }
+    for (int32_t i = 0; i < nq; ++i) {
+        if (!(m->tq[i] > 0.0 && m->tq[i] < 1.0)) { ts_free(m); return NULL; }
+        m->wd[i] = m->wq[i] / (1.0 - m->tq[i]);
+    }
+    int64_t total = 0;
+    for (int32_t t = 0; t < ntrees; ++t) {
+        const int32_t n = m->node0[t + 1] - m->node0[t];
+        m->ioff[t] = total;
+        total += (int64_t)n * m->q[t];
+        if (n > m->maxn) m->maxn = n;
+        if (m->q[t] > m->maxq) m->maxq = m->q[t];
+    }
+    m->ioff[ntrees] = total;
+    m->inv = malloc(sizeof(double) * ((size_t)total + 1));
+    if (!m->inv) { ts_free(m); return NULL; }
+    for (int32_t t = 0; t < ntrees; ++t) {
+        const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0, nq_t = m->q[t];
+        const double *tt = m->tq + m->qoff[t];
+        for (int32_t c = 0; c < n; ++c) {
+            const double z = m->nodes[n0 + c].z;
+            double *iv = m->inv + m->ioff[t] + (int64_t)c * nq_t;
+            for (int32_t k = 0; k < nq_t; ++k) iv[k] = c ? 1.0 / (z + (1.0 - z) * tt[k]) : 1.0;
+        }
+    }
+    return m;
+}
+
+/* LightGBM's decision at internal node d for the row x: 1 left, 0 right. */
+static inline int ts_left(const ts_node *d, const double *x, const uint32_t *cat) {
+    double v = x[d->col];
+    if (d->dtype & 1) { /* categorical */
+        if (v != v || !(v > -1.0) || !(v < 2147483648.0)) return 0;
+        const uint32_t k = (uint32_t)(int32_t)v;
+        const uint32_t w = k >> 5;
+        if (w >= (uint32_t)d->ncat) return 0;
+        return (int)((cat[d->cat + w] >> (k & 31)) & 1u);
+    }
+    const int missing = (d->dtype >> 2) & 3, default_left = (d->dtype >> 1) & 1;
+    if (v >= -TS_ZERO_THRESHOLD && v <= TS_ZERO_THRESHOLD) v = 0.0;
+    if (v != v && missing != 2) v = 0.0;
+    if ((missing == 1 && v == 0.0) || (missing == 2 && v != v)) return default_left;
+    return v <= d->a;
+}
+
+/* One tree for one row: adds its charges to phi (the tree's class block of the output).
+ * P, T, S: maxn * maxq doubles each; o: maxn bytes; left: maxn bytes. */
+static void ts_tree(const ts_model *m, int32_t t, const double *x, double *phi, double *P,
+                    double *T, double *S, uint8_t *o, uint8_t *left) {
+    const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0, Q = m->q[t];
+    const ts_node *nd = m->nodes + n0;
+    const double *restrict tq = m->tq + m->qoff[t], *restrict wq = m->wq + m->qoff[t];
+    const double *restrict wd = m->wd + m->qoff[t];
+    const double *restrict inv = m->inv + m->ioff[t];
+    if (n == 1) return;
+    for (int32_t k = 0; k < Q; ++k) { P[k] = 1.0; S[k] = 0.0; }
+    o[0] = 1;
+    left[0] = (uint8_t)ts_left(nd, x, m->cat);
+    /* Down: P at every node. */
+    for (int32_t c = 1; c < n; ++c) {
+        const ts_node *d = nd + c;
+        if (d->right >= 0) left[c] = (uint8_t)ts_left(d, x, m->cat);
+        const int hot = d->isleft == left[d->parent];
+        const int oo = d->anc >= 0 ? o[d->anc] : 1;
+        o[c] = (uint8_t)(oo & hot);
+        double *restrict pc = P + (size_t)c * Q, *restrict sc = S + (size_t)c * Q;
+        const double *restrict pp = P + (size_t)d->parent * Q;
+        const double z = d->z, r = d->r;
+        for (int32_t k = 0; k < Q; ++k) sc[k] = 0.0;
+        if (!oo) {
+            for (int32_t k = 0; k < Q; ++k) pc[k] = pp[k] * r;
+        } else {
+            const double *restrict ia = d->anc >= 0 ? inv + (size_t)d->anc * Q : inv;
+            if (o[c])
+                for (int32_t k = 0; k < Q; ++k) pc[k] = pp[k] * ((z + (1.0 - z) * tq[k]) * ia[k]);
+            else
+                for (int32_t k = 0; k < Q; ++k) pc[k] = pp[k] * ((z * (1.0 - tq[k])) * ia[k]);
+        }
+    }
+    /* Up: subtree sums T, the excluded sums S, and each edge's charge. */
+    for (int32_t c = n - 1; c > 0; --c) {
+        const ts_node *d = nd + c;
+        double *restrict tc = T + (size_t)c * Q;
+        if (d->right < 0) {
+            const double *restrict pc = P + (size_t)c * Q;
+            const double v = d->a;
+            for (int32_t k = 0; k < Q; ++k) tc[k] = v * pc[k];
+        } else {
+            const double *restrict tl = T + (size_t)(c + 1) * Q, *restrict tr = T + (size_t)d->right * Q;
+            for (int32_t k = 0; k < Q; ++k) tc[k] = tl[k] + tr[k];
+            if (d->sub >= 0) {
+                double *restrict sx = S + (size_t)d->sub * Q;
+                for (int32_t k = 0; k < Q; ++k) sx[k] += tc[k];
+            }
+        }
+        const double *restrict sc = S + (size_t)c * Q;
+        double acc = 0.0;
+        if (o[c]) {
+            const double *restrict ic = inv + (size_t)c * Q;
+            for (int32_t k = 0; k < Q; ++k) acc += (tc[k] - sc[k]) * (wq[k] * ic[k]);
+            phi[d->out] += (1.0 - d->z) * acc;
+        } else {
+            for (int32_t k = 0; k < Q; ++k) acc += (tc[k] - sc[k]) * wd[k];
+            phi[d->out] -= acc;
+        }
+    }
+}
+
+/*
+ * x: rows of `width` doubles; rows: n indices into x (NULL: rows 0..n-1); out: n rows of
+ * nout doubles, overwritten: the bias, plus every tree's charges. Returns 0, or -1 when
+ * memory is short.
+ */
+int ts_contrib(const ts_model *m, const double *x, int64_t n, const int64_t *rows, double *out) {
+    if (n <= 0) return 0;
+    const size_t cells = (size_t)(m->maxn > 0 ? m->maxn : 1) * (size_t)(m->maxq > 0 ? m->maxq : 4);
+    double *buf = malloc(sizeof(double) * 3 * cells + 2 * (size_t)(m->maxn + 1));
+    if (!buf) return -1;
+    double *P = buf, *T = buf + cells, *S = buf + 2 * cells;
+    uint8_t *o = (uint8_t *)(buf + 3 * cells), *left = o + m->maxn + 1;
+    for (int64_t i = 0; i < n; ++i) memcpy(out + i * m->nout, m->bias, sizeof(double) * (size_t)m->nout);
+    /* Tree after tree, every row: the tree's arrays stay in cache. */
+    for (int32_t t = 0; t < m->ntrees; ++t)
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t r = rows ? rows[i] : i;
+            ts_tree(m, t, x + r * m->width, out + i * m->nout + m->base[t], P, T, S, o, left);
+        }
+    free(buf);
+    return 0;
+}
