@@ -33,11 +33,13 @@
  * -sum_q S_e(t_q) w_q / (1 - t_q); with o_e = 1 it is (1 - z_e) sum_q S_e w_q / F_e.
  * Every count must be positive (z > 0): the Python side checks that and refuses the model.
  */
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TS_ABI 1
+#define TS_INLINE static inline __attribute__((always_inline))
 #define TS_QMAX 32 /* Gauss-Legendre points: trees with up to 64 distinct features on a path */
 #define TS_ZERO_THRESHOLD ((double)1e-35f)
 
@@ -64,11 +66,13 @@ typedef struct {
     ts_node *nodes;
     int32_t *node0;   /* per tree: first node; node0[ntrees] = nnodes */
     int32_t *q;       /* per tree: Gauss-Legendre points, a multiple of 4 (padding: weight 0) */
-    int32_t *qoff;    /* per tree: first entry in tq, wq, wd */
+    int32_t *qoff;    /* per tree: first entry in tq, wq, g, ones */
     int32_t *base;    /* per tree: first output of its class */
     int64_t *ioff;    /* per tree: first entry in inv (node by node, q entries each) */
     double *tq, *wq;  /* points and weights on [0, 1] */
-    double *wd;       /* w_q / (1 - t_q) */
+    double *g;        /* 1 / (1 - t_q): z / F(t_q) with o = 0 */
+    double *ones;     /* 1.0 */
+    double *invz;     /* per node: 1 / z */
     double *inv;      /* per non-root node: 1 / F(t_q) with o = 1: 1 / (z + (1 - z) t_q) */
     double *bias;     /* per output: added once per row (the expected values of the trees) */
     uint32_t *cat;
@@ -79,7 +83,7 @@ int ts_abi(void) { return TS_ABI; }
 void ts_free(ts_model *m) {
     if (!m) return;
     free(m->nodes); free(m->node0); free(m->q); free(m->qoff); free(m->base); free(m->ioff);
-    free(m->tq); free(m->wq); free(m->wd); free(m->inv); free(m->bias); free(m->cat);
+    free(m->tq); free(m->wq); free(m->g); free(m->ones); free(m->invz); free(m->inv); free(m->bias); free(m->cat);
     free(m);
 }
 
@@ -137,19 +141,23 @@ ts_model *ts_new(int32_t ntrees, int32_t nnodes, const ts_node *nodes, const int
     m->base = ts_dup(base, sizeof(int32_t) * (size_t)ntrees);
     m->tq = ts_dup(tq, sizeof(double) * (size_t)nq);
     m->wq = ts_dup(wq, sizeof(double) * (size_t)nq);
-    m->wd = malloc(sizeof(double) * ((size_t)nq + 1));
+    m->g = malloc(sizeof(double) * ((size_t)nq + 1));
+    m->ones = malloc(sizeof(double) * ((size_t)nq + 1));
+    m->invz = malloc(sizeof(double) * ((size_t)nnodes + 1));
     m->bias = ts_dup(bias, sizeof(double) * (size_t)nout);
     m->cat = ts_dup(cat, sizeof(uint32_t) * (size_t)ncat);
     m->ioff = malloc(sizeof(int64_t) * ((size_t)ntrees + 1));
     if (!m->nodes || !m->node0 || !m->q || !m->qoff || !m->base || !m->tq || !m->wq ||
-        !m->wd || !m->bias || !m->cat || !m->ioff || !ts_valid(m, nq)) {
+        !m->g || !m->ones || !m->invz || !m->bias || !m->cat || !m->ioff || !ts_valid(m, nq)) {
         ts_free(m);
         return NULL;
     }
     for (int32_t i = 0; i < nq; ++i) {
         if (!(m->tq[i] > 0.0 && m->tq[i] < 1.0)) { ts_free(m); return NULL; }
-        m->wd[i] = m->wq[i] / (1.0 - m->tq[i]);
+        m->g[i] = 1.0 / (1.0 - m->tq[i]);
+        m->ones[i] = 1.0;
     }
+    for (int32_t i = 0; i < nnodes; ++i) m->invz[i] = 1.0 / m->nodes[i].z;
     int64_t total = 0;
     for (int32_t t = 0; t < ntrees; ++t) {
         const int32_t n = m->node0[t + 1] - m->node0[t];
@@ -174,7 +182,7 @@ ts_model *ts_new(int32_t ntrees, int32_t nnodes, const ts_node *nodes, const int
 }
 
 /* LightGBM's decision at internal node d for the row x: 1 left, 0 right. */
-static inline int ts_left(const ts_node *d, const double *x, const uint32_t *cat) {
+TS_INLINE int ts_left(const ts_node *d, const double *x, const uint32_t *cat) {
     double v = x[d->col];
     if (d->dtype & 1) { /* categorical */
         if (v != v || !(v > -1.0) || !(v < 2147483648.0)) return 0;
@@ -183,73 +191,100 @@ static inline int ts_left(const ts_node *d, const double *x, const uint32_t *cat
         if (w >= (uint32_t)d->ncat) return 0;
         return (int)((cat[d->cat + w] >> (k & 31)) & 1u);
     }
+    /* Without branches on the value (they would mispredict): bitwise logic on compares. */
     const int missing = (d->dtype >> 2) & 3, default_left = (d->dtype >> 1) & 1;
-    if (v >= -TS_ZERO_THRESHOLD && v <= TS_ZERO_THRESHOLD) v = 0.0;
-    if (v != v && missing != 2) v = 0.0;
-    if ((missing == 1 && v == 0.0) || (missing == 2 && v != v)) return default_left;
-    return v <= d->a;
+    const int nan = v != v, tiny = (v >= -TS_ZERO_THRESHOLD) & (v <= TS_ZERO_THRESHOLD);
+    const int is0 = tiny | (nan & (missing != 2)); /* reads as 0.0 */
+    const int cmp = (is0 & (0.0 <= d->a)) | ((is0 ^ 1) & (v <= d->a));
+    const int dflt = ((missing == 1) & is0) | ((missing == 2) & nan);
+    return (dflt & default_left) | ((dflt ^ 1) & cmp);
 }
 
-/* One tree for one row: adds its charges to phi (the tree's class block of the output).
- * P, T, S: maxn * maxq doubles each; o: maxn bytes; left: maxn bytes. */
-static void ts_tree(const ts_model *m, int32_t t, const double *x, double *phi, double *P,
-                    double *T, double *S, uint8_t *o, uint8_t *left) {
-    const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0, Q = m->q[t];
+/* Q/4 vectors of 4 doubles per node (GCC/Clang vector extension: SSE2 pairs at plain -O2,
+ * one register with AVX2; the batch loop is cloned for AVX2 and AVX-512 where supported). */
+typedef double ts_v4 __attribute__((vector_size(32)));
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TW_PORTABLE) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define TS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef TS_CLONES
+#define TS_CLONES
+#endif
+
+TS_INLINE ts_v4 ts_ld(const double *p) { ts_v4 v; memcpy(&v, p, sizeof v); return v; }
+TS_INLINE void ts_st(double *p, ts_v4 v) { memcpy(p, &v, sizeof v); }
+
+/* One tree for one row, Q4 = Q / 4 vectors a node: adds its charges to phi (the tree's class
+ * block of the output). P, T, S: (maxn + 2) * maxq doubles each (slot n: zeros, the children
+ * of every leaf; slot n + 1: scratch, the excluded sum of nodes without one); o, left: maxn.
+ * No branch on the data except inside the decisions:
+ *   P_c = P_parent * F_c(o_c) / F_anc(o_anc), F(o) = z (1 - t) + o t (no anc: F_anc = 1),
+ *   T_c = v_c P_c + T_left + T_right (v = 0 for internal nodes),
+ *   charge = (o_c - z_c) sum_q (T_c - S_c) w_q / F_c(o_c). */
+TS_INLINE void ts_tree_q(const ts_model *m, int32_t t, const double *x, double *phi,
+                             double *P, double *T, double *S, uint8_t *o, uint8_t *left,
+                             const int Q4) {
+    const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0, Q = 4 * Q4;
     const ts_node *nd = m->nodes + n0;
-    const double *restrict tq = m->tq + m->qoff[t], *restrict wq = m->wq + m->qoff[t];
-    const double *restrict wd = m->wd + m->qoff[t];
-    const double *restrict inv = m->inv + m->ioff[t];
+    const double *tq = m->tq + m->qoff[t], *wq = m->wq + m->qoff[t], *g = m->g + m->qoff[t];
+    const double *inv = m->inv + m->ioff[t];
+    const double *ones = m->ones + m->qoff[t], *invz = m->invz + n0;
     if (n == 1) return;
-    for (int32_t k = 0; k < Q; ++k) { P[k] = 1.0; S[k] = 0.0; }
+    const int32_t zero = n, scratch = n + 1;
+    for (int k = 0; k < Q; ++k) { P[k] = 1.0; S[k] = 0.0; T[(size_t)zero * Q + k] = 0.0; }
     o[0] = 1;
     left[0] = (uint8_t)ts_left(nd, x, m->cat);
-    /* Down: P at every node. */
+    /* Down: P and the leaves' v P at every node, S cleared. */
     for (int32_t c = 1; c < n; ++c) {
         const ts_node *d = nd + c;
         if (d->right >= 0) left[c] = (uint8_t)ts_left(d, x, m->cat);
-        const int hot = d->isleft == left[d->parent];
-        const int oo = d->anc >= 0 ? o[d->anc] : 1;
-        o[c] = (uint8_t)(oo & hot);
-        double *restrict pc = P + (size_t)c * Q, *restrict sc = S + (size_t)c * Q;
-        const double *restrict pp = P + (size_t)d->parent * Q;
-        const double z = d->z, r = d->r;
-        for (int32_t k = 0; k < Q; ++k) sc[k] = 0.0;
-        if (!oo) {
-            for (int32_t k = 0; k < Q; ++k) pc[k] = pp[k] * r;
-        } else {
-            const double *restrict ia = d->anc >= 0 ? inv + (size_t)d->anc * Q : inv;
-            if (o[c])
-                for (int32_t k = 0; k < Q; ++k) pc[k] = pp[k] * ((z + (1.0 - z) * tq[k]) * ia[k]);
-            else
-                for (int32_t k = 0; k < Q; ++k) pc[k] = pp[k] * ((z * (1.0 - tq[k])) * ia[k]);
+        const int32_t a = d->anc;
+        const int oa = a >= 0 ? o[a] : 1;
+        const int oc = oa & (d->isleft == left[d->parent]);
+        o[c] = (uint8_t)oc;
+        /* 1 / F_anc(o_anc): inv of the anc (o = 1), or g / z_anc (o = 0), or 1 (none). */
+        const double *ia = a < 0 ? ones : oa ? inv + (size_t)a * Q : g;
+        const double sa = a < 0 || oa ? 1.0 : invz[a];
+        const double z = d->z, v = d->right < 0 ? d->a : 0.0, ocd = (double)oc;
+        for (int k = 0; k < Q4; ++k) {
+            const ts_v4 tt = ts_ld(tq + 4 * k);
+            const ts_v4 f = (z - z * tt + ocd * tt) * (ts_ld(ia + 4 * k) * sa);
+            const ts_v4 p = ts_ld(P + (size_t)d->parent * Q + 4 * k) * f;
+            ts_st(P + (size_t)c * Q + 4 * k, p);
+            ts_st(T + (size_t)c * Q + 4 * k, p * v);
+            ts_st(S + (size_t)c * Q + 4 * k, p - p);
         }
     }
-    /* Up: subtree sums T, the excluded sums S, and each edge's charge. */
+    /* Up: subtree sums, excluded sums, each edge's charge. */
     for (int32_t c = n - 1; c > 0; --c) {
         const ts_node *d = nd + c;
-        double *restrict tc = T + (size_t)c * Q;
-        if (d->right < 0) {
-            const double *restrict pc = P + (size_t)c * Q;
-            const double v = d->a;
-            for (int32_t k = 0; k < Q; ++k) tc[k] = v * pc[k];
-        } else {
-            const double *restrict tl = T + (size_t)(c + 1) * Q, *restrict tr = T + (size_t)d->right * Q;
-            for (int32_t k = 0; k < Q; ++k) tc[k] = tl[k] + tr[k];
-            if (d->sub >= 0) {
-                double *restrict sx = S + (size_t)d->sub * Q;
-                for (int32_t k = 0; k < Q; ++k) sx[k] += tc[k];
-            }
+        const int leaf = d->right < 0;
+        const int32_t l = leaf ? zero : c + 1, r = leaf ? zero : d->right;
+        const int32_t sx = d->sub >= 0 ? d->sub : scratch;
+        const int oc = o[c];
+        const double *ic = oc ? inv + (size_t)c * Q : g;
+        const double s = oc ? 1.0 - d->z : -1.0;
+        ts_v4 acc = {0.0, 0.0, 0.0, 0.0};
+        for (int k = 0; k < Q4; ++k) {
+            const ts_v4 tc = ts_ld(T + (size_t)c * Q + 4 * k) + ts_ld(T + (size_t)l * Q + 4 * k) +
+                             ts_ld(T + (size_t)r * Q + 4 * k);
+            ts_st(T + (size_t)c * Q + 4 * k, tc);
+            ts_st(S + (size_t)sx * Q + 4 * k, ts_ld(S + (size_t)sx * Q + 4 * k) + tc);
+            acc += (tc - ts_ld(S + (size_t)c * Q + 4 * k)) * (ts_ld(wq + 4 * k) * ts_ld(ic + 4 * k));
         }
-        const double *restrict sc = S + (size_t)c * Q;
-        double acc = 0.0;
-        if (o[c]) {
-            const double *restrict ic = inv + (size_t)c * Q;
-            for (int32_t k = 0; k < Q; ++k) acc += (tc[k] - sc[k]) * (wq[k] * ic[k]);
-            phi[d->out] += (1.0 - d->z) * acc;
-        } else {
-            for (int32_t k = 0; k < Q; ++k) acc += (tc[k] - sc[k]) * wd[k];
-            phi[d->out] -= acc;
-        }
+        phi[d->out] += s * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    }
+}
+
+TS_INLINE void ts_tree(const ts_model *m, int32_t t, const double *x, double *phi, double *P,
+                    double *T, double *S, uint8_t *o, uint8_t *left) {
+    switch (m->q[t] / 4) {
+    case 1: ts_tree_q(m, t, x, phi, P, T, S, o, left, 1); break;
+    case 2: ts_tree_q(m, t, x, phi, P, T, S, o, left, 2); break;
+    case 3: ts_tree_q(m, t, x, phi, P, T, S, o, left, 3); break;
+    case 4: ts_tree_q(m, t, x, phi, P, T, S, o, left, 4); break;
+    default: ts_tree_q(m, t, x, phi, P, T, S, o, left, m->q[t] / 4); break;
     }
 }
 
@@ -258,9 +293,9 @@ static void ts_tree(const ts_model *m, int32_t t, const double *x, double *phi, 
  * nout doubles, overwritten: the bias, plus every tree's charges. Returns 0, or -1 when
  * memory is short.
  */
-int ts_contrib(const ts_model *m, const double *x, int64_t n, const int64_t *rows, double *out) {
+TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const int64_t *rows, double *out) {
     if (n <= 0) return 0;
-    const size_t cells = (size_t)(m->maxn > 0 ? m->maxn : 1) * (size_t)(m->maxq > 0 ? m->maxq : 4);
+    const size_t cells = (size_t)(m->maxn + 2) * (size_t)(m->maxq > 0 ? m->maxq : 4);
     double *buf = malloc(sizeof(double) * 3 * cells + 2 * (size_t)(m->maxn + 1));
     if (!buf) return -1;
     double *P = buf, *T = buf + cells, *S = buf + 2 * cells;
