@@ -60,7 +60,8 @@ class BoosterAttributions:
         self.columns = np.asarray(columns, dtype=np.intp)
 
     def contributions(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        sub = x[:, self.columns] if rows is None else x[np.asarray(rows, dtype=np.intp)][:, self.columns]
+        picked = x if rows is None else x[np.asarray(rows, dtype=np.intp)]
+        sub = picked[:, self.columns]
         width = self.model.num_class * (len(self.columns) + 1)
         if sub.shape[0] == 0:
             return np.zeros((0, width))
@@ -100,7 +101,7 @@ def expected_value(tree: TextTree, internal: list[float], leaves: list[float]) -
 class _Flat:
     """Trees of one model as treeshap.c's arrays."""
 
-    def __init__(self, text: str, columns: Sequence[int], width: int) -> None:
+    def __init__(self, text: str, columns: Sequence[int] | np.ndarray, width: int) -> None:
         parsed = parse_model(text)
         nf = len(parsed.feature_names)
         if len(columns) != nf:
@@ -147,7 +148,7 @@ class _Flat:
         self.cats = np.asarray(self.cat if self.cat else [0], dtype=np.uint32)
 
     def _tree(self, i: int, t: TextTree, internal: list[float], leaves: list[float],
-              columns: Sequence[int]) -> tuple[np.ndarray, int]:
+              columns: Sequence[int] | np.ndarray) -> tuple[np.ndarray, int]:
         """The tree's nodes in pre-order, and the most distinct features on one path."""
         if t.num_leaves == 1:
             arr = np.zeros(1, NODE_DTYPE)
@@ -209,12 +210,12 @@ class NativeAttributions:
 
     name = "treeshap"
 
-    def __init__(self, model: TreeModel, columns: Sequence[int], width: int, *,
+    def __init__(self, model: TreeModel, columns: Sequence[int] | np.ndarray, width: int, *,
                  cache_dir: Path | None = None, cc: str | None = None,
                  lib: ctypes.CDLL | None = None) -> None:
         self.model = model
         self.columns = np.asarray(columns, dtype=np.intp)
-        flat = _Flat(model.text, [int(c) for c in columns], width)
+        flat = _Flat(model.text, self.columns.tolist(), width)
         self._lib = lib or load_library(cache_dir, cc=cc)
         ptr = lambda a: a.ctypes.data  # noqa: E731
         handle = self._lib.ts_new(
@@ -263,7 +264,7 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.nan_to_num(d, nan=math.inf).max())
 
 
-def attributions_for(model: TreeModel, columns: Sequence[int], probe: np.ndarray, *,
+def attributions_for(model: TreeModel, columns: Sequence[int] | np.ndarray, probe: np.ndarray, *,
                      cache_dir: Path | None, cc: str | None = None) -> Attributions:
     """The native attributions when they build and equal pred_contrib on `probe` rows (and
     on its first rows one at a time), else pred_contrib itself, with a warning logged once."""
