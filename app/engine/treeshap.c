@@ -215,16 +215,18 @@ typedef double ts_v4 __attribute__((vector_size(32)));
 TS_INLINE ts_v4 ts_ld(const double *p) { ts_v4 v; memcpy(&v, p, sizeof v); return v; }
 TS_INLINE void ts_st(double *p, ts_v4 v) { memcpy(p, &v, sizeof v); }
 
-/* One tree for one row, Q4 = Q / 4 vectors a node: adds its charges to phi (the tree's class
- * block of the output). P, T, S: (maxn + 2) * maxq doubles each (slot n: zeros, the children
- * of every leaf; slot n + 1: scratch, the excluded sum of nodes without one); o, left: maxn.
- * No branch on the data except inside the decisions:
+/* One tree for R rows at once (R independent dependency chains per node: the work is
+ * latency-bound otherwise), Q4 = Q / 4 vectors a node and row: adds its charges to phi[r]
+ * (the tree's class block of each row's output). P, T, S: (maxn + 2) * R * maxq doubles
+ * each (slot n: zeros, the children of every leaf; slot n + 1: scratch, the excluded sum of
+ * nodes without one); o, left: maxn * R bytes. No branch on the data except inside the
+ * decisions:
  *   P_c = P_parent * F_c(o_c) / F_anc(o_anc), F(o) = z (1 - t) + o t (no anc: F_anc = 1),
  *   T_c = v_c P_c + T_left + T_right (v = 0 for internal nodes),
  *   charge = (o_c - z_c) sum_q (T_c - S_c) w_q / F_c(o_c). */
-TS_INLINE void ts_tree_q(const ts_model *m, int32_t t, const double *x, double *phi,
-                             double *P, double *T, double *S, uint8_t *o, uint8_t *left,
-                             const int Q4) {
+TS_INLINE void ts_tree_q(const ts_model *m, int32_t t, const double *const *x, double *const *phi,
+                         double *P, double *T, double *S, uint8_t *o, uint8_t *left,
+                         const int R, const int Q4) {
     const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0, Q = 4 * Q4;
     const ts_node *nd = m->nodes + n0;
     const double *tq = m->tq + m->qoff[t], *wq = m->wq + m->qoff[t], *g = m->g + m->qoff[t];
@@ -232,60 +234,83 @@ TS_INLINE void ts_tree_q(const ts_model *m, int32_t t, const double *x, double *
     const double *ones = m->ones + m->qoff[t], *invz = m->invz + n0;
     if (n == 1) return;
     const int32_t zero = n, scratch = n + 1;
-    for (int k = 0; k < Q; ++k) { P[k] = 1.0; S[k] = 0.0; T[(size_t)zero * Q + k] = 0.0; }
-    o[0] = 1;
-    left[0] = (uint8_t)ts_left(nd, x, m->cat);
+    const size_t QR = (size_t)Q * R;
+#define TS_AT(A, node, r) ((A) + (size_t)(node) * QR + (size_t)(r) * Q)
+    for (int r = 0; r < R; ++r) {
+        for (int k = 0; k < Q; ++k) {
+            TS_AT(P, 0, r)[k] = 1.0; TS_AT(S, 0, r)[k] = 0.0; TS_AT(T, zero, r)[k] = 0.0;
+        }
+        o[r] = 1;
+        left[r] = (uint8_t)ts_left(nd, x[r], m->cat);
+    }
     /* Down: P and the leaves' v P at every node, S cleared. */
     for (int32_t c = 1; c < n; ++c) {
         const ts_node *d = nd + c;
-        if (d->right >= 0) left[c] = (uint8_t)ts_left(d, x, m->cat);
-        const int32_t a = d->anc;
-        const int oa = a >= 0 ? o[a] : 1;
-        const int oc = oa & (d->isleft == left[d->parent]);
-        o[c] = (uint8_t)oc;
-        /* 1 / F_anc(o_anc): inv of the anc (o = 1), or g / z_anc (o = 0), or 1 (none). */
-        const double *ia = a < 0 ? ones : oa ? inv + (size_t)a * Q : g;
-        const double sa = a < 0 || oa ? 1.0 : invz[a];
-        const double z = d->z, v = d->right < 0 ? d->a : 0.0, ocd = (double)oc;
-        for (int k = 0; k < Q4; ++k) {
-            const ts_v4 tt = ts_ld(tq + 4 * k);
-            const ts_v4 f = (z - z * tt + ocd * tt) * (ts_ld(ia + 4 * k) * sa);
-            const ts_v4 p = ts_ld(P + (size_t)d->parent * Q + 4 * k) * f;
-            ts_st(P + (size_t)c * Q + 4 * k, p);
-            ts_st(T + (size_t)c * Q + 4 * k, p * v);
-            ts_st(S + (size_t)c * Q + 4 * k, p - p);
+        const int32_t a = d->anc, pa = d->parent;
+        const double z = d->z, v = d->right < 0 ? d->a : 0.0, sz = a < 0 ? 1.0 : invz[a];
+        const double *ia1 = a < 0 ? ones : inv + (size_t)a * Q;
+        for (int r = 0; r < R; ++r) {
+            if (d->right >= 0) left[c * R + r] = (uint8_t)ts_left(d, x[r], m->cat);
+            const int oa = a >= 0 ? o[a * R + r] : 1;
+            const int oc = oa & (d->isleft == left[pa * R + r]);
+            o[c * R + r] = (uint8_t)oc;
+            /* 1 / F_anc(o_anc): inv of the anc (o = 1), g / z_anc (o = 0), or 1 (none). */
+            const double *ia = oa ? ia1 : g;
+            const double sa = oa ? 1.0 : sz, ocd = (double)oc;
+            for (int k = 0; k < Q4; ++k) {
+                const ts_v4 tt = ts_ld(tq + 4 * k);
+                const ts_v4 f = (z - z * tt + ocd * tt) * (ts_ld(ia + 4 * k) * sa);
+                const ts_v4 p = ts_ld(TS_AT(P, pa, r) + 4 * k) * f;
+                ts_st(TS_AT(P, c, r) + 4 * k, p);
+                ts_st(TS_AT(T, c, r) + 4 * k, p * v);
+                ts_st(TS_AT(S, c, r) + 4 * k, p - p);
+            }
         }
     }
     /* Up: subtree sums, excluded sums, each edge's charge. */
     for (int32_t c = n - 1; c > 0; --c) {
         const ts_node *d = nd + c;
         const int leaf = d->right < 0;
-        const int32_t l = leaf ? zero : c + 1, r = leaf ? zero : d->right;
+        const int32_t l = leaf ? zero : c + 1, rr = leaf ? zero : d->right;
         const int32_t sx = d->sub >= 0 ? d->sub : scratch;
-        const int oc = o[c];
-        const double *ic = oc ? inv + (size_t)c * Q : g;
-        const double s = oc ? 1.0 - d->z : -1.0;
-        ts_v4 acc = {0.0, 0.0, 0.0, 0.0};
-        for (int k = 0; k < Q4; ++k) {
-            const ts_v4 tc = ts_ld(T + (size_t)c * Q + 4 * k) + ts_ld(T + (size_t)l * Q + 4 * k) +
-                             ts_ld(T + (size_t)r * Q + 4 * k);
-            ts_st(T + (size_t)c * Q + 4 * k, tc);
-            ts_st(S + (size_t)sx * Q + 4 * k, ts_ld(S + (size_t)sx * Q + 4 * k) + tc);
-            acc += (tc - ts_ld(S + (size_t)c * Q + 4 * k)) * (ts_ld(wq + 4 * k) * ts_ld(ic + 4 * k));
+        const double *ic1 = inv + (size_t)c * Q, s1 = 1.0 - d->z;
+        for (int r = 0; r < R; ++r) {
+            const int oc = o[c * R + r];
+            const double *ic = oc ? ic1 : g;
+            const double s = oc ? s1 : -1.0;
+            ts_v4 acc = {0.0, 0.0, 0.0, 0.0};
+            for (int k = 0; k < Q4; ++k) {
+                const ts_v4 tc = ts_ld(TS_AT(T, c, r) + 4 * k) + ts_ld(TS_AT(T, l, r) + 4 * k) +
+                                 ts_ld(TS_AT(T, rr, r) + 4 * k);
+                ts_st(TS_AT(T, c, r) + 4 * k, tc);
+                if (sx != scratch) /* the same every row: predicted */
+                    ts_st(TS_AT(S, sx, r) + 4 * k, ts_ld(TS_AT(S, sx, r) + 4 * k) + tc);
+                acc += (tc - ts_ld(TS_AT(S, c, r) + 4 * k)) * (ts_ld(wq + 4 * k) * ts_ld(ic + 4 * k));
+            }
+            phi[r][d->out] += s * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
         }
-        phi[d->out] += s * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
     }
+#undef TS_AT
 }
 
-TS_INLINE void ts_tree(const ts_model *m, int32_t t, const double *x, double *phi, double *P,
-                    double *T, double *S, uint8_t *o, uint8_t *left) {
-    switch (m->q[t] / 4) {
-    case 1: ts_tree_q(m, t, x, phi, P, T, S, o, left, 1); break;
-    case 2: ts_tree_q(m, t, x, phi, P, T, S, o, left, 2); break;
-    case 3: ts_tree_q(m, t, x, phi, P, T, S, o, left, 3); break;
-    case 4: ts_tree_q(m, t, x, phi, P, T, S, o, left, 4); break;
-    default: ts_tree_q(m, t, x, phi, P, T, S, o, left, m->q[t] / 4); break;
+#define TS_RQ(R)                                                                               \
+    switch (m->q[t] / 4) {                                                                     \
+    case 1: ts_tree_q(m, t, x, phi, P, T, S, o, left, R, 1); break;                            \
+    case 2: ts_tree_q(m, t, x, phi, P, T, S, o, left, R, 2); break;                            \
+    case 3: ts_tree_q(m, t, x, phi, P, T, S, o, left, R, 3); break;                            \
+    default: ts_tree_q(m, t, x, phi, P, T, S, o, left, R, m->q[t] / 4); break;                 \
     }
+
+TS_INLINE void ts_tree1(const ts_model *m, int32_t t, const double *const *x,
+                        double *const *phi, double *P, double *T, double *S, uint8_t *o,
+                        uint8_t *left) {
+    TS_RQ(1)
+}
+
+TS_INLINE void ts_tree4(const ts_model *m, int32_t t, const double *const *x,
+                        double *const *phi, double *P, double *T, double *S, uint8_t *o,
+                        uint8_t *left) {
+    TS_RQ(4)
 }
 
 /*
@@ -293,20 +318,34 @@ TS_INLINE void ts_tree(const ts_model *m, int32_t t, const double *x, double *ph
  * nout doubles, overwritten: the bias, plus every tree's charges. Returns 0, or -1 when
  * memory is short.
  */
-TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const int64_t *rows, double *out) {
+TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const int64_t *rows,
+                         double *out) {
     if (n <= 0) return 0;
-    const size_t cells = (size_t)(m->maxn + 2) * (size_t)(m->maxq > 0 ? m->maxq : 4);
-    double *buf = malloc(sizeof(double) * 3 * cells + 2 * (size_t)(m->maxn + 1));
+    const size_t cells = (size_t)(m->maxn + 2) * (size_t)(m->maxq > 0 ? m->maxq : 4) * 4;
+    double *buf = malloc(sizeof(double) * 3 * cells + 2 * 4 * (size_t)(m->maxn + 1));
     if (!buf) return -1;
     double *P = buf, *T = buf + cells, *S = buf + 2 * cells;
-    uint8_t *o = (uint8_t *)(buf + 3 * cells), *left = o + m->maxn + 1;
-    for (int64_t i = 0; i < n; ++i) memcpy(out + i * m->nout, m->bias, sizeof(double) * (size_t)m->nout);
-    /* Tree after tree, every row: the tree's arrays stay in cache. */
-    for (int32_t t = 0; t < m->ntrees; ++t)
-        for (int64_t i = 0; i < n; ++i) {
-            const int64_t r = rows ? rows[i] : i;
-            ts_tree(m, t, x + r * m->width, out + i * m->nout + m->base[t], P, T, S, o, left);
+    uint8_t *o = (uint8_t *)(buf + 3 * cells), *left = o + 4 * (m->maxn + 1);
+    const int32_t nout = m->nout;
+    for (int64_t i = 0; i < n; ++i) memcpy(out + i * nout, m->bias, sizeof(double) * (size_t)nout);
+    /* Tree after tree, every row (the tree's arrays stay in cache), four rows at a time. */
+    for (int32_t t = 0; t < m->ntrees; ++t) {
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            const double *xs[4];
+            double *ph[4];
+            for (int r = 0; r < 4; ++r) {
+                xs[r] = x + (rows ? rows[i + r] : i + r) * m->width;
+                ph[r] = out + (i + r) * nout + m->base[t];
+            }
+            ts_tree4(m, t, xs, ph, P, T, S, o, left);
         }
+        for (; i < n; ++i) {
+            const double *xs[1] = {x + (rows ? rows[i] : i) * m->width};
+            double *ph[1] = {out + i * nout + m->base[t]};
+            ts_tree1(m, t, xs, ph, P, T, S, o, left);
+        }
+    }
     free(buf);
     return 0;
 }
