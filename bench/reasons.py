@@ -89,7 +89,7 @@ def run(ctx: ScoringContext, *, quick: bool) -> dict[str, Any]:
         "product_batch": lambda: explainer.products[product.name].contributions(x),
     }, budget=budget, rounds=4)
     us = 1e6
-    res = {
+    res: dict[str, Any] = {
         "attributions": explainer.name,
         "batch_rows": batch_n,
         "pred_contrib_batch_rows": slow_n,
