@@ -75,6 +75,11 @@ typedef struct {
     double *invz;     /* per node: 1 / z */
     double *inv;      /* per non-root node: 1 / F(t_q) with o = 1: 1 / (z + (1 - z) t_q) */
     double *bias;     /* per output: added once per row (the expected values of the trees) */
+    int16_t *slot;    /* per node: its excluded-sum slot in the batch kernel, or -1 */
+    int32_t *nslot;   /* per tree: slots */
+    int32_t *foff;    /* per tree: first entry in feats; foff[ntrees] = total */
+    int16_t *feats;   /* per tree: the output indices its edges charge, each once */
+    int32_t maxslot;
     uint32_t *cat;
 } ts_model;
 
@@ -84,6 +89,7 @@ void ts_free(ts_model *m) {
     if (!m) return;
     free(m->nodes); free(m->node0); free(m->q); free(m->qoff); free(m->base); free(m->ioff);
     free(m->tq); free(m->wq); free(m->g); free(m->ones); free(m->invz); free(m->inv); free(m->bias); free(m->cat);
+    free(m->slot); free(m->nslot); free(m->foff); free(m->feats);
     free(m);
 }
 
@@ -178,6 +184,39 @@ ts_model *ts_new(int32_t ntrees, int32_t nnodes, const ts_node *nodes, const int
             for (int32_t k = 0; k < nq_t; ++k) iv[k] = c ? 1.0 / (z + (1.0 - z) * tt[k]) : 1.0;
         }
     }
+    /* Batch kernel: compact slots for the nodes some excluded sum lands in, and the outputs
+     * each tree charges. */
+    m->slot = malloc(sizeof(int16_t) * ((size_t)nnodes + 1));
+    m->nslot = malloc(sizeof(int32_t) * ((size_t)ntrees + 1));
+    m->foff = malloc(sizeof(int32_t) * ((size_t)ntrees + 1));
+    m->feats = malloc(sizeof(int16_t) * ((size_t)nnodes + 1));
+    uint8_t *seen = calloc((size_t)nout + 1, 1);
+    if (!m->slot || !m->nslot || !m->foff || !m->feats || !seen) {
+        free(seen);
+        ts_free(m);
+        return NULL;
+    }
+    int32_t nf = 0;
+    for (int32_t t = 0; t < ntrees; ++t) {
+        const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0;
+        int32_t k = 0;
+        for (int32_t c = 0; c < n; ++c) m->slot[n0 + c] = -1;
+        for (int32_t c = 0; c < n; ++c) {
+            const ts_node *d = m->nodes + n0 + c;
+            if (d->right >= 0 && d->sub >= 0 && m->slot[n0 + d->sub] < 0)
+                m->slot[n0 + d->sub] = (int16_t)k++;
+        }
+        m->nslot[t] = k;
+        if (k > m->maxslot) m->maxslot = k;
+        m->foff[t] = nf;
+        for (int32_t c = 1; c < n; ++c) {
+            const int16_t f = m->nodes[n0 + c].out;
+            if (!seen[f]) { seen[f] = 1; m->feats[nf++] = f; }
+        }
+        for (int32_t i = m->foff[t]; i < nf; ++i) seen[m->feats[i]] = 0;
+    }
+    m->foff[ntrees] = nf;
+    free(seen);
     return m;
 }
 
@@ -318,6 +357,146 @@ TS_INLINE void ts_tree4(const ts_model *m, int32_t t, const double *const *x,
  * nout doubles, overwritten: the bias, plus every tree's charges. Returns 0, or -1 when
  * memory is short.
  */
+/* ---- batches: 8 rows in the lanes of a vector --------------------------------------------
+ * The same arithmetic as ts_tree_q, node by node, with the rows in the lanes (one AVX-512
+ * register, two AVX2 ones): what depends on the node (factors, weights, indices) is scalar
+ * and shared by the 8 rows, the selects on o are bitwise (exact), and each edge's charge is
+ * added to a per-feature vector of the 8 rows, so there is no horizontal sum. P holds P
+ * going down and T going up (a node's P is no longer needed once its children have theirs);
+ * S only for the nodes some excluded sum lands in (slot). */
+typedef double ts_v8 __attribute__((vector_size(64)));
+typedef long long ts_m8 __attribute__((vector_size(64)));
+
+TS_INLINE ts_v8 ts_sel(ts_m8 m, ts_v8 a, ts_v8 b) {
+    return (ts_v8)((m & (ts_m8)a) | (~m & (ts_m8)b));
+}
+
+TS_INLINE ts_v8 ts_bc(double v) { return (ts_v8){v, v, v, v, v, v, v, v}; }
+
+/* The decisions of node d for the 8 rows: all ones where the row goes left. */
+TS_INLINE ts_m8 ts_left8(const ts_node *d, const double *const *x, const uint32_t *cat) {
+    ts_v8 v;
+    for (int r = 0; r < 8; ++r) v[r] = x[r][d->col];
+    if (d->dtype & 1) {
+        ts_m8 res;
+        for (int r = 0; r < 8; ++r) res[r] = -(long long)ts_left(d, x[r], cat);
+        return res;
+    }
+    const int missing = (d->dtype >> 2) & 3;
+    const ts_m8 all = {-1, -1, -1, -1, -1, -1, -1, -1}, none = all ^ all;
+    const ts_m8 nan = v != v;
+    const ts_m8 tiny = (v >= ts_bc(-TS_ZERO_THRESHOLD)) & (v <= ts_bc(TS_ZERO_THRESHOLD));
+    const ts_m8 is0 = tiny | (nan & (missing != 2 ? all : none));
+    const ts_m8 z0 = 0.0 <= d->a ? all : none;
+    const ts_m8 cmp = (is0 & z0) | (~is0 & (v <= ts_bc(d->a)));
+    const ts_m8 dflt = (is0 & (missing == 1 ? all : none)) | (nan & (missing == 2 ? all : none));
+    const ts_m8 dl = (d->dtype >> 1) & 1 ? all : none;
+    return (dflt & dl) | (~dflt & cmp);
+}
+
+/* Tree t for 8 rows: adds each charged feature's sum to acc[out] (lanes = rows). */
+TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const double *const *x, ts_v8 *acc,
+                        ts_v8 *P, ts_v8 *S, ts_m8 *O, ts_m8 *L, const int Q) {
+    const int32_t n0 = m->node0[t], n = m->node0[t + 1] - n0;
+    const ts_node *nd = m->nodes + n0;
+    const double *tq = m->tq + m->qoff[t], *wq = m->wq + m->qoff[t], *g = m->g + m->qoff[t];
+    const double *inv = m->inv + m->ioff[t], *invz = m->invz + n0;
+    const int16_t *slot = m->slot + n0;
+    const ts_m8 all = {-1, -1, -1, -1, -1, -1, -1, -1};
+    if (n == 1) return;
+    for (int k = 0; k < Q; ++k) P[k] = ts_bc(1.0);
+    for (int32_t i = 0; i < m->nslot[t] * Q; ++i) S[i] = ts_bc(0.0);
+    O[0] = all;
+    L[0] = ts_left8(nd, x, m->cat);
+    for (int32_t c = 1; c < n; ++c) {
+        const ts_node *d = nd + c;
+        const int32_t a = d->anc;
+        const ts_m8 hot = d->isleft ? L[d->parent] : ~L[d->parent];
+        const ts_m8 oa = a >= 0 ? O[a] : all, oc = oa & hot;
+        O[c] = oc;
+        if (d->right >= 0) L[c] = ts_left8(d, x, m->cat);
+        const double z = d->z, r = d->r;
+        const double *ia = a >= 0 ? inv + (size_t)a * Q : m->ones;
+        const ts_v8 *pp = P + (size_t)d->parent * Q;
+        ts_v8 *pc = P + (size_t)c * Q;
+        for (int k = 0; k < Q; ++k) {
+            const double f11 = (z + (1.0 - z) * tq[k]) * ia[k], f10 = (z * (1.0 - tq[k])) * ia[k];
+            pc[k] = pp[k] * ts_sel(oc, ts_bc(f11), ts_sel(oa, ts_bc(f10), ts_bc(r)));
+        }
+    }
+    (void)invz;
+    for (int32_t c = n - 1; c > 0; --c) {
+        const ts_node *d = nd + c;
+        ts_v8 *tc = P + (size_t)c * Q;
+        if (d->right < 0) {
+            const ts_v8 v = ts_bc(d->a);
+            for (int k = 0; k < Q; ++k) tc[k] = v * tc[k];
+        } else {
+            const ts_v8 *tl = P + (size_t)(c + 1) * Q, *tr = P + (size_t)d->right * Q;
+            for (int k = 0; k < Q; ++k) tc[k] = tl[k] + tr[k];
+            if (d->sub >= 0) {
+                ts_v8 *sx = S + (size_t)slot[d->sub] * Q;
+                for (int k = 0; k < Q; ++k) sx[k] += tc[k];
+            }
+        }
+        const ts_m8 oc = O[c];
+        const double *ic = inv + (size_t)c * Q, s1 = 1.0 - d->z;
+        ts_v8 sum = ts_bc(0.0);
+        if (slot[c] >= 0) {
+            const ts_v8 *sc = S + (size_t)slot[c] * Q;
+            for (int k = 0; k < Q; ++k)
+                sum += (tc[k] - sc[k]) * ts_sel(oc, ts_bc(s1 * (wq[k] * ic[k])), ts_bc(-(wq[k] * g[k])));
+        } else {
+            for (int k = 0; k < Q; ++k)
+                sum += tc[k] * ts_sel(oc, ts_bc(s1 * (wq[k] * ic[k])), ts_bc(-(wq[k] * g[k])));
+        }
+        acc[d->out] += sum;
+    }
+}
+
+TS_INLINE void ts_block8(const ts_model *m, int32_t t, const double *const *x, ts_v8 *acc,
+                         ts_v8 *P, ts_v8 *S, ts_m8 *O, ts_m8 *L) {
+    switch (m->q[t]) {
+    case 4: ts_tree8(m, t, x, acc, P, S, O, L, 4); break;
+    case 8: ts_tree8(m, t, x, acc, P, S, O, L, 8); break;
+    case 12: ts_tree8(m, t, x, acc, P, S, O, L, 12); break;
+    default: ts_tree8(m, t, x, acc, P, S, O, L, m->q[t]); break;
+    }
+}
+
+/* n >= 8 rows: blocks of 8 (the last one padded with copies of the last row), tree after
+ * tree so that a tree's arrays stay in cache for every block. */
+TS_INLINE int ts_batch8(const ts_model *m, const double *x, int64_t n, const int64_t *rows,
+                        double *out) {
+    const int32_t nout = m->nout, maxq = m->maxq > 0 ? m->maxq : 4;
+    const size_t pcells = (size_t)(m->maxn + 1) * maxq, scells = (size_t)(m->maxslot + 1) * maxq;
+    char *raw = malloc(sizeof(ts_v8) * (pcells + scells + (size_t)nout + 1) +
+                       sizeof(ts_m8) * 2 * ((size_t)m->maxn + 1) + 64);
+    if (!raw) return -1;
+    char *al = raw + (64 - (uintptr_t)raw % 64) % 64;
+    ts_v8 *P = (ts_v8 *)(void *)al, *S = P + pcells, *acc = S + scells;
+    ts_m8 *O = (ts_m8 *)(void *)(acc + nout + 1), *L = O + m->maxn + 1;
+    for (int i = 0; i <= nout; ++i) acc[i] = ts_bc(0.0);
+    for (int32_t t = 0; t < m->ntrees; ++t) {
+        for (int64_t i0 = 0; i0 < n; i0 += 8) {
+            const double *xs[8];
+            for (int r = 0; r < 8; ++r) {
+                const int64_t i = i0 + r < n ? i0 + r : n - 1;
+                xs[r] = x + (rows ? rows[i] : i) * m->width;
+            }
+            ts_block8(m, t, xs, acc, P, S, O, L);
+            const int lanes = n - i0 < 8 ? (int)(n - i0) : 8;
+            for (int32_t j = m->foff[t]; j < m->foff[t + 1]; ++j) {
+                const int16_t f = m->feats[j];
+                for (int r = 0; r < lanes; ++r) out[(i0 + r) * nout + m->base[t] + f] += acc[f][r];
+                acc[f] = ts_bc(0.0);
+            }
+        }
+    }
+    free(raw);
+    return 0;
+}
+
 TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const int64_t *rows,
                          double *out) {
     if (n <= 0) return 0;
@@ -328,6 +507,10 @@ TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const in
     uint8_t *o = (uint8_t *)(buf + 3 * cells), *left = o + 4 * (m->maxn + 1);
     const int32_t nout = m->nout;
     for (int64_t i = 0; i < n; ++i) memcpy(out + i * nout, m->bias, sizeof(double) * (size_t)nout);
+    if (n >= 8) {
+        free(buf);
+        return ts_batch8(m, x, n, rows, out);
+    }
     /* Tree after tree, every row (the tree's arrays stay in cache), four rows at a time. */
     for (int32_t t = 0; t < m->ntrees; ++t) {
         int64_t i = 0;
