@@ -184,7 +184,12 @@ class BatchRequest(_In):
 class TierOut(BaseModel):
     booked: str | None = Field(description="Tier booked from AUM at this bank (policy thresholds).")
     predicted: str = Field(description="Likely true (wallet) tier across all banks.")
-    probabilities: dict[str, float]
+    predicted_wealth: float | None = Field(
+        description="Median predicted wallet wealth across all banks, never below the AUM "
+        "booked here; its tier under the live policy's thresholds is `predicted`. Null for "
+        "a tier model that predicts fixed classes instead of wealth.")
+    probabilities: dict[str, float] = Field(
+        description="Probability of each policy tier (0 below the booked tier).")
     upgrade_candidate: bool = Field(description="Predicted tier is above the booked tier.")
 
 
@@ -240,7 +245,8 @@ _SHA = "008bc2110bb192b201954d4768b424779baf5d96bd63f09400eea724060a16dc"
 # A real response of the default models (README's curl example), trimmed.
 _RESPONSE_EXAMPLE: dict[str, Any] = {
     "customer_id": "C000123",
-    "tier": {"booked": "affluent", "predicted": "hnw", "upgrade_candidate": True,
+    "tier": {"booked": "affluent", "predicted": "hnw", "predicted_wealth": 1834000.0,
+             "upgrade_candidate": True,
              "probabilities": {"mass": 0.0009, "affluent": 0.0155, "hnw": 0.9763,
                                "private": 0.0074}},
     "churn": {"probability": 0.5497, "band": "high", "reasons": [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.features.spec import FeatureSpec
 
@@ -57,6 +58,46 @@ class ReasonCode(_Strict):
     format: Literal["number", "percent", "money", "integer", "text"] = "number"
 
 
+class WealthModel(_Strict):
+    """A tier model that predicts wallet wealth: the model gives mu = E[log1p(W)], and
+    log1p(W) - mu follows the out-of-fold residual distribution: a piecewise-linear CDF
+    through (residual_quantiles[i], probabilities[i]), its end segments continued to 0 and 1.
+    The tier is read from the live policy's thresholds at scoring time."""
+
+    transform: Literal["log1p"] = "log1p"
+    residual_quantiles: tuple[float, ...] = Field(
+        min_length=2, max_length=10_000,
+        description="Residuals log1p(W) - mu at `probabilities`, strictly increasing.")
+    probabilities: tuple[float, ...] = Field(
+        min_length=2, max_length=10_000,
+        description="Cumulative probabilities in [0, 1], strictly increasing.")
+
+    @field_validator("residual_quantiles", "probabilities")
+    @classmethod
+    def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if bad := [i for i, x in enumerate(v) if not math.isfinite(x)]:
+            raise ValueError(f"value {bad[0]} is not a finite number")
+        if bad := [i for i in range(1, len(v)) if not v[i] > v[i - 1]]:
+            raise ValueError(f"must increase strictly: value {bad[0]} ({v[bad[0]]!r}) is not "
+                             f"above value {bad[0] - 1} ({v[bad[0] - 1]!r})")
+        return v
+
+    @field_validator("probabilities")
+    @classmethod
+    def _unit(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if v[0] < 0.0 or v[-1] > 1.0:
+            raise ValueError("probabilities must lie in [0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> WealthModel:
+        if len(self.residual_quantiles) != len(self.probabilities):
+            raise ValueError(f"residual_quantiles has {len(self.residual_quantiles)} values, "
+                             f"probabilities {len(self.probabilities)}: one quantile per "
+                             "probability")
+        return self
+
+
 class ReferenceRow(_Strict):
     """A customer and the outputs the bundle must reproduce for it."""
 
@@ -78,6 +119,8 @@ class Manifest(_Strict):
         default_factory=dict, description="Model name → LightGBM text file in this bundle."
     )
     classes: tuple[str, ...] = ()
+    wealth: WealthModel | None = Field(
+        default=None, description="Tier only: a wallet-wealth regression instead of classes.")
     calibrator: Calibrator | None = Field(default=None, discriminator="method")
     reason_codes: dict[str, ReasonCode] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -99,8 +142,10 @@ class Manifest(_Strict):
                 raise ValueError(f"a {self.family} bundle must declare its features")
             if not self.reference_rows:
                 raise ValueError(f"a {self.family} bundle needs reference rows to replay")
-        if self.family == "tier" and len(self.classes) < 2:
-            raise ValueError("a tier bundle must name its classes")
+        if self.family == "tier" and self.wealth is None and len(self.classes) < 2:
+            raise ValueError("a tier bundle must name its classes or describe its wealth model")
+        if self.wealth is not None and (self.family != "tier" or self.classes):
+            raise ValueError("wealth belongs to a tier bundle without classes")
         if self.family in ("tier", "churn") and len(self.models) != 1:
             raise ValueError(f"a {self.family} bundle holds exactly one model")
         if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:

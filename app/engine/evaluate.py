@@ -19,7 +19,7 @@ from app.features.schema import FeatureSchema
 class RawScores:
     """Raw (untransformed) model outputs for n rows; None for a part not asked for."""
 
-    tier: np.ndarray | None  # (n, classes)
+    tier: np.ndarray | None  # (n, classes); (n, 1) for a regression (wealth) tier model
     churn: np.ndarray | None  # (n,)
     products: np.ndarray | None  # (n, products) in ModelLayout.product_names order
 
@@ -67,7 +67,8 @@ class BoosterEvaluator:
     def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:
         lay = self.layout
         return RawScores(
-            tier=self._predict(lay.tier, x) if tier and lay.tier else None,
+            # (n, outputs) as the walker gives it, a regression's (n,) included
+            tier=self._predict(lay.tier, x).reshape(len(x), -1) if tier and lay.tier else None,
             churn=self._predict(lay.churn, x) if churn and lay.churn else None,
             products=(
                 np.column_stack([self._predict(m, x) for m in lay.products])

@@ -50,8 +50,9 @@ def _add_model(b: NodeBuilder, layout: ModelLayout, model: TreeModel, c0: int, j
     if model.objective == "multiclass" and k != model.num_class:
         raise UnsupportedModelError(
             f"model {model.name}: {k} trees per round for {model.num_class} classes")
-    if model.objective == "binary" and k != 1:
-        raise UnsupportedModelError(f"model {model.name}: {k} trees per round for a binary model")
+    if model.objective in ("binary", "regression") and k != 1:
+        raise UnsupportedModelError(
+            f"model {model.name}: {k} trees per round for a {model.objective} model")
     for i, tree in enumerate(parsed.trees):
         b.add_tree(tree, cols, c0 + (i % k if k > 1 else j))  # multiclass: round robin
 

@@ -55,7 +55,7 @@ class ParsedModel:
     feature_names: tuple[str, ...]
     per_iteration: int  # trees per boosting round (num_class for multiclass, else 1)
     trees: tuple[TextTree, ...]
-    objective: str = ""  # "binary" or "multiclass"
+    objective: str = ""  # "binary", "multiclass" or "regression" (L2, identity link)
     num_class: int = 1
     average_output: bool = False
 
@@ -116,7 +116,10 @@ def _objective(value: str | None) -> tuple[str, int]:
         return "binary", 1
     if words[:1] == ["multiclass"] and len(words) == 2 and words[1].startswith("num_class:"):
         return "multiclass", _int("objective", words[1].partition(":")[2], 2, 1000)
-    raise ModelTextError("objective", f"{(value or '')[:60]!r} is not binary or multiclass")
+    if words == ["regression"]:  # L2: raw score is the prediction ("regression sqrt" is not)
+        return "regression", 1
+    raise ModelTextError("objective", f"{(value or '')[:60]!r} is not binary, multiclass or "
+                                      "regression")
 
 
 def _blocks(data: bytes, sizes: list[int]) -> Iterable[str]:

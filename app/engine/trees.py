@@ -22,7 +22,7 @@ class TreeModel:
     name: str
     booster: lgb.Booster
     feature_names: tuple[str, ...]
-    objective: str  # "binary" or "multiclass"
+    objective: str  # "binary", "multiclass" or "regression" (L2: identity link)
     num_class: int
     sigmoid: float
     text: str = field(repr=False)
@@ -49,10 +49,11 @@ class TreeModel:
             kind, num_class = "binary", 1
         elif objective.startswith(("multiclass", "softmax")):
             kind, num_class, sigmoid = "multiclass", booster.num_model_per_iteration(), 1.0
+        elif objective == "regression" and "\nobjective=regression\n" in text:
+            kind, num_class, sigmoid = "regression", 1, 1.0
         else:
-            raise ValueError(
-                f"model {name}: objective {objective or '?'} is not binary or multiclass"
-            )
+            raise ValueError(f"model {name}: objective {objective or '?'} is not binary, "
+                             "multiclass or regression")
         return cls(
             name=name,
             booster=booster,
@@ -68,7 +69,10 @@ class TreeModel:
         return self.booster.num_trees()
 
     def link(self, raw: np.ndarray) -> np.ndarray:
-        """Raw scores → probabilities, as LightGBM's own predict() does it."""
+        """Raw scores → probabilities (the prediction itself for a regression), as
+        LightGBM's own predict() does it."""
+        if self.objective == "regression":
+            return raw
         if self.objective == "binary":
             return 1.0 / (1.0 + np.exp(-self.sigmoid * raw))
         shifted = raw - raw.max(axis=-1, keepdims=True)

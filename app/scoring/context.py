@@ -23,6 +23,7 @@ from app.features.contract import ARBITRATION_FEATURES
 from app.features.schema import FeatureSchema
 from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
 from app.scoring.loader import load_family
+from app.scoring.wealth import WealthTiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,9 @@ class ContextConstants:
     product_neg_sigmoid: tuple[float, ...]
     churn_neg_sigmoid: float
     churn_platt: tuple[float, float] | None
+    # A wallet-wealth tier model: its residual CDF read against this policy's thresholds
+    # (None for a legacy multiclass tier model, whose classes are the policy's tiers).
+    wealth: WealthTiers | None = None
 
     @classmethod
     def of(cls, ctx: ScoringContext) -> ContextConstants:
@@ -66,7 +70,8 @@ class ContextConstants:
             tier_thresholds=tuple(float(t.min_aum) for t in ctx.policy.tiers),
             band_thresholds=tuple(float(b.min_probability) for b in ctx.policy.churn_bands),
             tier_names=tuple(ctx.policy.tier_names),
-            classes=tuple(ctx.tier.classes),
+            classes=tuple(ctx.tier.classes) if ctx.tier.wealth is None
+            else tuple(ctx.policy.tier_names),
             band_names=tuple(b.band for b in ctx.policy.churn_bands),
             product_names=ctx.layout.product_names,
             product_sigmoid=sigmoid,
@@ -77,6 +82,8 @@ class ContextConstants:
             churn_neg_sigmoid=-ctx.churn.model.sigmoid,
             churn_platt=(calibrator.a, calibrator.b) if isinstance(calibrator, PlattCalibrator)
             else None,
+            wealth=None if ctx.tier.wealth is None
+            else WealthTiers.of(ctx.tier.wealth, [t.min_aum for t in ctx.policy.tiers]),
         )
 
 
@@ -116,7 +123,7 @@ class ScoringContext:
 
     def _check_consistency(self) -> None:
         problems: list[FieldProblem] = []
-        if tuple(self.tier.classes) != self.policy.tier_names:
+        if self.tier.wealth is None and tuple(self.tier.classes) != self.policy.tier_names:
             problems.append(FieldProblem(
                 "tier.classes",
                 f"tier model classes {list(self.tier.classes)} differ from policy tiers "

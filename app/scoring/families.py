@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.bundles.manifest import Calibrator, IsotonicCalibrator, PlattCalibrator, ReasonCode
+from app.bundles.manifest import (
+    Calibrator,
+    IsotonicCalibrator,
+    PlattCalibrator,
+    ReasonCode,
+    WealthModel,
+)
 from app.engine.trees import TreeModel
 from app.features.spec import FeatureSpec
 
@@ -25,9 +31,13 @@ def calibrate(
 
 @dataclass(frozen=True)
 class TierFamily:
+    """A multiclass model over fixed `classes` (legacy), or a wallet-wealth regression
+    (`wealth`, no classes): its tiers come from the live policy's thresholds."""
+
     model: TreeModel
     classes: tuple[str, ...]
     features: tuple[FeatureSpec, ...]
+    wealth: WealthModel | None = None
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,18 @@ def load_family(bundle: Bundle) -> Family:
     family: Family
     if m.family == "tier":
         (tree,) = trees.values()
-        if tree.objective != "multiclass" or tree.num_class != len(m.classes):
+        if m.wealth is not None:
+            if tree.objective != "regression":
+                raise _reject("a wealth tier model must be a regression (on log1p wealth)",
+                              m.models[tree.name], f"{tree.objective}, not regression")
+        elif tree.objective != "multiclass" or tree.num_class != len(m.classes):
             raise _reject(
                 "the tier model must be multiclass with one class per tier",
                 m.models[tree.name],
                 f"{tree.objective} with {tree.num_class} outputs for {len(m.classes)} classes",
             )
-        family = TierFamily(model=tree, classes=m.classes, features=m.features)
+        family = TierFamily(model=tree, classes=m.classes, features=m.features,
+                            wealth=m.wealth)
     elif m.family == "churn":
         (tree,) = trees.values()
         if tree.objective != "binary":
@@ -108,7 +113,10 @@ def family_outputs(family: TierFamily | ChurnFamily | ProductFamily, x: np.ndarr
     """Reference outputs (plain Booster.predict) for rows laid out by `schema`."""
     if isinstance(family, TierFamily):
         cols = schema.columns(family.model.feature_names)
-        return {"probabilities": family.model.link(family.model.predict_raw(x[:, cols]))}
+        raw = family.model.predict_raw(x[:, cols])
+        if family.wealth is not None:  # tiers depend on the policy: replay the model only
+            return {"mu": raw}
+        return {"probabilities": family.model.link(raw)}
     if isinstance(family, ChurnFamily):
         cols = schema.columns(family.model.feature_names)
         raw = family.model.predict_raw(x[:, cols])

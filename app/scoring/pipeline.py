@@ -76,6 +76,7 @@ def score_rows(
             out["tier"] = {
                 "booked": booked,
                 "predicted": predicted,
+                "predicted_wealth": s.tier_wealth[i] if s.tier_wealth is not None else None,
                 "probabilities": dict(zip(classes, probs, strict=True)),
                 "upgrade_candidate": booked is not None
                 and tier_rank[predicted] > tier_rank[booked],
@@ -111,6 +112,7 @@ class _Scores:
     churn_arr: np.ndarray | None = None
     product_arr: np.ndarray | None = None
     product_p: list[list[float]] | None = None  # filled in single-row mode only
+    tier_wealth: list[float] | None = None  # a wealth tier model's conditional median
 
     @classmethod
     def of(cls, ctx: ScoringContext, x: np.ndarray, *, tier: bool, churn: bool,
@@ -129,7 +131,7 @@ class _Scores:
         else:
             booked = np.searchsorted(ctx.tier_thresholds, aum_col, side="right") - 1
             s = cls(aum, booked.tolist())
-            if tier and raw.tier is not None:
+            if tier and raw.tier is not None and k.wealth is None:
                 s.tier_probs = ctx.tier.model.link(raw.tier).tolist()
             if churn and raw.churn is not None:
                 s.churn_arr = calibrate(ctx.churn.calibrator, raw.churn,
@@ -137,6 +139,14 @@ class _Scores:
                 s.churn_p = s.churn_arr.tolist()
             if products and raw.products is not None:
                 s.product_arr = 1.0 / (1.0 + np.exp(-k.product_sigmoid * raw.products))
+        if tier and raw.tier is not None and k.wealth is not None:
+            # Wallet wealth against the live thresholds (app/scoring/wealth.py): one customer
+            # in plain floats, a batch in numpy, the same answer either way.
+            if x.shape[0] == 1:
+                probs, wealth = k.wealth.one(raw.tier[0, 0].item(), aum[0])
+                s.tier_probs, s.tier_wealth = [probs], [wealth]
+            else:
+                s.tier_probs, s.tier_wealth = k.wealth.many(raw.tier[:, 0], aum_col)
         churn_p = s.churn_p
         if churn_p is not None:
             if len(churn_p) == 1 and not math.isnan(churn_p[0]):
@@ -221,7 +231,7 @@ def _single_row(
         return None
     args: list[float] = []
     tier = churn = products = None
-    if raw.tier is not None:
+    if raw.tier is not None and k.wealth is None:  # a wealth tier is read in _Scores.of
         tier = raw.tier.tolist()[0]
         top = max(tier)
         args = [t - top for t in tier]

@@ -10,7 +10,7 @@ import lightgbm as lgb
 import numpy as np
 
 from app.bundles.io import Bundle, build_bundle
-from app.bundles.manifest import Calibrator, ReasonCode
+from app.bundles.manifest import Calibrator, ReasonCode, WealthModel
 from app.engine.trees import TreeModel
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
@@ -32,6 +32,7 @@ def model_bundle(
     features: Sequence[FeatureSpec],
     reference_x: np.ndarray,
     classes: Sequence[str] = (),
+    wealth: WealthModel | None = None,
     calibrator: Calibrator | None = None,
     reason_codes: Mapping[str, ReasonCode] | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -48,7 +49,7 @@ def model_bundle(
     fam: TierFamily | ChurnFamily | ProductFamily
     if family == "tier":
         fam = TierFamily(model=next(iter(trees.values())), classes=tuple(classes),
-                         features=tuple(features))
+                         features=tuple(features), wealth=wealth)
     elif family == "churn":
         fam = ChurnFamily(model=next(iter(trees.values())), calibrator=calibrator,
                           reason_codes=dict(reason_codes or {}), features=tuple(features))
@@ -66,6 +67,7 @@ def model_bundle(
         "features": [f.model_dump(mode="json") for f in features],
         "models": {name: f"{name}.txt" for name in boosters},
         "classes": list(classes),
+        **({"wealth": wealth.model_dump(mode="json")} if wealth is not None else {}),
         "calibrator": calibrator.model_dump(mode="json") if calibrator else None,
         "reason_codes": {k: v.model_dump(mode="json") for k, v in (reason_codes or {}).items()},
         "metrics": dict(metrics or {}),

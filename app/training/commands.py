@@ -25,15 +25,29 @@ def _err(message: str) -> None:
 def _summary(bundle: Bundle) -> str:
     """One line of headline metrics for a freshly trained bundle."""
     m = bundle.manifest.metrics
+    if bundle.family == "tier" and bundle.manifest.wealth is not None:
+        t = m["test"]
+        return (f"log-wealth MAE {t['log_wealth']['mae']}, tier accuracy "
+                f"{t['tier']['accuracy']} {t['tier']['accuracy_ci95']} (booked from AUM "
+                f"{t['baseline_booked_tier_from_aum']['accuracy']}), macro-F1 "
+                f"{t['tier']['macro_f1']}, n={t['rows']}, {m['trees']} trees")
     if bundle.family == "tier":
         return (f"macro-F1 {m['model']['macro_f1']} (majority baseline "
                 f"{m['baselines']['majority_class']['macro_f1']}), {m['trees']} trees")
     if bundle.family == "churn":
-        return (f"AUC {m['calibrated']['auc']}, ECE {m['uncalibrated']['ece']} → "
-                f"{m['calibrated']['ece']} ({m['calibration']['chosen']}), {m['trees']} trees")
+        c = m["calibrated"]
+        ci = c.get("intervals_95", {})
+        return (f"test n={c.get('n', m['test_rows'])} positives={c.get('positives', '?')}: "
+                f"AUC {c['auc']} {_ci(ci.get('auc'))}, ECE {m['uncalibrated']['ece']} → "
+                f"{c['ece']} {_ci(ci.get('ece'))} ({m['calibration']['chosen']}), "
+                f"{m['trees']} trees")
     if bundle.family == "products":
         return f"mean AUC {m['mean_auc']}, min AUC {m['min_auc']}, {m['trees']} trees"
     return ""
+
+
+def _ci(pair: Any) -> str:
+    return f"[95% {pair[0]:.4f}–{pair[1]:.4f}]" if pair else ""
 
 
 def check_out(out: Path) -> None:
@@ -99,11 +113,14 @@ def _book(data: Path) -> dict[str, Any]:
 def _train_default(family: str, data: Path, out: Path, seed: int, archive: bool,
                    progress: bool) -> None:
     from app.training import train
+    from app.training.tier_command import train_tier_from_book
 
     check_out(out)
     book = _book(data)
-    trainer = {"tier": train.train_tier, "churn": train.train_churn,
-               "products": train.train_products}[family]
+    trainers: dict[str, Callable[..., Bundle]] = {
+        "tier": train_tier_from_book, "churn": train.train_churn,
+        "products": train.train_products}
+    trainer = trainers[family]
     started = time.perf_counter()
     bundle = _guarded(lambda: trainer(book, seed, progress=progress, source=data.name))
     typer.echo(f"trained {family} in {time.perf_counter() - started:.1f} s", err=True)
@@ -139,23 +156,42 @@ def _single(family: str) -> Callable[..., None]:
     return command
 
 
+CONTRACT_HELP = ("Feature contract: a YAML source, a features bundle directory or its .tar.gz. "
+                 "Columns are read as its features; the bundle records the contract.")
+DELIMITER_HELP = "CSV delimiter (default: sniffed from the file: , ; tab or |)."
+IGNORE_HELP = ("Comma-separated columns that are not features (other labels such as a "
+               "wealth or product column, free text).")
+TIME_HELP = ("Column ordering the rows in time (number or ISO date); with --test-from the "
+             "test rows are those at or after that value (out-of-time test).")
+
+
 def train_churn_command(
     data: Path = typer.Option(..., help="Training file, .csv or .parquet."),
     out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
     target: str | None = typer.Option(
-        None, help="0/1 column to predict. When given, every other column (but --id-column) "
-        "becomes a feature of a custom churn model."),
+        None, help="0/1 column to predict. When given, every other column (but --id-column "
+        "and --time-column) becomes a feature of a custom churn model."),
+    contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
     id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
     categorical: str = typer.Option("", help="Comma-separated columns to treat as categories "
                                     "(text columns always are)."),
+    ignore_columns: str = typer.Option("", help=IGNORE_HELP),
+    delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
+    time_column: str | None = typer.Option(None, help=TIME_HELP),
+    test_from: str | None = typer.Option(None, help="First time value of the test rows."),
+    folds: int = typer.Option(5, min=2, max=20, help="Cross-validation folds on the "
+                              "training rows (number of trees, settings, calibration)."),
     seed: int = typer.Option(0, help=SEED_HELP),
     archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
     progress: bool = typer.Option(True, help="Show training progress on stderr."),
 ) -> None:
     """Train a churn bundle: on the default features, or on your own file with --target."""
     if target is None:
-        if id_column or categorical:
-            raise typer.BadParameter("--id-column and --categorical need --target")
+        if (id_column or categorical or contract or delimiter or time_column or test_from
+                or ignore_columns):
+            raise typer.BadParameter("--contract, --id-column, --categorical, "
+                                     "--ignore-columns, --delimiter, --time-column and "
+                                     "--test-from need --target")
         _train_default("churn", data, out, seed, archive, progress)
         return
     from app.training.custom import train_churn_from_file
@@ -166,10 +202,69 @@ def train_churn_command(
     cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
     started = time.perf_counter()
     bundle = _guarded(lambda: train_churn_from_file(
-        data, target=target, id_column=id_column, categorical=cats, seed=seed,
-        progress=progress))
+        data, target=target, id_column=id_column, categorical=cats, contract=contract,
+        ignore=_names(ignore_columns),
+        delimiter=delimiter, time_column=time_column, test_from=test_from, folds=folds,
+        seed=seed, progress=progress, warn=_warn))
     typer.echo(f"trained custom churn in {time.perf_counter() - started:.1f} s", err=True)
     write_bundle(bundle, out, archive=archive)
+
+
+def train_products_command(
+    data: Path = typer.Option(..., help="Training file, .csv or .parquet (or a synthetic book)."),
+    out: Path = typer.Option(..., help="Bundle directory to write (holds manifest.json)."),
+    products: str | None = typer.Option(
+        None, help="Comma-separated 0/1 product columns (names = the catalogue's product "
+        "models), or NAME=COLUMN items. Without it: the synthetic book's products on the "
+        "default features."),
+    contract: Path | None = typer.Option(None, help=CONTRACT_HELP),
+    offered_column: str | None = typer.Option(
+        None, help="Column with the product offered to the customer (empty when none): each "
+        "product's model then learns the response to an offer, from the rows where it was "
+        "offered."),
+    id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
+    categorical: str = typer.Option("", help="Comma-separated columns to treat as categories."),
+    ignore_columns: str = typer.Option("", help=IGNORE_HELP),
+    delimiter: str | None = typer.Option(None, help=DELIMITER_HELP),
+    time_column: str | None = typer.Option(None, help=TIME_HELP),
+    test_from: str | None = typer.Option(None, help="First time value of the test rows."),
+    folds: int = typer.Option(5, min=2, max=20, help="Cross-validation folds."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    archive: bool = typer.Option(False, "--archive", help=ARCHIVE_HELP),
+    progress: bool = typer.Option(True, help="Show training progress on stderr."),
+) -> None:
+    """Train the products bundle: from a synthetic book, or from your file with --products."""
+    if products is None:
+        if (contract or offered_column or id_column or categorical or time_column or test_from
+                or ignore_columns or delimiter):
+            raise typer.BadParameter("--contract, --offered-column, --id-column, "
+                                     "--categorical, --ignore-columns, --delimiter, "
+                                     "--time-column and --test-from need --products")
+        _train_default("products", data, out, seed, archive, progress)
+        return
+    from app.training.products_file import train_products_from_file
+
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    check_out(out)
+    names = tuple(p.strip() for p in products.split(",") if p.strip())
+    cats = tuple(c.strip() for c in categorical.split(",") if c.strip())
+    started = time.perf_counter()
+    bundle = _guarded(lambda: train_products_from_file(
+        data, products=names, contract=contract, offered_column=offered_column,
+        id_column=id_column, categorical=cats, ignore=_names(ignore_columns),
+        delimiter=delimiter, time_column=time_column,
+        test_from=test_from, folds=folds, seed=seed, progress=progress, warn=_warn))
+    typer.echo(f"trained products in {time.perf_counter() - started:.1f} s", err=True)
+    write_bundle(bundle, out, archive=archive)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
 
 
 def verify(path: Path = typer.Argument(..., help="Bundle directory or .tar.gz archive.")) -> None:
@@ -204,9 +299,11 @@ def register(cli: typer.Typer) -> None:
     cli.command("synth")(synth)
     train_app = typer.Typer(help="Train model bundles.", no_args_is_help=True)
     train_app.command("all")(train_all)
-    train_app.command("tier")(_single("tier"))
+    from app.training.tier_command import train_tier_command
+
+    train_app.command("tier")(train_tier_command)
     train_app.command("churn")(train_churn_command)
-    train_app.command("products")(_single("products"))
+    train_app.command("products")(train_products_command)
     cli.add_typer(train_app, name="train")
     bundle_app = typer.Typer(help="Inspect model bundles.", no_args_is_help=True)
     bundle_app.command("verify")(verify)

@@ -1,14 +1,15 @@
 """Churn models trained from a data scientist's own CSV or Parquet file.
 
-Every column but the target and the id column becomes a feature; its contract (kind,
-range, categories, nullability) is inferred from the data and written to the manifest, so
-the bundle serves exactly like the default churn bundle.
+Every column but the target, id and time columns becomes a feature. With `--contract` the
+columns are read as that contract's features (names cleaned up to match; values checked
+against it) and the manifest records the contract; without it each feature's spec (kind,
+range, categories, nullability) is inferred from the data. Either way the bundle serves
+exactly like the default churn bundle.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,46 +17,31 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from app.bundles.io import Bundle
+from app.bundles.manifest import ReasonCode
+from app.features.family import FeatureContract
 from app.features.spec import FeatureSpec
-from app.training import lgbm
-from app.training.dataset import TrainingDataError, binary_labels, encode_book
+from app.training import crossfit, lgbm
+from app.training.contract_input import contract_features, load_contract
+from app.training.dataset import TrainingDataError, encode_book
 from app.training.reasons import generic_reason_codes
+from app.training.table import (
+    Warn,
+    binary_target,
+    check_binary_target,
+    feature_name,
+    read_table,
+    require_columns,
+    time_split,
+    warn_id_like,
+    warn_stderr,
+)
 from app.training.train import churn_bundle
 
-CUSTOM_MAX_ROUNDS = 500
-EARLY_STOPPING_ROUNDS = 30
+__all__ = ["feature_name", "file_features", "infer_spec", "train_churn_from_file"]
+
 MAX_CATEGORIES = 1000
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_TRUE = {"1", "true", "yes", "y", "t"}
-_FALSE = {"0", "false", "no", "n", "f"}
-
-
-def feature_name(column: str) -> str:
-    """A column name as a feature name (lower case, runs of other characters → _) or an error."""
-    name = re.sub(r"[^a-z0-9]+", "_", column.strip().lower()).strip("_")
-    if not _NAME.match(name):
-        raise TrainingDataError(
-            f"column {column!r} cannot be a feature name (cleaned up it reads {name!r}): a "
-            "name must start with a letter and have at most 64 letters, digits or "
-            "underscores; rename the column"
-        )
-    return name
-
-
-def read_table(path: Path, categorical: Sequence[str] = ()) -> pa.Table:
-    """A CSV or Parquet file as an Arrow table (listed categorical columns read as text)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            strings_can_be_null=True, column_types={c: pa.string() for c in categorical}))
-    if suffix in (".parquet", ".pq"):
-        return pq.read_table(path)
-    raise TrainingDataError(f"{path.name}: use a .csv or .parquet file")
 
 
 def _round_out(x: float, up: bool) -> float:
@@ -112,59 +98,30 @@ def infer_spec(name: str, column: pa.ChunkedArray, *, categorical: bool,
         "(convert dates to numbers such as days since)")
 
 
-def _target(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """Target values as 0/1 floats, NaN where missing."""
-    t = column.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        out = []
-        for v in column.to_pylist():
-            s = None if v is None else v.strip().lower()
-            out.append(math.nan if s is None else 1.0 if s in _TRUE else 0.0 if s in _FALSE
-                       else -1.0)
-        y = np.array(out)
-        if (y == -1.0).any():
-            raise TrainingDataError(f"target {name!r} must be 0/1, true/false or yes/no")
-        return y
-    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
-        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    raise TrainingDataError(f"target {name!r} has type {t}; it must be 0/1 or true/false")
-
-
-def train_churn_from_file(
-    path: Path | str,
+def file_features(
+    table: pa.Table,
     *,
-    target: str,
-    id_column: str | None = None,
-    categorical: Sequence[str] = (),
-    seed: int = 0,
-    max_rounds: int = CUSTOM_MAX_ROUNDS,
-    num_threads: int = lgbm.DEFAULT_THREADS,
-    progress: bool = False,
-    created_at: str | None = None,
-) -> Bundle:
-    """A calibrated churn bundle from a file: features from its columns, label from `target`."""
-    path = Path(path)
-    table = read_table(path, categorical)
-    columns = table.column_names
-    for wanted, what in [(target, "target"), (id_column, "id column"),
-                         *((c, "categorical column") for c in categorical)]:
-        if wanted is not None and wanted not in columns:
-            raise TrainingDataError(f"{what} {wanted!r} is not a column of {path.name} "
-                                    f"(columns: {', '.join(columns[:20])})")
-    y_all = _target(table.column(target), target)
-    keep = ~np.isnan(y_all)
-    if not keep.all():
-        table = table.filter(pa.array(keep))
-    y = binary_labels(y_all[keep], target)
-    if len(np.unique(y)) < 2:
-        raise TrainingDataError(f"target {target!r} has only one value; churn needs both")
-
-    specs: list[FeatureSpec] = []
+    exclude: Sequence[str],
+    categorical: Sequence[str],
+    contract: FeatureContract | None,
+    source: str,
+    warn: Warn,
+) -> tuple[list[FeatureSpec], np.ndarray, dict[str, Any]]:
+    """The table's feature columns: read as the contract's features (with `contract`), or
+    inferred from the data. Returns specs, the encoded matrix and what to record about it."""
+    if contract is not None:
+        specs, x, columns = contract_features(table, contract, exclude=exclude, source=source,
+                                              warn=warn)
+        warn_id_like(table, columns, warn)
+        return specs, x, {"renamed_columns": {s.name: c for s, c in zip(specs, columns,
+                                                                         strict=True)
+                                               if s.name != c}}
+    specs = []
     book: dict[str, np.ndarray] = {}
     names: dict[str, str] = {}
     ignored: dict[str, str] = {}
-    for column in columns:
-        if column in (target, id_column):
+    for column in table.column_names:
+        if column in exclude:
             continue
         name = feature_name(column)
         if name in names:
@@ -180,27 +137,89 @@ def train_churn_from_file(
         specs.append(spec)
         book[name] = values
     if not specs:
-        raise TrainingDataError(f"{path.name} has no feature columns besides the target")
-    x = encode_book(book, specs)
+        raise TrainingDataError(f"{source} has no feature columns besides the target")
+    warn_id_like(table, [names[s.name] for s in specs], warn)
+    info = {"renamed_columns": {s.name: names[s.name] for s in specs if s.name != names[s.name]},
+            "ignored_columns": ignored}
+    return specs, encode_book(book, specs), info
+
+
+def holdout_mask(table: pa.Table, time_column: str | None,
+              test_from: str | None) -> tuple[np.ndarray | None, str]:
+    """The out-of-time test mask (None: a random test share) and how the test was chosen."""
+    if (time_column is None) != (test_from is None):
+        raise TrainingDataError("--time-column and --test-from go together")
+    if time_column is None or test_from is None:
+        return None, ""
+    mask = time_split(table, time_column, test_from)
+    return mask, f"out of time: rows with {time_column} >= {test_from}"
+
+
+def train_churn_from_file(
+    path: Path | str,
+    *,
+    target: str,
+    id_column: str | None = None,
+    categorical: Sequence[str] = (),
+    contract: Path | str | None = None,
+    ignore: Sequence[str] = (),
+    delimiter: str | None = None,
+    time_column: str | None = None,
+    test_from: str | None = None,
+    folds: int = crossfit.DEFAULT_FOLDS,
+    seed: int = 0,
+    num_threads: int = lgbm.DEFAULT_THREADS,
+    progress: bool = False,
+    created_at: str | None = None,
+    warn: Warn = warn_stderr,
+) -> Bundle:
+    """A calibrated churn bundle from a file: features from its columns, label from `target`."""
+    path = Path(path)
+    feature_contract, ref = load_contract(contract, warn) if contract is not None else (None, None)
+    table = read_table(path, delimiter=delimiter, text_columns=categorical)
+    require_columns(table, [(target, "target"), (id_column, "id column"),
+                            (time_column, "time column"),
+                            *((c, "categorical column") for c in categorical),
+                            *((c, "ignored column") for c in ignore)], path.name)
+    y_all = binary_target(table.column(target), target)
+    keep = ~np.isnan(y_all)
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    y = y_all[keep]
+    check_binary_target(y, f"target {target!r} of {path.name}")
+    test_mask, test_description = holdout_mask(table, time_column, test_from)
+    exclude = [c for c in (target, id_column, time_column, *ignore) if c is not None]
+    specs, x, info = file_features(table, exclude=exclude, categorical=categorical,
+                                   contract=feature_contract, source=path.name, warn=warn)
     training_data: dict[str, Any] = {
         "source": path.name,
         "rows": len(y),
         "rows_dropped_missing_target": int((~keep).sum()),
         "target": target,
         "id_column": id_column,
+        "time_column": time_column,
+        "not_features": list(ignore),
         "features": len(specs),
-        "renamed_columns": {s.name: names[s.name] for s in specs if s.name != names[s.name]},
-        "ignored_columns": ignored,
+        **info,
         "seed": seed,
         "base_rates": {target: round(float(np.mean(y)), 6)},
         "date_range": "n/a",
     }
-    n_train = len(y) * 65 // 100
     return churn_bundle(
-        x, y, specs, seed=seed, rounds=max_rounds, reason_codes=generic_reason_codes(specs),
+        x, y, specs, seed=seed, reason_codes=reason_codes_for(specs, feature_contract),
         training_data=training_data, label=f"custom churn from {path.name}, target {target}",
         num_threads=num_threads, progress=progress, created_at=created_at,
-        early_stopping=EARLY_STOPPING_ROUNDS,
-        model_params={"num_leaves": 31, "learning_rate": 0.05,
-                      "min_data_in_leaf": max(10, min(100, n_train // 200))},
+        test_mask=test_mask, test_description=test_description, folds=folds, contract=ref,
     )
+
+
+def reason_codes_for(specs: Sequence[FeatureSpec],
+                     contract: FeatureContract | None) -> dict[str, ReasonCode]:
+    """Reason texts: the contract's where it has them, generic ones for the rest."""
+    codes = generic_reason_codes(specs)
+    if contract is not None:
+        for spec in specs:
+            feature = contract.feature(spec.name)
+            if feature is not None and feature.reason is not None:
+                codes[spec.name] = ReasonCode(**feature.reason.model_dump())
+    return codes

@@ -30,7 +30,8 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
     """Every default bundle, by family name, built and verified in memory."""
     from app.training.default_config import default_catalog, default_policy
     from app.training.synth import generate_book
-    from app.training.train import train_churn, train_products, train_tier
+    from app.training.tier_command import train_tier_from_book
+    from app.training.train import train_churn, train_products
 
     started = time.perf_counter()
     book = generate_book(customers, seed, progress=progress)
@@ -40,7 +41,7 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
     common: dict[str, Any] = {"num_threads": num_threads, "progress": progress,
                               "source": source, "created_at": CREATED_AT}
     bundles: dict[str, Bundle] = {}
-    for family, trainer in (("tier", train_tier), ("churn", train_churn),
+    for family, trainer in (("tier", train_tier_from_book), ("churn", train_churn),
                             ("products", train_products)):
         t0 = time.perf_counter()
         bundles[family] = trainer(book, seed, **common)

@@ -131,3 +131,88 @@ def _per_class(y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict[
         per[name] = {"precision": _r(precision), "recall": _r(recall), "f1": _r(f1),
                      "support": int(actual)}
     return per
+
+
+# ---------------------------------------------------------------- 95% intervals
+#
+# AUC: DeLong's variance (exact for the Mann-Whitney statistic), normal interval clipped to
+# [0, 1]. ECE, log loss and Brier: percentile bootstrap over test rows (BOOTSTRAP_REPS
+# resamples, fixed seed). The bootstrap ECE interval is conservative on the high side: ECE of
+# a resample carries extra binning noise. Rates (base rate): Wilson score interval.
+
+BOOTSTRAP_REPS = 1000
+Z95 = 1.959964
+
+
+def auc_interval(y: np.ndarray, p: np.ndarray) -> tuple[float, float] | None:
+    """DeLong 95% interval of the ROC AUC (None with a single class)."""
+    from scipy.stats import rankdata
+
+    pos, neg = p[y == 1], p[y == 0]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        return None
+    tz = rankdata(np.concatenate([pos, neg]))
+    tx, ty = rankdata(pos), rankdata(neg)
+    value = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
+    v01 = (tz[:m] - tx) / n
+    v10 = 1.0 - (tz[m:] - ty) / m
+    se = float(np.sqrt(v01.var(ddof=1) / m + v10.var(ddof=1) / n))
+    return max(0.0, value - Z95 * se), min(1.0, value + Z95 * se)
+
+
+def wilson_interval(k: int, n: int) -> tuple[float, float] | None:
+    """Wilson 95% interval of a proportion k/n."""
+    if n == 0:
+        return None
+    phat = k / n
+    denom = 1 + Z95**2 / n
+    centre = (phat + Z95**2 / (2 * n)) / denom
+    half = Z95 * np.sqrt(phat * (1 - phat) / n + Z95**2 / (4 * n * n)) / denom
+    return float(centre - half), float(centre + half)
+
+
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, *, seed: int = 0,
+                        reps: int = BOOTSTRAP_REPS) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap 95% intervals of ECE, log loss and Brier."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 23]))
+    out: dict[str, list[float]] = {"ece": [], "log_loss": [], "brier": []}
+    n = len(y)
+    for _ in range(reps):
+        idx = rng.integers(0, n, n)
+        yb, pb = y[idx], p[idx]
+        out["ece"].append(expected_calibration_error(yb, pb))
+        out["log_loss"].append(binary_log_loss(yb, pb))
+        out["brier"].append(brier(yb, pb))
+    return {k: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
+            for k, v in out.items()}
+
+
+def _pair(ci: tuple[float, float] | None) -> list[float | None] | None:
+    return None if ci is None else [_r(ci[0]), _r(ci[1])]
+
+
+def binary_metrics_ci(y: np.ndarray, p: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+    """binary_metrics plus the sample (n, positives) and 95% intervals of each measure."""
+    boot = bootstrap_intervals(y, p, seed=seed)
+    positives = int(np.sum(y == 1))
+    return {
+        **binary_metrics(y, p),
+        "n": len(y),
+        "positives": positives,
+        "intervals_95": {
+            "auc": _pair(auc_interval(y, p)),
+            "ece": _pair(boot["ece"]),
+            "log_loss": _pair(boot["log_loss"]),
+            "brier": _pair(boot["brier"]),
+            "base_rate": _pair(wilson_interval(positives, len(y))),
+        },
+        "interval_methods": {"auc": "DeLong", "ece": "bootstrap", "log_loss": "bootstrap",
+                             "brier": "bootstrap", "base_rate": "Wilson"},
+    }
+
+
+def product_metrics_ci(y: np.ndarray, p: np.ndarray, share: float = 0.05) -> dict[str, Any]:
+    """product_metrics plus n, positives and the DeLong 95% interval of the AUC."""
+    return {**product_metrics(y, p, share), "n": len(y), "positives": int(np.sum(y == 1)),
+            "auc_95": _pair(auc_interval(y, p))}

@@ -184,14 +184,23 @@ def test_api_equals_the_bundles_own_lightgbm_outputs(
     x = np.vstack([ctx.schema.row(c["features"]) for c in items])
     tier_model = ctx.tier.model
     tier_p = tier_model.booster.predict(x[:, ctx.schema.columns(tier_model.feature_names)])
+    wealth = None
+    if ctx.constants.wealth is not None:  # tiers from wealth under the live thresholds
+        aum = x[:, ctx.constants.aum_col]
+        tier_p, wealth = ctx.constants.wealth.many(tier_p, aum)
+        assert np.all(np.asarray(wealth) >= np.nan_to_num(aum))
     churn_model = ctx.churn.model
     raw = churn_model.booster.predict(x[:, ctx.schema.columns(churn_model.feature_names)],
                                       raw_score=True)
     churn_p = calibrate(ctx.churn.calibrator, raw, churn_model.booster.predict(
         x[:, ctx.schema.columns(churn_model.feature_names)]))
     for i, result in enumerate(body["results"]):
-        got = [result["tier"]["probabilities"][c] for c in ctx.tier.classes]
+        got = [result["tier"]["probabilities"][c] for c in ctx.constants.classes]
         np.testing.assert_allclose(got, tier_p[i], rtol=0, atol=1e-9)
+        if wealth is not None:
+            assert result["tier"]["predicted_wealth"] == pytest.approx(wealth[i], rel=1e-12)
+        else:
+            assert result["tier"]["predicted_wealth"] is None
         assert abs(result["churn"]["probability"] - churn_p[i]) <= 1e-9
         for rec in result["recommendations"]:
             action = next(a for a in ctx.catalog.actions if a.id == rec["action_id"])

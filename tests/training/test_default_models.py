@@ -13,7 +13,9 @@ from app.decisions.catalog import Catalog
 from app.features.schema import FeatureSchema
 from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
 from app.scoring.loader import family_outputs, load_family
+from app.scoring.wealth import WealthTiers
 from app.training.dataset import encode_book
+from app.training.default_config import default_policy
 from app.training.default_models import CREATED_AT, SEED
 from app.training.metrics import (
     auc,
@@ -57,12 +59,26 @@ def test_default_churn_is_accurate_and_calibrated_on_fresh_customers(fresh_book)
 
 def test_default_tier_beats_trivial_baselines_on_fresh_customers(fresh_book):
     _, family = _load("tier")
-    assert isinstance(family, TierFamily) and family.classes == WALLET_TIERS
-    proba = _outputs(family, fresh_book)["probabilities"]
+    assert isinstance(family, TierFamily)
     index = {t: i for i, t in enumerate(WALLET_TIERS)}
     y = np.array([index[t] for t in fresh_book["wallet_tier"]])
-    model = multiclass_metrics(y, proba, WALLET_TIERS)
     majority = class_prediction_metrics(y, np.full(len(y), np.bincount(y).argmax()), WALLET_TIERS)
+    if family.wealth is not None:  # wallet wealth, read against the default thresholds
+        policy = default_policy()
+        assert policy.tier_names == WALLET_TIERS
+        aum = fresh_book["aum_total"]
+        probs, wealth = WealthTiers.of(family.wealth, [t.min_aum for t in policy.tiers]).many(
+            _outputs(family, fresh_book)["mu"], aum)
+        pred = np.argmax(np.asarray(probs), axis=1)
+        booked = np.searchsorted([t.min_aum for t in policy.tiers], aum, side="right") - 1
+        assert (pred >= booked).all() and (np.asarray(wealth) >= aum).all()
+        model = class_prediction_metrics(y, pred, WALLET_TIERS)
+        from_aum = class_prediction_metrics(y, booked, WALLET_TIERS)
+        assert model["macro_f1"] > from_aum["macro_f1"] + 0.1
+    else:
+        assert family.classes == WALLET_TIERS
+        model = multiclass_metrics(y, _outputs(family, fresh_book)["probabilities"],
+                                   WALLET_TIERS)
     assert model["macro_f1"] > majority["macro_f1"] + 0.3
     assert model["accuracy"] > majority["accuracy"]
 
@@ -96,7 +112,10 @@ def test_manifests_record_their_metrics_and_training_data():
     tier, _ = _load("tier")
     churn, _ = _load("churn")
     products, _ = _load("products")
-    assert tier.manifest.metrics["trees"] == 150 * len(WALLET_TIERS)
+    if tier.manifest.wealth is not None:  # as many trees as cross-validation chose
+        assert tier.manifest.metrics["trees"] == tier.manifest.metrics["cv"]["trees"]
+    else:
+        assert tier.manifest.metrics["trees"] == 150 * len(WALLET_TIERS)
     assert churn.manifest.metrics["trees"] == 300
     assert products.manifest.metrics["trees"] == 120 * len(PRODUCTS)
     for bundle in (tier, churn, products):
