@@ -82,9 +82,10 @@ class Explainer:
     def product_reasons(self, x: np.ndarray, results: Sequence[dict[str, Any]],
                         features: Sequence[Mapping[str, Any]],
                         k: int = PRODUCT_REASONS) -> None:
-        """Add `explanation` (the features that raised its propensity most) to every
-        recommended product of `results` (rows of x, in order): one native call per product
-        over the rows that recommend it."""
+        """Add `explanation` (the features that raised its propensity most: code, feature,
+        contribution, text) to every recommended product of `results` (rows of x, in order)
+        and their texts to its `reasons`: one native call per product over the rows that
+        recommend it."""
         wanted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for i, out in enumerate(results):
             for rec in out.get("recommendations", ()):
@@ -96,7 +97,9 @@ class Explainer:
             phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
             for (i, rec), row in zip(recs, phi, strict=True):
-                rec["explanation"] = raising(row, names, features[i], self.codes, k)
+                reasons = raising(row, names, features[i], self.codes, k)
+                rec["explanation"] = reasons
+                rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
 
 
 def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
@@ -114,7 +117,9 @@ def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
 
 def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Mapping[str, Any],
             codes: Mapping[str, ReasonCode], k: int = PRODUCT_REASONS) -> list[dict[str, Any]]:
-    """The (at most k) features that raised this score most, largest first, as reasons."""
+    """The (at most k) features that raised this score most, largest first, as reasons:
+    the reason code of the feature (stable) and a sentence stating its value ("monthly
+    salary: CNY 35,000"); the churn texts speak of leaving, so they are not used here."""
     values = contrib_row[:-1]
     order = np.argsort(-values, kind="stable")[:k]
     out = []
@@ -124,12 +129,10 @@ def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Map
             break
         name = feature_names[j]
         code = codes.get(name)
-        if code is None:
-            text = f"{name.replace('_', ' ')}: {format_value(features.get(name), 'text')}"
-            code_id = name
-        else:
-            text = code.up.format(value=format_value(features.get(name), code.format))
-            code_id = code.code
-        out.append({"code": code_id, "feature": name, "contribution": round(c, 6),
-                    "text": text})
+        raw = features.get(name)
+        value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
+                 else format_value(raw, code.format if code else "text"))
+        out.append({"code": code.code if code else name, "feature": name,
+                    "contribution": round(c, 6),
+                    "text": f"{name.replace('_', ' ')}: {value}"})
     return out
