@@ -199,10 +199,7 @@ class _Flat:
                          int(columns[f]), out, cat, ncat, d, isleft, node])
             stack.append((t.right[node], c, 0, path))
             stack.append((t.left[node], c, 1, path))
-        arr = np.zeros(len(rows), NODE_DTYPE)
-        for j, row in enumerate(rows):
-            arr[j] = tuple(row[:13])
-        return arr, depth
+        return np.array([tuple(row[:13]) for row in rows], dtype=NODE_DTYPE), depth
 
 
 class NativeAttributions:
