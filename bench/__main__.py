@@ -101,7 +101,7 @@ def main() -> None:
     if not args.no_reasons:
         from bench import reasons
 
-        report["reasons"] = reasons.run(ctx, quick=args.quick)
+        report["reasons"] = reasons.run(ctx, fast, quick=args.quick)
         print(reasons.table(report["reasons"]))
     if not args.no_rss:
         rss = inprocess.replica_rss(args.models, settings.compile_cache_dir)

@@ -20,11 +20,22 @@ from typing import Any
 import numpy as np
 
 from app.engine.attributions import BoosterAttributions
+from app.engine.evaluate import Evaluator
 from app.scoring.context import ScoringContext
 from bench.inprocess import customer_rows, interleaved
 
 
-def run(ctx: ScoringContext, *, quick: bool) -> dict[str, Any]:
+def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
+    """Every path with `fast` as the context's evaluator (as served); a JSON-able dict."""
+    previous = ctx.evaluator
+    ctx.use_evaluator(fast)
+    try:
+        return _run(ctx, quick=quick)
+    finally:
+        ctx.use_evaluator(previous)
+
+
+def _run(ctx: ScoringContext, *, quick: bool) -> dict[str, Any]:
     from app.scoring.explain import Explainer
     from app.scoring.pipeline import CustomerInput, Options, score_rows
     from app.scoring.reasons import top_reasons
@@ -91,6 +102,7 @@ def run(ctx: ScoringContext, *, quick: bool) -> dict[str, Any]:
     us = 1e6
     res: dict[str, Any] = {
         "attributions": explainer.name,
+        "evaluator": ctx.evaluator.name,
         "batch_rows": batch_n,
         "pred_contrib_batch_rows": slow_n,
         "single_us": {"score": single["off"] * us, "score_reasons_treeshap": single["native"] * us,
@@ -128,7 +140,8 @@ def table(r: dict[str, Any]) -> str:
     lines = [
         f"{'reasons (churn + every recommended product)':44} {'single µs':>10} {'×':>6} "
         f"{'batch µs':>10} {'×':>6}",
-        f"{'score, reasons off':44} {s['score']:10.1f} {1:6.2f} {b['score']:10.2f} {1:6.2f}",
+        f"{'score, reasons off (' + r['evaluator'] + ')':44} {s['score']:10.1f} {1:6.2f} "
+        f"{b['score']:10.2f} {1:6.2f}",
         f"{'score + reasons, ' + r['attributions']:44} {s['score_reasons_treeshap']:10.1f} "
         f"{r['ratio_single']:6.2f} {b['score_reasons_treeshap']:10.2f} {r['ratio_batch']:6.2f}",
         f"{'score + reasons, pred_contrib':44} {s['score_reasons_pred_contrib']:10.1f} "
