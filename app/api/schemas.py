@@ -92,7 +92,8 @@ class _In(BaseModel):
 
 
 class ContactEventIn(_In):
-    action_id: str = Field(min_length=1, max_length=64, description="Catalogue action id.")
+    action_id: str = Field(min_length=1, max_length=64,
+                           description="An action id of the live catalogue (else 422).")
     date: IsoDate = Field(description="When the action was offered, declined or accepted "
                                       "(not after the decision day).")
     outcome: Literal["offered", "declined", "accepted"]
@@ -220,7 +221,7 @@ class RecommendationOut(BaseModel):
     action_id: str
     name: str
     category: str
-    kind: Literal["product", "retention"]
+    kind: Literal["product", "retention", "service"]
     risk_level: str | None = Field(description="R1 to R5; null for actions without one.")
     priority: float = Field(description="propensity × context_weight × value × lever")
     propensity: float

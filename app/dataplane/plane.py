@@ -64,14 +64,21 @@ def _options(options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
     )
 
 
-def _history(context: ContextIn | None,
-             prefix: str) -> tuple[str | None, tuple[ContactEvent, ...]]:
+def _history(context: ContextIn | None, prefix: str,
+             known: frozenset[str]) -> tuple[str | None, tuple[ContactEvent, ...]]:
+    """The channel and contact events; every action id must be in the live catalogue
+    (`known`): a typo would otherwise quietly lift a contact limit."""
     if context is None:
         return None, ()
     as_of = context.as_of or dt.datetime.now(dt.UTC).date()
     events = []
     problems = []
     for i, e in enumerate(context.history):
+        if e.action_id not in known:
+            problems.append(FieldProblem(f"{prefix}context.history[{i}].action_id",
+                                         f"{e.action_id!r} is not an action of the live "
+                                         "catalogue"))
+            continue
         days = (as_of - e.date).days
         if days < 0:
             problems.append(FieldProblem(f"{prefix}context.history[{i}].date",
@@ -140,7 +147,7 @@ class DataPlane:
         problems = _encode(ctx, request.features, x[0], opts.parts, "")
         if problems:
             raise InvalidFeature("some features are invalid", problems)
-        channel, history = _history(request.context, "")
+        channel, history = _history(request.context, "", ctx.prepared_catalog.action_ids)
         customer = CustomerInput(customer_id=request.customer_id, features=request.features,
                                  channel=channel, history=history)
         options = request.options
@@ -225,7 +232,7 @@ class DataPlane:
         problems = _encode(ctx, item.features, group.x[len(group.rows)], opts.parts, prefix)
         if problems:
             raise InvalidFeature("some features are invalid", problems)
-        channel, history = _history(item.context, prefix)
+        channel, history = _history(item.context, prefix, ctx.prepared_catalog.action_ids)
         group.customers.append(CustomerInput(customer_id=item.customer_id,
                                              features=item.features, channel=channel,
                                              history=history))

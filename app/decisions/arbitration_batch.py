@@ -11,6 +11,11 @@ eligibility.py, suitability.py, contact_policy.py and priority.py;
 tests/decisions/test_batch_form.py checks it against arbitration.py on random catalogues,
 customers, channels and top N.
 
+Service actions (risk_reassessment) take the priority of the best product each customer's
+missing or expired assessment keeps out, as arbitration.py does (the same key, the same
+tie-break by id). Customer values are read through the roles the catalogue was prepared
+for (PreparedCatalog.*_feature); a role without a feature, or a missing value, is unknown.
+
 Not covered here (the caller takes the per-customer path for those customers): a contact
 history, and readable details for suppressed actions. Flags must name boolean or numeric
 features of the batch's schema (others make `arbitrate_batch` return None).
@@ -25,9 +30,15 @@ import numpy as np
 
 from app.decisions import eligibility as el
 from app.decisions import suitability as su
-from app.decisions.contact_policy import contact_failure
-from app.decisions.prepared import PreparedAction, PreparedCatalog, customer_age
-from app.decisions.priority import NO_PROPENSITY, RANKED_BELOW_TOP_N, REASON_CODES
+from app.decisions.conditions import CompiledCondition, condition_mask
+from app.decisions.contact_policy import CONTACT_CAP, cap_reached, contact_failure
+from app.decisions.prepared import PreparedAction, PreparedCatalog
+from app.decisions.priority import (
+    NO_PROPENSITY,
+    RANKED_BELOW_TOP_N,
+    REASON_CODES,
+    TRIGGER_NOT_MET,
+)
 from app.decisions.reasons import recommendation_dict
 from app.decisions.suitability import SuitabilityLimits
 from app.features.schema import FeatureSchema
@@ -51,18 +62,22 @@ class BatchDecisions:
     p: np.ndarray  # (n, actions) float: P of each action (churn for retention), NaN if none
     weight: np.ndarray  # (n, actions) float: C of each action for the customer's channel
     priority: np.ndarray  # (n, actions) float
+    # (n,) int: the product a service action's priority comes from (its column); -1 none.
+    unlock: np.ndarray | None = None
 
 
 class _Customers:
     """The values the rules read, one array over the batch each, from the validated rows: a
     NaN in a row is a missing value, which the per-customer path reads as 0 (or False)."""
 
-    def __init__(self, schema: FeatureSchema, x: np.ndarray, booked_tier: Sequence[str],
-                 limits: Sequence[SuitabilityLimits], churn: np.ndarray | None) -> None:
+    def __init__(self, prepared: PreparedCatalog, schema: FeatureSchema, x: np.ndarray,
+                 booked_tier: Sequence[str], limits: Sequence[SuitabilityLimits],
+                 churn: np.ndarray | None) -> None:
         n = self.n = x.shape[0]
         self.schema, self.x = schema, x
-        self.age = np.nan_to_num(x[:, schema.index["age"]], nan=0.0)
-        self.aum = np.nan_to_num(x[:, schema.index["aum_total"]], nan=0.0)
+        self.age = self.column(prepared.age_feature)  # NaN: unknown
+        self.age_unknown = np.isnan(self.age)
+        self.aum = np.nan_to_num(self.column(prepared.aum_feature), nan=0.0)
         if churn is None:
             self.churn_ok = np.zeros(n, dtype=bool)
             self.churn = np.full(n, np.nan)
@@ -77,7 +92,21 @@ class _Customers:
                                 count=n)
         self.cap = np.fromiter((99 if lim.elderly_cap is None else lim.elderly_cap
                                 for lim in limits), dtype=np.int64, count=n)
+        self.reassessable = np.fromiter((lim.reassessable for lim in limits), dtype=bool,
+                                        count=n)
         self._flags: dict[str, np.ndarray | None] = {}
+
+    def column(self, name: str | None) -> np.ndarray:
+        """A feature's encoded values (NaN where missing; all NaN without such a feature)."""
+        col = None if name is None else self.schema.index.get(name)
+        return np.full(self.n, np.nan) if col is None else self.x[:, col]
+
+    def meets(self, c: CompiledCondition) -> np.ndarray:
+        """conditions.condition_met for every customer."""
+        col = self.schema.index.get(c.feature)
+        if col is None:  # never in a validated row: missing for everyone
+            return np.full(self.n, c.op == "is_null", dtype=bool)
+        return condition_mask(c, self.schema.specs[col], self.x[:, col])
 
     def flag(self, name: str) -> np.ndarray | None:
         """Truth of a feature per customer; None when it cannot be read as one."""
@@ -102,6 +131,8 @@ def _eligibility(c: np.ndarray, a: PreparedAction, cu: _Customers) -> bool:
         c[(c == 0) & mask] = _CODE[code]  # the first rule failed is the reason
 
     rule = a.eligibility
+    if rule.has_age_limit:
+        fail(cu.age_unknown, el.AGE_UNKNOWN)  # NaN compares false below
     fail(cu.age < rule.min_age, el.AGE_BELOW_MINIMUM)
     fail(cu.age > rule.max_age, el.AGE_ABOVE_MAXIMUM)
     fail(cu.aum < rule.min_aum, el.AUM_BELOW_MINIMUM)
@@ -118,24 +149,40 @@ def _eligibility(c: np.ndarray, a: PreparedAction, cu: _Customers) -> bool:
         if f is None:
             return False
         fail(~f, el.REQUIREMENT_NOT_MET)
+    for cond in rule.conditions:
+        fail(~cu.meets(cond), el.CONDITION_NOT_MET)
     if rule.needs_churn:
         fail(~cu.churn_ok, el.CHURN_NOT_SCORED)
         fail(cu.churn < rule.min_churn_probability, el.CHURN_RISK_BELOW_THRESHOLD)
     return True
 
 
-def _suitability_and_contact(c: np.ndarray, a: PreparedAction, cu: _Customers) -> None:
-    """Codes of suitability.suitability_failure and, with no history, of contact_failure."""
+def _suitability_and_contact(c: np.ndarray, a: PreparedAction, cu: _Customers,
+                             capped: bool, unlock: bool) -> np.ndarray | None:
+    """Codes of suitability.suitability_failure, with no history of contact_failure, and of
+    the contact cap; returns the rows where the product is kept out only by a missing or
+    expired assessment and passes the contact checks (SuitabilityLimits.unlocks), when
+    `unlock` asks for them."""
+    kept = None
     rank = a.risk_rank
     if rank:
         above = (c == 0) & (rank > cu.max_rank)
         c[above] = cu.over[above]
+        if unlock:
+            kept = above & cu.reassessable
+            if not a.elderly_allowed:
+                kept &= rank <= cu.cap
         if not a.elderly_allowed:
             c[(c == 0) & (rank > cu.cap)] = _CODE[su.ELDERLY_RISK_CAP]
     if a.never_contact:
         code = contact_failure(a.contact, ())  # the same for every customer without history
         if code is not None:
             c[c == 0] = _CODE[code]
+            kept = None
+    if capped:  # the catalogue's cap with no history: max_offers 0
+        c[c == 0] = _CODE[CONTACT_CAP]
+        kept = None
+    return kept
 
 
 def arbitrate_batch(
@@ -157,8 +204,11 @@ def arbitrate_batch(
     limits, churn the calibrated churn probabilities (None: not scored), propensities the
     (n, products) matrix in `product_names` order (None: not scored), channels[i] its channel.
     """
-    cu = _Customers(schema, x, booked_tier, limits, churn)
+    cu = _Customers(prepared, schema, x, booked_tier, limits, churn)
     n, actions = cu.n, prepared.actions
+    capped = cap_reached(prepared.contact_cap, ())
+    unlock = prepared.has_service and bool(cu.reassessable.any())
+    kept = np.zeros((n, len(actions)), dtype=bool) if unlock else None
     count = len(actions)
     channel_keys = {c: k for k, c in enumerate(dict.fromkeys(channels))}
     weight_table = np.array([prepared.weights_for(c) for c in channel_keys], dtype=np.float64)
@@ -171,7 +221,11 @@ def arbitrate_batch(
     for j, a in enumerate(actions):
         if not _eligibility(code[:, j], a, cu):
             return None
-        _suitability_and_contact(code[:, j], a, cu)
+        kept_j = _suitability_and_contact(code[:, j], a, cu, capped, unlock)
+        if kept_j is not None and kept is not None:
+            kept[:, j] = kept_j
+        if a.is_service:
+            continue  # decided below, from the products
         if a.is_retention:
             p[:, j] = cu.churn
         else:
@@ -183,20 +237,45 @@ def arbitrate_batch(
     values = np.array([a.value for a in actions], dtype=np.float64)
     levers = np.array([a.lever for a in actions], dtype=np.float64)
     priority = p * weight * values * levers  # ((P × C) × V) × L, as arbitration.py
+    id_rank = np.broadcast_to(
+        np.argsort(np.array([a.id for a in actions]), kind="stable").argsort(), (n, count))
+    unlocked = None
+    if prepared.has_service:
+        unlocked = _services(actions, code, p, weight, priority, kept, id_rank)
     ok = code == 0
     key = np.where(ok, -priority, np.inf)
-    id_rank = np.argsort(np.array([a.id for a in actions]), kind="stable").argsort()
-    order = np.lexsort((np.broadcast_to(id_rank, (n, count)), key), axis=-1)
+    order = np.lexsort((id_rank, key), axis=-1)
     return BatchDecisions(order=order, eligible=ok.sum(axis=1), code=code, p=p,
-                          weight=weight, priority=priority)
+                          weight=weight, priority=priority, unlock=unlocked)
 
 
-def limits_of(prepared: PreparedCatalog, features: Sequence[Mapping[str, object]],
-              age: Sequence[int]) -> list[SuitabilityLimits]:
-    """Each customer's suitability limits, from the same values arbitration.py reads."""
-    return [prepared.limits_for(f.get("risk_profile"),  # type: ignore[arg-type]
-                                f.get("risk_assessment_age_days"), a)  # type: ignore[arg-type]
-            for f, a in zip(features, age, strict=True)]
+def _services(actions: Sequence[PreparedAction], code: np.ndarray, p: np.ndarray,
+              weight: np.ndarray, priority: np.ndarray, kept: np.ndarray | None,
+              id_rank: np.ndarray) -> np.ndarray:
+    """Decide the service actions' columns in place: each takes P, C and priority of the
+    best kept-out product with a propensity (−priority, then id, as arbitration.py), or
+    `trigger_not_met`. Returns that product's column per row (-1: none)."""
+    n = code.shape[0]
+    unlocked = np.full(n, -1, dtype=np.intp)
+    if kept is not None:
+        candidate = kept & ~np.isnan(p)
+        key = np.where(candidate, -priority, np.inf)
+        first = np.lexsort((id_rank, key), axis=-1)[:, 0]
+        rows = np.arange(n)
+        found = candidate[rows, first]
+        unlocked = np.where(found, first, -1)
+    found = unlocked >= 0
+    src = np.where(found, unlocked, 0)
+    rows = np.arange(n)
+    for j, a in enumerate(actions):
+        if not a.is_service:
+            continue
+        c = code[:, j]
+        c[(c == 0) & ~found] = _CODE[TRIGGER_NOT_MET]
+        p[:, j] = np.where(found, p[rows, src], np.nan)
+        weight[:, j] = np.where(found, weight[rows, src], weight[:, j])
+        priority[:, j] = np.where(found, priority[rows, src], np.nan)
+    return unlocked
 
 
 class BatchArbitration:
@@ -213,6 +292,7 @@ class BatchArbitration:
         self.w = np.take_along_axis(decisions.weight, idx, axis=1).tolist()
         self.priority = np.take_along_axis(decisions.priority, idx, axis=1).tolist()
         self.eligible = decisions.eligible.tolist()
+        self.unlock = None if decisions.unlock is None else decisions.unlock.tolist()
         self.limits = limits
         self.top = top
         self.order = decisions.order.tolist() if with_suppressed else None
@@ -227,7 +307,8 @@ class BatchArbitration:
         idx, p, w, priority = self.idx[i], self.p[i], self.w[i], self.priority[i]
         limits = self.limits[i]
         recs = [recommendation_dict(actions[idx[r]], priority[r], p[r], w[r], channel,
-                                    booked_tier, days_to_next_maturity, limits)
+                                    booked_tier, days_to_next_maturity, limits,
+                                    self._unlocks(i, idx[r]))
                 for r in range(shown)]
         suppressed: list[tuple[str, str, str]] = []
         if self.code is not None and self.order is not None:
@@ -236,6 +317,12 @@ class BatchArbitration:
             suppressed += [(actions[j].id, RANKED_BELOW_TOP_N, "")
                            for j in self.order[i][shown:self.eligible[i]]]
         return recs, suppressed
+
+    def _unlocks(self, i: int, j: int) -> PreparedAction | None:
+        """The product service action j of customer i stands for (None: not a service)."""
+        if self.unlock is None or not self.actions[j].is_service:
+            return None
+        return self.actions[self.unlock[i]]
 
 
 def arbitrate_many(
@@ -256,7 +343,7 @@ def arbitrate_many(
     unpacked per customer."""
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
-    limits = limits_of(prepared, features, [customer_age(f) for f in features])
+    limits = [prepared.limits_of(f) for f in features]
     decisions = arbitrate_batch(
         prepared, schema=schema, x=x, booked_tier=booked_tier, limits=limits, churn=churn,
         propensities=propensities, product_names=product_names, channels=channels)

@@ -7,7 +7,7 @@ approved in the registry like a model.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,7 +24,11 @@ Category = Literal[
     "pension",
     "fund",
     "retention",
+    "service",
 ]
+ConditionOp = Literal[">", ">=", "<", "<=", "==", "!=", "in", "not_in", "is_null", "not_null"]
+ORDER_OPS = frozenset((">", ">=", "<", "<="))
+Scalar = bool | int | float | str
 
 
 def risk_rank(level: str) -> int:
@@ -34,6 +38,49 @@ def risk_rank(level: str) -> int:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v \
+        and v not in (float("inf"), float("-inf"))
+
+
+class Condition(_Strict):
+    """One test on a contract feature: `feature op value`.
+
+    Ordering operators take a number; == and != a number, boolean or text; in and not_in a
+    non-empty list of those; is_null and not_null no value. A missing value (null or
+    absent) meets only is_null (see app/decisions/conditions.py)."""
+
+    feature: str = Field(min_length=1, max_length=64, description="A feature of the contract.")
+    op: ConditionOp
+    value: Any = Field(default=None, description="Number for > >= < <=; number, boolean or "
+                       "text for == !=; a list for in / not_in; none for is_null / not_null.")
+
+    @model_validator(mode="after")
+    def _typed(self) -> Condition:
+        op, v = self.op, self.value
+        if op in ORDER_OPS:
+            if not _is_number(v):
+                raise ValueError(f"op {op!r} needs a number as value, got {v!r}")
+        elif op in ("==", "!="):
+            if not (_is_number(v) or isinstance(v, bool | str)):
+                raise ValueError(f"op {op!r} needs a number, boolean or text, got {v!r}")
+        elif op in ("in", "not_in"):
+            if not isinstance(v, list | tuple) or not v or not all(
+                    _is_number(x) or isinstance(x, bool | str) for x in v):
+                raise ValueError(f"op {op!r} needs a non-empty list of numbers, booleans or "
+                                 f"texts, got {v!r}")
+        elif v is not None:
+            raise ValueError(f"op {op!r} takes no value, got {v!r}")
+        return self
+
+
+class ContactCap(_Strict):
+    """Offers of all actions together a customer may receive within window_days."""
+
+    max_offers: int = Field(ge=0, description="Offers of any action allowed within window_days.")
+    window_days: int = Field(ge=1)
 
 
 class Eligibility(_Strict):
@@ -54,6 +101,9 @@ class Eligibility(_Strict):
     min_churn_probability: float | None = Field(
         default=None, ge=0, le=1, description="Retention actions: offered only above this risk."
     )
+    conditions: tuple[Condition, ...] = Field(
+        default=(), description="Tests on contract features that must all hold "
+        "(e.g. loans_other_banks > 0).")
 
 
 class ContactPolicy(_Strict):
@@ -72,7 +122,7 @@ class Action(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     name: str
     category: Category
-    kind: Literal["product", "retention"] = "product"
+    kind: Literal["product", "retention", "service"] = "product"
     risk_level: RiskLevel | None = Field(
         default=None, description="Product risk R1–R5 for investment products; null otherwise."
     )
@@ -81,8 +131,14 @@ class Action(_Strict):
         description="Model in the products bundle giving P; retention actions use the churn "
         "probability instead.",
     )
-    value: float = Field(gt=0, description="Relative business value V of one conversion.")
+    value: float | None = Field(
+        default=None, gt=0, description="Relative business value V of one conversion "
+        "(products and retention actions; service actions take the unlocked product's).")
     lever: float = Field(default=1.0, gt=0, description="Business lever L (campaign weight).")
+    trigger: Literal["risk_reassessment"] | None = Field(
+        default=None, description="Service actions: when they are offered. risk_reassessment: "
+        "when an expired or missing risk assessment is what keeps a product from the "
+        "ranking (docs/decisions.md).")
     elderly_allowed: bool = Field(
         default=False,
         description="May be offered above the elderly risk cap to customers at or over "
@@ -98,6 +154,20 @@ class Action(_Strict):
             raise ValueError(f"product action {self.id} needs a propensity_model")
         if self.kind == "retention" and self.risk_level is not None:
             raise ValueError(f"retention action {self.id} carries no risk level")
+        if self.kind == "service":
+            if self.trigger is None:
+                raise ValueError(f"service action {self.id} needs a trigger")
+            if self.propensity_model or self.risk_level is not None:
+                raise ValueError(f"service action {self.id} has no propensity_model or "
+                                 "risk level")
+            if self.value is not None or self.lever != 1.0:
+                raise ValueError(f"service action {self.id} takes no value or lever: its "
+                                 "priority is that of the product it unlocks")
+        else:
+            if self.trigger is not None:
+                raise ValueError(f"only service actions have a trigger ({self.id})")
+            if self.value is None:
+                raise ValueError(f"{self.kind} action {self.id} needs a value")
         return self
 
 
@@ -112,6 +182,9 @@ class Catalog(_Strict):
     elderly_age: int = Field(default=65, ge=0)
     elderly_max_risk: RiskLevel = "R3"
     assessment_valid_days: int = Field(default=365, ge=1)
+    contact_cap: ContactCap | None = Field(
+        default=None, description="Offers of all actions together within a window; at or "
+        "above it nothing is offered (`contact_cap`).")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Catalog:
@@ -124,3 +197,14 @@ class Catalog(_Strict):
         """The context weight C of a category in a channel (1.0 when not configured)."""
         weights = self.channel_weights.get(channel or "", {})
         return weights.get(category, weights.get("*", 1.0))
+
+
+def condition_features(catalog: Catalog) -> dict[str, str]:
+    """Every feature the catalogue's conditions name → the path of its first mention
+    (`catalog.actions.<id>.eligibility.conditions[i].feature`), for the context to check
+    against the contract."""
+    out: dict[str, str] = {}
+    for a in catalog.actions:
+        for i, c in enumerate(a.eligibility.conditions):
+            out.setdefault(c.feature, f"catalog.actions.{a.id}.eligibility.conditions[{i}].feature")
+    return out

@@ -12,6 +12,9 @@ again on day 90. Checks, in this order:
 3. at least max_offers "offered" events within window_days → `contact_limit_reached`
    (max_offers 0 therefore means "never proactively"). Only "offered" events count, as
    specified; a declined or accepted offer is governed by rules 1 and 2.
+4. the catalogue's `contact_cap`: at least max_offers "offered" events of any action (ids
+   the catalogue does not know included) within its window_days → `contact_cap`, for every
+   action that passed 1-3: nothing more is offered to a customer contacted that often.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from app.decisions.catalog import Action
+from app.decisions.catalog import Action, ContactCap
 
 ACCEPTED_RECENTLY = "accepted_recently"
 DECLINED_RECENTLY = "declined_recently"
 CONTACT_LIMIT_REACHED = "contact_limit_reached"
+CONTACT_CAP = "contact_cap"
 
-REASON_CODES: tuple[str, ...] = (ACCEPTED_RECENTLY, DECLINED_RECENTLY, CONTACT_LIMIT_REACHED)
+REASON_CODES: tuple[str, ...] = (ACCEPTED_RECENTLY, DECLINED_RECENTLY, CONTACT_LIMIT_REACHED,
+                                 CONTACT_CAP)
 
 Outcome = Literal["offered", "declined", "accepted"]
 _OUTCOMES = frozenset(("offered", "declined", "accepted"))
@@ -110,3 +115,19 @@ def describe_contact(code: str, rule: ContactRule, events: Sequence[ContactEvent
     if rule.max_offers == 0:
         return "contact policy allows no offers (max_offers 0)"
     return f"{offers} offers in the last {rule.window_days} days (limit {rule.max_offers})"
+
+
+def offers_within(events: Sequence[ContactEvent], window_days: int) -> int:
+    """"offered" events of any action fewer than window_days ago."""
+    return sum(1 for e in events if e.outcome == "offered" and e.days_ago < window_days)
+
+
+def cap_reached(cap: ContactCap | None, events: Sequence[ContactEvent]) -> bool:
+    """Whether the catalogue's contact cap stops every further offer (rule 4)."""
+    return cap is not None and offers_within(events, cap.window_days) >= cap.max_offers
+
+
+def describe_cap(cap: ContactCap, events: Sequence[ContactEvent]) -> str:
+    """The readable detail of `contact_cap`."""
+    return (f"{offers_within(events, cap.window_days)} offers of any action in the last "
+            f"{cap.window_days} days (cap {cap.max_offers})")

@@ -1,7 +1,11 @@
 """A catalogue flattened for arbitration: plain Python per action, built once and cached.
 
 Both forms of arbitration (per customer and over arrays) read this, never the pydantic
-catalogue, so a catalogue costs nothing per request beyond a dictionary look-up.
+catalogue, so a catalogue costs nothing per request beyond a dictionary look-up. It is
+prepared for a contract's roles (app/features/family.Roles): the customer values the rules
+read (age, AUM, risk profile, assessment age, days to maturity) are read through the
+feature names the roles give, never literal names; a role the contract leaves out reads as
+unknown (`PreparedCatalog.age_of` etc.).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from app.decisions import suitability
-from app.decisions.catalog import Action, Catalog
+from app.decisions.catalog import Action, Catalog, ContactCap
 from app.decisions.contact_policy import ContactRule
 from app.decisions.eligibility import EligibilityRule
-from app.decisions.suitability import SuitabilityLimits, customer_limits
+from app.decisions.suitability import SuitabilityLimits, customer_limits, no_profile_limits
+from app.features.family import Roles
+
+DEFAULT_ROLES = Roles()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,7 @@ class PreparedAction:
     category: str
     kind: str
     is_retention: bool
+    is_service: bool  # trigger risk_reassessment (the only trigger so far)
     risk_level: str | None
     risk_rank: int  # 0 = no risk level
     elderly_allowed: bool
@@ -51,11 +59,12 @@ class PreparedAction:
             category=a.category,
             kind=a.kind,
             is_retention=a.kind == "retention",
+            is_service=a.kind == "service",
             risk_level=a.risk_level,
             risk_rank=suitability.level_rank(a.risk_level),
             elderly_allowed=a.elderly_allowed,
             propensity_model=a.propensity_model,
-            value=float(a.value),
+            value=0.0 if a.value is None else float(a.value),
             lever=float(a.lever),
             eligibility=EligibilityRule.from_action(a),
             contact=ContactRule.from_action(a),
@@ -77,27 +86,41 @@ class PreparedCatalog:
     assessment_valid_days: int
     elderly_age: int
     elderly_max_risk: str
+    contact_cap: ContactCap | None
+    # Feature names of the roles (None: the contract has no such feature).
+    age_feature: str | None
+    aum_feature: str | None
+    risk_profile_feature: str | None
+    assessment_feature: str | None
+    maturity_feature: str | None
+    has_service: bool
+    action_ids: frozenset[str]  # what a contact history may name
     # (risk_profile, assessment age, elderly?) → limits; SuitabilityLimits is immutable.
     limits_cache: dict[tuple[object, ...], SuitabilityLimits] = field(
         default_factory=dict, compare=False, repr=False)
 
     def limits_for(self, risk_profile: str | None, assessment_age_days: int | None,
-                   age: int) -> SuitabilityLimits:
+                   age: float | None) -> SuitabilityLimits:
         """customer_limits under this catalogue's settings, remembered (bounded)."""
         # The types too: 30 and 30.0 are equal keys but print differently in the detail.
+        elderly = age is None or age >= self.elderly_age
         key: tuple[object, ...] = (type(risk_profile), risk_profile, type(assessment_age_days),
-                                   assessment_age_days, age >= self.elderly_age)
+                                   assessment_age_days, elderly)
         try:
             limits = self.limits_cache.get(key)
         except TypeError:  # an unhashable value: no caching
             limits = None
             key = ()
         if limits is None:
-            limits = customer_limits(
-                risk_profile, assessment_age_days, age,
-                assessment_valid_days=self.assessment_valid_days,
-                elderly_age=self.elderly_age, elderly_max_risk=self.elderly_max_risk,
-            )
+            if self.risk_profile_feature is None:
+                limits = no_profile_limits(
+                    suitability.level_rank(self.elderly_max_risk) if elderly else None)
+            else:
+                limits = customer_limits(
+                    risk_profile, assessment_age_days, age,
+                    assessment_valid_days=self.assessment_valid_days,
+                    elderly_age=self.elderly_age, elderly_max_risk=self.elderly_max_risk,
+                )
             if key and len(self.limits_cache) < 65_536:
                 self.limits_cache[key] = limits
         return limits
@@ -106,11 +129,33 @@ class PreparedCatalog:
         """Context weight C of every action, in catalogue order, for a channel."""
         return self.weights.get(channel or "", self.ones)
 
+    # The customer values the rules read, from validated named features, by role.
+    def age_of(self, features: Mapping[str, object]) -> float | None:
+        """Age in years; None when unknown (no role, or missing)."""
+        name = self.age_feature
+        return None if name is None else features.get(name)  # type: ignore[return-value]
 
-def customer_age(features: Mapping[str, object]) -> int:
-    """The age both forms of arbitration read from named features (0 when missing, which
-    validation allows only when no model needs it)."""
-    return int(features.get("age") or 0)  # type: ignore[call-overload]
+    def aum_of(self, features: Mapping[str, object]) -> float:
+        """Booked AUM; 0 when unknown (so a minimum AUM is not met)."""
+        name = self.aum_feature
+        return 0.0 if name is None else float(features.get(name) or 0.0)  # type: ignore[arg-type]
+
+    def risk_profile_of(self, features: Mapping[str, object]) -> str | None:
+        name = self.risk_profile_feature
+        return None if name is None else features.get(name)  # type: ignore[return-value]
+
+    def assessment_age_of(self, features: Mapping[str, object]) -> int | None:
+        name = self.assessment_feature
+        return None if name is None else features.get(name)  # type: ignore[return-value]
+
+    def maturity_of(self, features: Mapping[str, object]) -> int | None:
+        name = self.maturity_feature
+        return None if name is None else features.get(name)  # type: ignore[return-value]
+
+    def limits_of(self, features: Mapping[str, object]) -> SuitabilityLimits:
+        """The suitability limits of a customer given by named features."""
+        return self.limits_for(self.risk_profile_of(features), self.assessment_age_of(features),
+                               self.age_of(features))
 
 
 def percent(x: float) -> str:
@@ -119,7 +164,7 @@ def percent(x: float) -> str:
     return f"{x:.0%}" if x >= 0.1 or x == 0 else f"{x:.1%}"
 
 
-def _prepare_uncached(catalog: Catalog) -> PreparedCatalog:
+def _prepare_uncached(catalog: Catalog, roles: Roles) -> PreparedCatalog:
     actions = tuple(PreparedAction.of(a) for a in catalog.actions)
     # Catalog.channel_weight stays the single definition of C; it is only evaluated here.
     keys = {*catalog.channel_weights, ""}
@@ -130,23 +175,36 @@ def _prepare_uncached(catalog: Catalog) -> PreparedCatalog:
     return PreparedCatalog(
         actions, weights, tuple(1.0 for _ in actions),
         catalog.assessment_valid_days, catalog.elderly_age, catalog.elderly_max_risk,
+        catalog.contact_cap, roles.age, roles.aum, roles.risk_profile,
+        roles.risk_assessment_age_days, roles.days_to_next_maturity,
+        any(a.is_service for a in actions), frozenset(a.id for a in actions),
     )
 
 
-# id(catalog) → (weak reference, prepared). The weak reference guards against id reuse after
-# a catalogue is garbage-collected, and its callback drops the entry, so the cache holds no
-# more than the catalogues alive. Hashing a pydantic model per call would cost more than this.
-_CACHE: dict[int, tuple[weakref.ref[Catalog], PreparedCatalog]] = {}
+# id(catalog) → (weak reference, role names → prepared). The weak reference guards against id
+# reuse after a catalogue is garbage-collected, and its callback drops the entry, so the cache
+# holds no more than the catalogues alive. Hashing a pydantic model per call would cost more.
+_CACHE: dict[int, tuple[weakref.ref[Catalog], dict[tuple[str | None, ...], PreparedCatalog]]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def prepare(catalog: Catalog) -> PreparedCatalog:
-    """The prepared form of `catalog`, built once per catalogue object and cached."""
+def prepare(catalog: Catalog, roles: Roles | None = None) -> PreparedCatalog:
+    """The prepared form of `catalog` under a contract's `roles` (default: the default
+    contract's), built once per catalogue object and roles and cached."""
+    if roles is None:
+        roles = DEFAULT_ROLES
+    names = (roles.age, roles.aum, roles.risk_profile, roles.risk_assessment_age_days,
+             roles.days_to_next_maturity)
     key = id(catalog)
     entry = _CACHE.get(key)
     if entry is not None and entry[0]() is catalog:
-        return entry[1]
-    prepared = _prepare_uncached(catalog)
+        found = entry[1].get(names)
+        if found is not None:
+            return found
+        with _CACHE_LOCK:
+            prepared = entry[1][names] = _prepare_uncached(catalog, roles)
+        return prepared
+    prepared = _prepare_uncached(catalog, roles)
 
     def _drop(ref: weakref.ref[Catalog], key: int = key) -> None:
         with _CACHE_LOCK:
@@ -155,5 +213,5 @@ def prepare(catalog: Catalog) -> PreparedCatalog:
                 del _CACHE[key]
 
     with _CACHE_LOCK:
-        _CACHE[key] = (weakref.ref(catalog, _drop), prepared)
+        _CACHE[key] = (weakref.ref(catalog, _drop), {names: prepared})
     return prepared

@@ -4,6 +4,11 @@ P is the product's propensity (the churn probability for retention actions) and 
 probability, else the action is suppressed with `no_propensity`; C is the channel weight of
 its category, V its value, L its lever. Ties are broken by action id; eligible actions
 ranked below the top N are suppressed with `ranked_below_top_n`.
+
+A service action (trigger risk_reassessment) has no P of its own: it takes the priority
+(and P, C, V, L) of the best product a missing or expired risk assessment keeps out
+(`SuitabilityLimits.unlocks`) that passed every other check and has a propensity; without
+one it is suppressed with `trigger_not_met`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from app.decisions import contact_policy, eligibility, suitability
 
 NO_PROPENSITY = "no_propensity"
+TRIGGER_NOT_MET = "trigger_not_met"
 RANKED_BELOW_TOP_N = "ranked_below_top_n"
 
 # Every code arbitration may suppress an action with, in the order of its steps.
@@ -19,6 +25,7 @@ REASON_CODES: tuple[str, ...] = (
     *suitability.REASON_CODES,
     *contact_policy.REASON_CODES,
     NO_PROPENSITY,
+    TRIGGER_NOT_MET,
     RANKED_BELOW_TOP_N,
 )
 
@@ -33,3 +40,10 @@ def no_propensity_detail(model: str | None, p: object) -> str:
 def ranked_detail(rank: int, priority: float, top_n: int) -> str:
     """Why an eligible action is not shown."""
     return f"ranked {rank} (priority {priority:.4g}); only the top {top_n} are shown"
+
+
+def trigger_detail(reassessable: bool) -> str:
+    """Why a risk_reassessment service action is not offered."""
+    if not reassessable:
+        return "risk assessment is current (or cannot be reassessed here)"
+    return "no product is kept out only by the missing or expired risk assessment"

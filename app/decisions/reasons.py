@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.decisions.prepared import PreparedAction, percent
-from app.decisions.suitability import SuitabilityLimits
+from app.decisions.suitability import ASSESSMENT_MISSING, SuitabilityLimits
 
 # Categories where a maturing deposit or wealth product is the moment to pitch (换单).
 _REINVEST_CATEGORIES = frozenset(("fixed_income", "money_market", "structured_deposit", "fund",
@@ -20,13 +20,30 @@ def recommendation_dict(
     booked_tier: str,
     days_to_next_maturity: int | None,
     limits: SuitabilityLimits,
+    unlocks: PreparedAction | None = None,
 ) -> dict[str, object]:
-    """One recommended action as the response carries it, reasons included."""
+    """One recommended action as the response carries it, reasons included. A service
+    action carries the P, C, V and L of the product it `unlocks` (its priority is that
+    product's)."""
+    if unlocks is not None:
+        return {"action_id": a.id, "name": a.name, "category": a.category, "kind": a.kind,
+                "risk_level": None, "priority": priority, "propensity": p,
+                "context_weight": c, "value": unlocks.value, "lever": unlocks.lever,
+                "reasons": service_reasons(unlocks, p, limits)}
     return {"action_id": a.id, "name": a.name, "category": a.category, "kind": a.kind,
             "risk_level": a.risk_level, "priority": priority, "propensity": p,
             "context_weight": c, "value": a.value, "lever": a.lever,
             "reasons": reason_list(a, p, c, channel, booked_tier, days_to_next_maturity,
                                    limits)}
+
+
+def service_reasons(unlocks: PreparedAction, p: float, limits: SuitabilityLimits) -> list[str]:
+    """Why a risk reassessment is recommended: what it would open up."""
+    why = ("no risk assessment on file" if limits.over_code == ASSESSMENT_MISSING
+           else "risk assessment expired")
+    return [f"{why}: only R1 products may be offered",
+            f"a current assessment would allow {unlocks.name} ({unlocks.risk_level}, "
+            f"propensity {percent(p)})"]
 
 
 def reason_list(

@@ -4,7 +4,9 @@ Only actions with a risk level R1–R5 are checked. A customer of risk type Cn m
 products up to Rn. A missing or expired assessment allows R1 only. Customers aged at least
 `elderly_age` get nothing above `elderly_max_risk` unless the action is `elderly_allowed`.
 When both the profile and the elderly cap fail, the profile is reported: it is the rule the
-RM can act on (reassess the customer), the elderly cap is not.
+RM can act on (reassess the customer), the elderly cap is not. A contract without a risk
+profile role makes every risk-rated product unsuitable (`risk_profile_unavailable`), and
+one without an age role (or a missing age) applies the elderly cap: both fail closed.
 
 The customer side is computed once per call (`customer_limits`), the per-action check is a
 couple of integer comparisons (`suitability_failure`).
@@ -18,8 +20,10 @@ RISK_LEVEL_ABOVE_PROFILE = "risk_level_above_profile"
 ASSESSMENT_MISSING = "assessment_missing"
 ASSESSMENT_EXPIRED = "assessment_expired"
 ELDERLY_RISK_CAP = "elderly_risk_cap"
+RISK_PROFILE_UNAVAILABLE = "risk_profile_unavailable"
 
 REASON_CODES: tuple[str, ...] = (
+    RISK_PROFILE_UNAVAILABLE,
     RISK_LEVEL_ABOVE_PROFILE,
     ASSESSMENT_MISSING,
     ASSESSMENT_EXPIRED,
@@ -45,18 +49,40 @@ class SuitabilityLimits:
     elderly_cap: int | None  # rank cap for elderly customers; None when not elderly
     profile: str | None  # the assessed profile when current, else None (for RM reasons)
 
+    @property
+    def reassessable(self) -> bool:
+        """A current risk assessment would lift max_rank (missing or expired)."""
+        return self.over_code in (ASSESSMENT_MISSING, ASSESSMENT_EXPIRED)
+
+    def unlocks(self, rank: int, elderly_allowed: bool) -> bool:
+        """Whether a product of risk rank `rank` that this customer's missing or expired
+        assessment keeps out would suit them under a current assessment of a high enough
+        profile (the elderly cap still applies)."""
+        cap = self.elderly_cap
+        return (self.reassessable and rank > self.max_rank
+                and (cap is None or rank <= cap or elderly_allowed))
+
+
+def no_profile_limits(elderly_cap: int | None) -> SuitabilityLimits:
+    """The limits under a contract without a risk profile role: no risk-rated product."""
+    return SuitabilityLimits(0, RISK_PROFILE_UNAVAILABLE,
+                             "the feature contract has no risk profile: no risk-rated products",
+                             elderly_cap, None)
+
 
 def customer_limits(
     risk_profile: str | None,
     assessment_age_days: int | None,
-    age: int,
+    age: float | None,
     *,
     assessment_valid_days: int,
     elderly_age: int,
     elderly_max_risk: str,
 ) -> SuitabilityLimits:
-    """The suitability limits of one customer under a catalogue's settings."""
-    elderly_cap = _LEVEL_RANK[elderly_max_risk] if age >= elderly_age else None
+    """The suitability limits of one customer under a catalogue's settings (age None:
+    unknown, treated as elderly)."""
+    elderly = age is None or age >= elderly_age
+    elderly_cap = _LEVEL_RANK[elderly_max_risk] if elderly else None
     rank = _PROFILE_RANK.get(risk_profile) if risk_profile is not None else None
     if rank is None:
         # Never assessed (or an unknown code): treat as missing, R1 only.

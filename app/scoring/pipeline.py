@@ -18,6 +18,7 @@ import numpy as np
 
 from app.decisions.arbitration import ContactEvent, arbitrate_customer
 from app.decisions.arbitration_batch import BatchArbitration, arbitrate_many
+from app.decisions.prepared import PreparedCatalog, prepare
 from app.engine.evaluate import RawScores
 from app.scoring.context import ScoringContext
 from app.scoring.explain import Explainer
@@ -171,7 +172,7 @@ class _Arbiter:
 
     def __init__(self, ctx: ScoringContext, s: _Scores, options: Options,
                  batch: BatchArbitration | None) -> None:
-        self.prepared = ctx.prepared_catalog
+        self.prepared = _prepared_catalog(ctx)
         self.product_names = ctx.constants.product_names
         self.top_n = options.top_n or ctx.policy.default_top_n
         self.include_suppressed = options.include_suppressed
@@ -205,7 +206,7 @@ class _Arbiter:
         if self.batch is not None and not cust.history:
             out["recommendations"], suppressed = self.batch.customer(
                 i, booked_tier=booked, channel=cust.channel,
-                days_to_next_maturity=features.get("days_to_next_maturity"))
+                days_to_next_maturity=self.prepared.maturity_of(features))
         else:
             product_p = self.product_p
             if product_p is None and self.product_arr is not None:
@@ -221,6 +222,18 @@ class _Arbiter:
             out["suppressed"] = [
                 {"action_id": a, "reason_code": c, "detail": d} for a, c, d in suppressed
             ]
+
+
+def _prepared_catalog(ctx: ScoringContext) -> PreparedCatalog:
+    """The context's catalogue prepared for its contract's roles (issue 11).
+
+    Until the context carries a contract (ScoringContext.contract, core's part) its own
+    prepared catalogue is the default roles'. Once the context prepares its catalogue with
+    the contract's roles, this can return ctx.prepared_catalog alone."""
+    contract = ctx.__dict__.get("contract")  # no getattr default: a miss would raise inside
+    if contract is None:
+        return ctx.prepared_catalog
+    return prepare(ctx.catalog, contract.roles)
 
 
 def _single_row(

@@ -36,6 +36,7 @@ RETENTION_ACTIONS: tuple[str, ...] = (
     "retention_rate_offer",
     "retention_exclusive_care",
 )
+SERVICE_ACTIONS: tuple[str, ...] = ("reassess_risk_profile",)
 
 POLICY_JSON: dict[str, Any] = {
     "tiers": [
@@ -133,6 +134,8 @@ CATALOG_JSON: dict[str, Any] = {
             "loan_refinance", "Loan refinancing package", "loan_refinance", None, 1.5,
             "Move loans from other banks to us at a better rate, in one package.",
             max_age=70,
+            # Only customers the credit bureau shows with loans elsewhere (null: no hit).
+            conditions=[{"feature": "loans_other_banks", "op": ">", "value": 0}],
         ),
         _product(
             "pension_savings", "Pension savings plan", "pension", "R1", 1.2,
@@ -160,7 +163,19 @@ CATALOG_JSON: dict[str, Any] = {
             {"max_offers": 1, "window_days": 60, "decline_cooloff_days": 120},
             allowed_tiers=["hnw", "private"],
         ),
+        {
+            "id": "reassess_risk_profile",
+            "name": "Reassess risk profile",
+            "category": "service",
+            "kind": "service",
+            "trigger": "risk_reassessment",
+            "pitch": "Update the risk questionnaire so suitable investment products can be "
+                     "offered again.",
+            "contact_policy": {"max_offers": 1, "window_days": 30, "decline_cooloff_days": 90},
+        },
     ],
+    # At most 4 offers of any action in 30 days (docs/decisions.md).
+    "contact_cap": {"max_offers": 4, "window_days": 30},
     # channel → category → C; categories not listed weigh 1.0 ('*').
     "channel_weights": {
         "branch": {

@@ -58,7 +58,7 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
 
 def main(argv: list[str] | None = None) -> int:
     """Build the default bundles and write them as directories under --out."""
-    from app.training.commands import check_out, write_bundle
+    from app.training.cli_io import check_out, write_bundle
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models"))

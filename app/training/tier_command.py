@@ -128,7 +128,7 @@ def train_tier_command(
 ) -> None:
     """Train the tier bundle: wallet wealth learned where it is known; tiers come from the
     live policy's thresholds at scoring time."""
-    from app.training.commands import _book, _guarded, check_out, write_bundle
+    from app.training.cli_io import _book, _guarded, check_out, write_bundle
 
     check_out(out)
     started = time.perf_counter()

@@ -7,7 +7,8 @@ still holds for everything else:
   the version already registered (a 409), or for the configuration families, as often, a
   copy relabelled anew each time (a new version: 201, and the links to the version's own
   operations get followed). The registered archives are in TIERWISE_ST_ARCHIVES/<family>.tar.gz;
-- a contact-history date is not after the decision day (`as_of`, default today);
+- a contact-history date is not after the decision day (`as_of`, default today), and its
+  action id is one of the default catalogue's (the live one in these runs);
 - one alias-move call moves each family/alias pair at most once.
 Negative cases are left as generated, but for one: schemathesis cannot make a body drawn
 from a custom media strategy invalid, so a negative upload body is made invalid here (the
@@ -31,6 +32,7 @@ from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
 
 from app.bundles.io import build_bundle, read_archive, to_archive
+from app.training.default_config import default_catalog
 
 UPLOAD = ("POST", "/v1/models/{family}/versions")
 ARCHIVES = Path(os.environ["TIERWISE_ST_ARCHIVES"])
@@ -39,6 +41,7 @@ REGISTERED = {p.name.removesuffix(".tar.gz"): p.read_bytes()
 RELABELLED = ("catalog", "policy")  # small, quick to verify
 _MADE: set[bytes] = set()  # every relabelled archive handed out
 _COUNTER = itertools.count(1)
+ACTION_IDS = tuple(a.id for a in default_catalog().actions)
 
 # Bodies drawn for the upload before the hook below picks the URL's family.
 schemathesis.openapi.media_type(
@@ -84,6 +87,10 @@ def _fix_history(item: Any) -> None:
     for event in context["history"]:
         if isinstance(event, dict) and isinstance(event.get("date"), str):
             event["date"] = min(event["date"], as_of)  # ISO dates sort as text
+        if isinstance(event, dict) and isinstance(event.get("action_id"), str) \
+                and event["action_id"] not in ACTION_IDS:
+            event["action_id"] = ACTION_IDS[zlib.crc32(event["action_id"].encode(
+                "utf-8", "surrogatepass")) % len(ACTION_IDS)]
 
 
 def _unique_moves(body: dict[str, Any]) -> None:

@@ -359,6 +359,7 @@ def test_prepare_is_cached_per_catalogue_and_released() -> None:
 
 
 def test_reason_codes_are_unique_and_stable() -> None:
-    assert len(set(REASON_CODES)) == len(REASON_CODES) == 17
+    assert len(set(REASON_CODES)) == len(REASON_CODES) == 22
     assert {"already_held", "elderly_risk_cap", "declined_recently", "no_propensity",
-            "ranked_below_top_n"} <= set(REASON_CODES)
+            "ranked_below_top_n", "age_unknown", "condition_not_met", "contact_cap",
+            "risk_profile_unavailable", "trigger_not_met"} <= set(REASON_CODES)

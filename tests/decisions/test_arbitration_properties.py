@@ -8,13 +8,14 @@ tests/decisions/test_batch_form.py checks the array form against them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.decisions.arbitration import REASON_CODES, ContactEvent
-from app.decisions.catalog import Action, Catalog
+from app.decisions.catalog import Action, Catalog, Condition
 from app.training.default_config import default_catalog
 from tests.support.arbitration import Customer, arbitrate
 from tests.support.decisions import (
@@ -32,20 +33,54 @@ from tests.support.decisions import (
 # --- the oracle --------------------------------------------------------------------------
 
 
+def oracle_condition(cond: Condition, v: object) -> bool:
+    """A condition read from the rule text: missing meets only is_null; ordering needs a
+    number; equality is numbers with numbers (booleans are 0/1), text with text."""
+    if v is None:
+        return cond.op == "is_null"
+    if cond.op in ("is_null", "not_null"):
+        return cond.op == "not_null"
+    numeric = not isinstance(v, str)
+
+    def equal(x: object) -> bool:
+        return numeric != isinstance(x, str) and v == x
+
+    if cond.op == ">":
+        return numeric and v > cond.value  # type: ignore[operator]
+    if cond.op == ">=":
+        return numeric and v >= cond.value  # type: ignore[operator]
+    if cond.op == "<":
+        return numeric and v < cond.value  # type: ignore[operator]
+    if cond.op == "<=":
+        return numeric and v <= cond.value  # type: ignore[operator]
+    if cond.op == "==":
+        return equal(cond.value)
+    if cond.op == "!=":
+        return not equal(cond.value)
+    found = any(equal(x) for x in cond.value)
+    return found if cond.op == "in" else not found
+
+
 def oracle_eligibility(a: Action, c: Customer) -> str | None:
     e = a.eligibility
-    if e.min_age is not None and c.age < e.min_age:
+    if c.age is None:
+        if e.min_age is not None or e.max_age is not None:
+            return "age_unknown"
+    elif e.min_age is not None and c.age < e.min_age:
         return "age_below_minimum"
-    if e.max_age is not None and c.age > e.max_age:
+    elif e.max_age is not None and c.age > e.max_age:
         return "age_above_maximum"
     if e.min_aum is not None and c.aum < e.min_aum:
         return "aum_below_minimum"
     if e.allowed_tiers is not None and c.booked_tier not in e.allowed_tiers:
         return "tier_not_allowed"
-    if e.held_flag is not None and c.flags.get(e.held_flag) is True:
+    # Flags may name numeric features: true when non-zero, missing false.
+    if e.held_flag is not None and c.flags.get(e.held_flag):
         return "already_held"
-    if any(c.flags.get(f) is not True for f in e.requires_flags):
+    if not all(c.flags.get(f) for f in e.requires_flags):
         return "requirement_not_met"
+    if not all(oracle_condition(k, c.flags.get(k.feature)) for k in e.conditions):
+        return "condition_not_met"
     churn = c.churn_probability
     if churn is not None and math.isnan(churn):
         churn = None
@@ -73,7 +108,7 @@ def oracle_suitability(a: Action, c: Customer, catalog: Catalog) -> str | None:
         if current:
             return "risk_level_above_profile"
         return "assessment_expired" if assessed else "assessment_missing"
-    elderly = c.age >= catalog.elderly_age
+    elderly = c.age is None or c.age >= catalog.elderly_age  # unknown: the cap applies
     if elderly and not a.elderly_allowed and level > int(catalog.elderly_max_risk[1]):
         return "elderly_risk_cap"
     return None
@@ -93,6 +128,39 @@ def oracle_contact(a: Action, history: list[ContactEvent]) -> str | None:
     return None
 
 
+def oracle_capped(catalog: Catalog, history: list[ContactEvent]) -> bool:
+    cap = catalog.contact_cap
+    return cap is not None and sum(
+        1 for h in history if h.outcome == "offered" and h.days_ago < cap.window_days
+    ) >= cap.max_offers
+
+
+def oracle_unlocked(c: Customer, catalog: Catalog, props: dict[str, float],
+                    history: list[ContactEvent], channel: str | None) -> Action | None:
+    """The best product only a missing or expired assessment keeps out: with a current
+    assessment of profile C5 it would pass every check and rank (ties by id)."""
+    current = c.risk_profile in ("C1", "C2", "C3", "C4", "C5") and \
+        c.risk_assessment_age_days is not None and \
+        c.risk_assessment_age_days <= catalog.assessment_valid_days
+    if current or oracle_capped(catalog, history):
+        return None
+    reassessed = dataclasses.replace(c, risk_profile="C5", risk_assessment_age_days=0)
+    kept = [a for a in catalog.actions if a.kind == "product" and a.risk_level is not None
+            and a.risk_level != "R1" and oracle_eligibility(a, c) is None
+            and oracle_suitability(a, reassessed, catalog) is None
+            and oracle_contact(a, history) is None and oracle_p(a, c, props) is not None]
+    if not kept:
+        return None
+    return min(kept, key=lambda a: (-oracle_priority(a, c, catalog, props, channel), a.id))
+
+
+def oracle_priority(a: Action, c: Customer, catalog: Catalog, props: dict[str, float],
+                    channel: str | None) -> float:
+    p = oracle_p(a, c, props)
+    assert p is not None and a.value is not None
+    return p * catalog.channel_weight(channel, a.category) * a.value * a.lever
+
+
 def oracle_p(a: Action, c: Customer, propensities: dict[str, float]) -> float | None:
     if a.kind == "retention":
         return c.churn_probability
@@ -103,12 +171,16 @@ def oracle_p(a: Action, c: Customer, propensities: dict[str, float]) -> float | 
 
 
 def oracle(a: Action, c: Customer, catalog: Catalog, props: dict[str, float],
-           history: list[ContactEvent]) -> str | None:
+           history: list[ContactEvent], channel: str | None) -> str | None:
     return (
         oracle_eligibility(a, c)
         or oracle_suitability(a, c, catalog)
         or oracle_contact(a, history)
-        or (None if oracle_p(a, c, props) is not None else "no_propensity")
+        or ("contact_cap" if oracle_capped(catalog, history) else None)
+        or (None if a.kind == "service" or oracle_p(a, c, props) is not None
+            else "no_propensity")
+        or (None if a.kind != "service" or oracle_unlocked(c, catalog, props, history, channel)
+            else "trigger_not_met")
     )
 
 
@@ -140,24 +212,30 @@ def test_arbitration_respects_every_rule(data: st.DataObject) -> None:
     seen = [r.action_id for r in recs] + [s.action_id for s in sup]
     assert sorted(seen) == sorted(by_id), "every action exactly once"
 
-    expected = {i: oracle(a, cust, catalog, props, history) for i, a in by_id.items()}
+    expected = {i: oracle(a, cust, catalog, props, history, channel) for i, a in by_id.items()}
+    unlocked = oracle_unlocked(cust, catalog, props, history, channel)
     eligible = [i for i, code in expected.items() if code is None]
     assert len(recs) == min(top_n, len(eligible))
 
     def priority(a: Action) -> float:
-        p = oracle_p(a, cust, props)
-        assert p is not None
-        return p * catalog.channel_weight(channel, a.category) * a.value * a.lever
+        if a.kind == "service":  # the priority of the product it unlocks
+            assert unlocked is not None
+            a = unlocked
+        return oracle_priority(a, cust, catalog, props, channel)
 
     for r in recs:
         a = by_id[r.action_id]
         assert oracle_eligibility(a, cust) is None
         assert oracle_suitability(a, cust, catalog) is None
         assert oracle_contact(a, history) is None
+        assert not oracle_capped(catalog, history)
         assert r.priority == priority(a)
-        assert r.propensity == oracle_p(a, cust, props)
-        assert r.context_weight == catalog.channel_weight(channel, a.category)
-        assert (r.value, r.lever, r.kind, r.risk_level) == (a.value, a.lever, a.kind, a.risk_level)
+        assert r.kind == a.kind
+        b = unlocked if a.kind == "service" else a
+        assert b is not None
+        assert r.propensity == oracle_p(b, cust, props)
+        assert r.context_weight == catalog.channel_weight(channel, b.category)
+        assert (r.value, r.lever, r.risk_level) == (b.value, b.lever, a.risk_level)
         assert r.reasons and all(r.reasons)
     keys = [(-r.priority, r.action_id) for r in recs]
     assert keys == sorted(keys), "sorted by priority, ties by id"

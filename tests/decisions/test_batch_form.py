@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from app.decisions.arbitration_batch import arbitrate_many
 from app.decisions.catalog import Catalog
 from app.decisions.prepared import prepare
 from app.engine.evaluate import RawScores
+from app.features.family import Roles
 from app.scoring import pipeline
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import CustomerInput, Options, score_rows
@@ -103,11 +105,23 @@ def _probabilities(catalog: Catalog, rng: np.random.Generator,
     return np.where(rng.random(shape) < 0.5, rng.choice(edges, shape), rng.random(shape))
 
 
+roles = st.builds(
+    Roles,
+    age=st.sampled_from(("age", "age", None, "tenure_months")),
+    aum=st.sampled_from(("aum_total", "aum_total", None, "current_deposit_balance")),
+    risk_profile=st.sampled_from(("risk_profile", "risk_profile", None)),
+    risk_assessment_age_days=st.sampled_from(("risk_assessment_age_days",
+                                              "risk_assessment_age_days", None,
+                                              "days_to_next_maturity")),
+    days_to_next_maturity=st.sampled_from(("days_to_next_maturity", None)),
+)
+
+
 def _decide_directly(ctx: ScoringContext, catalog: Catalog, seed: int, n: int,
-                     channel_of: list[str | None], top_n: int) -> None:
+                     channel_of: list[str | None], top_n: int, role: Roles) -> None:
     """Part 1: arbitrate_many against arbitrate_customer, customer by customer."""
     rng = np.random.default_rng(seed)
-    prepared = prepare(catalog)
+    prepared = prepare(catalog, role)
     features = _odd_customers(n, seed % 89, ctx.schema.required)
     names = ctx.constants.product_names
     churn = _probabilities(catalog, rng, (n,))
@@ -120,7 +134,7 @@ def _decide_directly(ctx: ScoringContext, catalog: Catalog, seed: int, n: int,
     assert many is not None
     for i, f in enumerate(features):
         got = many.customer(i, booked_tier=booked[i], channel=channel_of[i],
-                            days_to_next_maturity=f.get("days_to_next_maturity"))
+                            days_to_next_maturity=prepared.maturity_of(f))
         want = arbitrate_customer(
             prepared, f, booked_tier=booked[i], churn_probability=churn.tolist()[i],
             propensities=dict(zip(names, props[i].tolist(), strict=True)),
@@ -131,12 +145,14 @@ def _decide_directly(ctx: ScoringContext, catalog: Catalog, seed: int, n: int,
 def _compare(default: ScoringContext, monkeypatch: pytest.MonkeyPatch, *, catalog: Catalog,
              seed: int, n: int, channel_of: list[str | None],
              history_of: list[list[ContactEvent]], top_n: int | None,
-             suppressed: bool) -> list[dict[str, Any]]:
+             suppressed: bool, role: Roles | None = None) -> list[dict[str, Any]]:
     """Part 2: score n customers as one batch (array form) and one by one (per-customer
     form) on the same rows and model outputs; assert both give the same; return the batch's
     results."""
     ctx = copy.copy(default)
     ctx.catalog, ctx.prepared_catalog = catalog, prepare(catalog)
+    if role is not None:  # what the pipeline reads the roles from (ScoringContext.contract)
+        ctx.contract = SimpleNamespace(roles=role)  # type: ignore[attr-defined]
     ctx.evaluator = _Scores(ctx, n, seed)
     features = _odd_customers(n, seed % 97, ctx.schema.required)
     customers = [CustomerInput(customer_id=f"c{i}", features=f, channel=channel_of[i],
@@ -177,11 +193,12 @@ def test_array_form_decides_as_the_rule_definitions(
     seed = data.draw(st.integers(0, 10**6), label="seed")
     channel_of = data.draw(st.lists(channels, min_size=n, max_size=n), label="channels")
     top_n = data.draw(rarely(st.just(0), st.integers(1, 6)), label="top_n")
-    _decide_directly(default_context, catalog, seed, n, channel_of, top_n)
+    role = data.draw(roles, label="roles")
+    _decide_directly(default_context, catalog, seed, n, channel_of, top_n, role)
     _compare(default_context, monkeypatch, catalog=catalog, seed=seed, n=n,
              channel_of=channel_of, history_of=history_of,
              top_n=data.draw(st.none() | st.just(top_n), label="top_n or the policy's"),
-             suppressed=data.draw(st.booleans(), label="suppressed"))
+             suppressed=data.draw(st.booleans(), label="suppressed"), role=role)
 
 
 def test_the_comparison_covers_every_outcome(default_context: ScoringContext,
@@ -199,3 +216,6 @@ def test_the_comparison_covers_every_outcome(default_context: ScoringContext,
     assert sum(len(r["recommendations"]) for r in results) > n
     codes = {s["reason_code"] for r in results for s in r["suppressed"]}
     assert len(codes) >= 6, codes
+    # The rules of issue 11 are reached: a condition, the risk reassessment, both ways.
+    assert {"condition_not_met", "trigger_not_met"} <= codes, codes
+    assert any(x["kind"] == "service" for r in results for x in r["recommendations"])

@@ -20,12 +20,12 @@ from app.decisions.prepared import PreparedCatalog, prepare
 class Customer:
     """What arbitration needs to know about one customer."""
 
-    age: int
+    age: int | None  # None: unknown (no age role, or missing)
     aum: float
     booked_tier: str
     risk_profile: str | None  # "C1".."C5" or None (never assessed)
     risk_assessment_age_days: int | None
-    flags: Mapping[str, bool]  # boolean features by name; missing = False
+    flags: Mapping[str, object]  # features by name (booleans, numbers, categories); missing = None
     churn_probability: float | None  # calibrated; None when churn was not scored
     days_to_next_maturity: int | None = None  # only feeds an RM reason, never the ranking
 

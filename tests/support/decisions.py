@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from app.decisions.arbitration import ContactEvent
-from app.decisions.catalog import Action, Catalog
+from app.decisions.catalog import Action, Catalog, Condition
+from app.features.contract import OCCUPATIONS
 from app.training.default_config import PRODUCT_MODELS
 from tests.support.arbitration import Customer
 
@@ -27,6 +28,27 @@ LEVELS = ("R1", "R2", "R3", "R4", "R5")
 AUMS = (0.0, 10_000.0, 50_000.0, 100_000.0, 1_000_000.0)
 WINDOWS = (0, 1, 30, 90, 365)
 AGES = (18, 40, 64, 65, 66, 120)
+# Conditions name features of the default contract of every kind (and one it lacks); values
+# are drawn from what customers hold, plus values of the wrong kind.
+NUMBERS = (0, 1, 3, 0.5, 18_000, 18_000.0)
+CONDITION_FEATURES = ("loans_other_banks", "monthly_salary", "has_sip", "vip_card",
+                      "occupation_class", "tenure_months", "not_a_feature")
+OPS = (">", ">=", "<", "<=", "==", "!=", "in", "not_in", "is_null", "not_null")
+_SCALARS = (st.sampled_from(NUMBERS) | st.booleans()
+            | st.sampled_from((*OCCUPATIONS[:3], "pilot")))
+
+
+@st.composite
+def conditions(draw: Any) -> Condition:
+    op = draw(st.sampled_from(OPS))
+    value: Any = None
+    if op in (">", ">=", "<", "<="):
+        value = draw(st.sampled_from(NUMBERS))
+    elif op in ("==", "!="):
+        value = draw(_SCALARS)
+    elif op in ("in", "not_in"):
+        value = draw(st.lists(_SCALARS, min_size=1, max_size=3))
+    return Condition(feature=draw(st.sampled_from(CONDITION_FEATURES)), op=op, value=value)
 
 
 def sometimes(draw: Any, strategy: st.SearchStrategy[Any], default: Any = None) -> Any:
@@ -36,7 +58,7 @@ def sometimes(draw: Any, strategy: st.SearchStrategy[Any], default: Any = None) 
 
 @st.composite
 def actions(draw: Any, id_: str) -> Action:
-    kind = draw(st.sampled_from(("product", "product", "retention")))
+    kind = draw(st.sampled_from(("product", "product", "product", "retention", "service")))
     age = st.sampled_from(AGES) | st.integers(18, 120)
     eligibility = {
         "min_age": sometimes(draw, age),
@@ -51,12 +73,17 @@ def actions(draw: Any, id_: str) -> Action:
         "min_churn_probability": sometimes(
             draw, st.sampled_from((0.0, 0.15, 0.25, 0.35)) | st.floats(0, 1)
         ),
+        "conditions": sometimes(draw, st.lists(conditions(), min_size=1, max_size=2), ()),
     }
     contact = {
         "max_offers": draw(st.integers(0, 3)),
         "window_days": draw(st.sampled_from(WINDOWS[1:]) | st.integers(1, 120)),
         "decline_cooloff_days": draw(st.sampled_from(WINDOWS) | st.integers(0, 200)),
     }
+    if kind == "service":
+        return Action(id=id_, name=id_, category="service", kind="service",
+                      trigger="risk_reassessment", eligibility=eligibility,
+                      contact_policy=contact)
     return Action(
         id=id_,
         name=id_,
@@ -85,6 +112,9 @@ def catalogs(draw: Any) -> Catalog:
         elderly_age=draw(st.sampled_from(AGES) | st.integers(18, 121)),
         elderly_max_risk=draw(st.sampled_from(("R1", "R2", *LEVELS))),  # low caps bite more
         assessment_valid_days=draw(st.sampled_from(WINDOWS[1:]) | st.integers(1, 800)),
+        contact_cap=sometimes(draw, st.builds(
+            dict, max_offers=st.integers(0, 4),
+            window_days=st.sampled_from(WINDOWS[1:]) | st.integers(1, 120))),
     )
 
 
@@ -95,16 +125,24 @@ def rarely(odd: st.SearchStrategy[Any], usual: st.SearchStrategy[Any]) -> st.Sea
     )
 
 
+# Features the conditions read, as a validated request holds them (None: missing).
+_FEATURES = st.fixed_dictionaries({}, optional={
+    "loans_other_banks": st.none() | st.sampled_from((0, 1, 3)),
+    "monthly_salary": st.none() | st.sampled_from((0.0, 0.5, 18_000.0, 25_000.0)),
+    "occupation_class": st.none() | st.sampled_from(OCCUPATIONS[:4]),
+    "tenure_months": st.sampled_from((0, 1, 3, 86)),
+})
 customers = st.builds(
     Customer,
-    age=st.sampled_from(AGES) | st.integers(18, 120),
+    age=rarely(st.none(), st.sampled_from(AGES) | st.integers(18, 120)),
     aum=st.sampled_from(AUMS) | st.floats(0, 1e7),
     booked_tier=st.sampled_from(TIERS),
     risk_profile=rarely(st.none(), st.sampled_from(("C1", "C2", "C3", "C4", "C5"))),
     risk_assessment_age_days=rarely(
         st.none(), st.sampled_from(WINDOWS) | st.integers(0, 900)
     ),
-    flags=st.dictionaries(st.sampled_from(FLAGS), st.booleans()),
+    flags=st.builds(lambda f, g: {**f, **g},
+                    st.dictionaries(st.sampled_from(FLAGS), st.booleans()), _FEATURES),
     churn_probability=rarely(st.none() | st.just(math.nan), st.floats(0, 1)),
     days_to_next_maturity=st.none() | st.integers(0, 400),
 )
