@@ -8,6 +8,9 @@ a library is loaded its bytes must match the record and both must be regular fil
 this user (or root), not writable by group or others, in a directory with the same
 properties. A file that fails is rebuilt when a compiler exists, else refused: never loaded
 (a truncated library kills the process with SIGBUS, a foreign one runs its code).
+
+The library holds the tree attributions of treeshap.c too (app/engine/attributions.py):
+both sources are compiled into it, and its record's source sha256 covers both.
 """
 
 from __future__ import annotations

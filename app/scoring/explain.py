@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from app.bundles.manifest import ReasonCode
-from app.engine.attributions import Attributions, attributions_for
+from app.engine.attributions import Attributions, BoosterAttributions, attributions_for
 from app.engine.compiled import probe_rows
 from app.engine.trees import TreeModel
 from app.scoring.context import ScoringContext
@@ -35,12 +35,14 @@ class Explainer:
     """The attributions of a context's churn model and product models."""
 
     def __init__(self, ctx: ScoringContext, *, cache_dir: Path | None = None,
-                 cc: str | None = None) -> None:
+                 cc: str | None = None, native: bool = True) -> None:
         schema, layout = ctx.schema, ctx.layout
         thresholds = getattr(getattr(ctx.evaluator, "flat", None), "thresholds", None)
         probe = probe_rows(schema, PROBE_ROWS, seed=5, thresholds=thresholds)
 
         def make(model: TreeModel) -> Attributions:
+            if not native:
+                return BoosterAttributions(model, layout.columns(model))
             return attributions_for(model, layout.columns(model), probe, cache_dir=cache_dir,
                                     cc=cc)
 
@@ -61,11 +63,12 @@ class Explainer:
             with _lock:
                 got = _explainers.get(id(ctx))
                 if got is None:
-                    if cache_dir is None:
-                        from app.config import get_settings
+                    from app.config import get_settings
 
-                        cache_dir = get_settings().compile_cache_dir
-                    got = _explainers[id(ctx)] = cls(ctx, cache_dir=cache_dir)
+                    settings = get_settings()  # no native code when compile_models is off
+                    got = _explainers[id(ctx)] = cls(
+                        ctx, cache_dir=cache_dir or settings.compile_cache_dir,
+                        native=settings.compile_models)
                     weakref.finalize(ctx, _explainers.pop, id(ctx), None)
         return got
 
