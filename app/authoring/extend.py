@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from app.authoring.build import MAX_ARCHIVE_BYTES, read_document
 from app.authoring.draft import draft_contract, read_any_table
@@ -53,6 +53,7 @@ class Found:
     from_table: bool = False
     # a table's numeric values, lowest and highest (its categories are the values it holds)
     observed: tuple[float, float] | None = None
+    whole: bool = True  # a table's numbers are all whole
     note: str = ""
 
 
@@ -102,10 +103,9 @@ def misfit(found: Found, declared: FeatureSpec) -> str | None:
     if not found.from_table:
         return encoding_fits(found.spec, declared)
     kind = found.spec.kind
-    if kind == "integer" and declared.kind == "boolean" and found.observed is not None and \
-            found.observed[0] >= 0 and found.observed[1] <= 1:
-        return None  # a 0/1 column is read as false/true
-    if not (kind == declared.kind or (kind in _NUMERIC and declared.kind in _NUMERIC)):
+    flags = kind == "integer" and declared.kind == "boolean" and found.observed is not None \
+        and found.observed[0] >= 0 and found.observed[1] <= 1  # 0/1 is read as false/true
+    if not (flags or kind == declared.kind or (kind in _NUMERIC and declared.kind in _NUMERIC)):
         return f"the table holds {kind} values, the contract declares {declared.kind}"
     if kind == "category":
         extra = [v for v in found.spec.categories if v not in declared.categories]
@@ -113,11 +113,16 @@ def misfit(found: Found, declared: FeatureSpec) -> str | None:
             return "the table holds " + ", ".join(repr(v) for v in extra[:5]) + \
                 (f" and {len(extra) - 5} more" if len(extra) > 5 else "") + \
                 ", not categories of the contract's"
-    if found.observed is not None:
+    if found.observed is not None and not flags:
         lo, hi = found.observed
         if (declared.minimum is not None and lo < declared.minimum) or \
                 (declared.maximum is not None and hi > declared.maximum):
             return f"the table holds {lo:g} to {hi:g}, outside the contract's range"
+        if declared.kind == "integer" and not found.whole:
+            return "the table holds numbers that are not whole, the contract declares integer"
+    if found.spec.nullable and not declared.nullable:
+        return "the table has missing values, the contract requires a value (fill them, " \
+            "or drop those rows)"
     return None
 
 
@@ -157,13 +162,15 @@ def table_features(path: Path, *, id_column: str | None = None,
     out = []
     for f in draft.contract.features:
         column = table.column(column_of[f.name])
-        observed = None
+        observed, whole = None, True
         if f.kind in _NUMERIC:
-            bounds = pc.min_max(column.cast(pa.float64()))
-            observed = (float(bounds["min"].as_py()), float(bounds["max"].as_py()))
+            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            present = values[~np.isnan(values)]
+            observed = (float(present.min()), float(present.max()))
+            whole = bool((np.mod(present, 1.0) == 0).all())
         where = f" (column {column_of[f.name]!r})"
         out.append(Found(f, path.name + where, from_table=True, observed=observed,
-                         note=draft.notes.get(f.name, "").removesuffix(where)))
+                         whole=whole, note=draft.notes.get(f.name, "").removesuffix(where)))
     return out
 
 
@@ -199,7 +206,8 @@ def extend(base: FeatureContract, found: Sequence[Found], *, base_source: str,
                 ext.kept[name].append(item.source)
             continue
         spec = item.spec.model_copy(update={"nullable": True})
-        added[name] = Found(spec, item.source, item.from_table, item.observed, item.note)
+        added[name] = Found(spec, item.source, item.from_table, item.observed, item.whole,
+                            item.note)
         ext.added[name] = item.source
         ext.notes[name] = (f"added from {item.source}: optional, so callers of "
                            f"{base.name!r} today are unaffected"
