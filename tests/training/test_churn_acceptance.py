@@ -182,6 +182,7 @@ def live(trained: dict[str, Any], service: tuple[str, dict[str, str]]) -> dict[s
         out = _run("push", str(trained["tmp"] / family), *pub)
         versions[family] = int(out.split("version ")[1].split()[0])
         _run("approve", family, str(versions[family]), *appr)
+    assert versions == {"features": 2, "churn": 2}  # after the seeded defaults (docs say so)
     promoted = _run("promote", "--set", f"features={versions['features']}",
                     "--set", f"churn={versions['churn']}", "--note", "bank churn model", *appr)
     deadline = time.monotonic() + 30
