@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.sources import yaml_source
 from app.decisions.policy import Policy
 from app.features.family import FeatureContract
+from app.sources import yaml_source
 from app.sources.sources import load_source
 from app.sources.yaml_source import SourceError, read_yaml
 
