@@ -144,6 +144,9 @@ def _register_subcommands() -> None:
     from app.training.commands import register as register_training
 
     register_training(cli)
+    from app.book.command import register as register_book
+
+    register_book(cli)
     try:
         from app.registry.commands import register as register_registry
     except ImportError:  # pragma: no cover - registry commands not built yet
