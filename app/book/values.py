@@ -85,14 +85,11 @@ def _from_text(column: Array, spec: FeatureSpec) -> list[Any]:
             word = v.strip().lower()
             out.append(True if word in TRUE else False if word in FALSE else v)
         return out
-    target = pa.int64() if kind == "integer" else pa.float64()
     try:
-        parsed = pc.cast(pc.utf8_trim_whitespace(column), target)
+        parsed = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return [_parse(v, kind) for v in column.to_pylist()]
-    if kind == "number":
-        return feature_values(parsed, spec)  # NaN → missing, as a float column
-    return parsed.to_pylist()
+    return feature_values(parsed, spec)  # as a float column: NaN missing, whole → integer
 
 
 def _parse(text: str | None, kind: str) -> Any:
@@ -108,4 +105,6 @@ def _parse(text: str | None, kind: str) -> Any:
         return text
     if math.isnan(value):
         return None
+    if kind == "integer" and value.is_integer() and abs(value) <= _EXACT:
+        return int(value)
     return value
