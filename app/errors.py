@@ -65,6 +65,13 @@ class Conflict(TierwiseError):
     code = "conflict"
 
 
+class BreakingContract(Conflict):
+    """A feature contract change that may refuse requests valid today, promoted without
+    allow_breaking."""
+
+    code = "breaking_contract"
+
+
 class Unauthorized(TierwiseError):
     status = 401
     code = "unauthorized"

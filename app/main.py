@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api.deps import Services
 from app.api.handlers import install_error_handlers
-from app.api.openapi import build_openapi
+from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
 from app.api.routes import health, metrics, models, scores, status
@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
     api = FastAPI(title="tierwise", version=__version__, lifespan=lifespan,
                   default_response_class=JSONBytes, redirect_slashes=False)
     api.state.services = services  # read by app/api/deps.py only
-    api.openapi = lambda: build_openapi(api)  # type: ignore[method-assign]
+    document = LiveDocument(api)  # the live contract's features in /openapi.json, /docs
+    api.openapi = lambda: document.served(services.live)  # type: ignore[method-assign]
     install_error_handlers(api)
     for router in ROUTERS:
         api.include_router(router)

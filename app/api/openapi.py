@@ -9,6 +9,8 @@ ErrorResponse.
 
 from __future__ import annotations
 
+import copy
+import threading
 from typing import Any
 
 import yaml
@@ -27,6 +29,7 @@ from app.api.schemas import (
     ErrorResponse,
     ScoreRequest,
     ScoreResponse,
+    features_json_schema,
 )
 
 DESCRIPTION = """Scores retail-bank customers in milliseconds: the booked and likely true
@@ -175,6 +178,39 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     doc["security"] = SECURITY
     app.openapi_schema = doc
     return doc
+
+
+class LiveDocument:
+    """The document as served: build_openapi's, with the CustomerFeatures schema of the
+    contract live in this replica (one copy per contract sha256, rebuilt when it changes).
+    Before a context is live, or without one (the `openapi` command), the default one."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._sha256: str | None = None
+        self._doc: dict[str, Any] | None = None
+
+    def served(self, live: Any) -> dict[str, Any]:
+        base = build_openapi(self._app)
+        ctx = _live_context(live)
+        if ctx is None:
+            return base
+        sha256 = ctx.versions["features"].sha256
+        with self._lock:
+            if self._sha256 != sha256 or self._doc is None:
+                doc = copy.deepcopy(base)
+                doc["components"]["schemas"]["CustomerFeatures"] = features_json_schema(
+                    ctx.contract.specs())
+                self._sha256, self._doc = sha256, doc
+            return self._doc
+
+
+def _live_context(live: Any) -> Any:
+    if live is None or not getattr(live, "ready", False) or not hasattr(live, "current"):
+        return None
+    ctx = live.current()
+    return ctx if hasattr(ctx, "contract") and "features" in ctx.versions else None
 
 
 def openapi_yaml(app: FastAPI) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -20,7 +21,7 @@ from app.features.spec import FeatureSpec
 
 Part = Literal["tier", "churn", "recommendations"]
 ChannelName = Literal["branch", "mobile", "online", "call_centre", "rm"]
-FamilyName = Literal["tier", "churn", "products", "catalog", "policy"]
+FamilyName = Literal["features", "tier", "churn", "products", "catalog", "policy"]
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -71,18 +72,24 @@ def _feature_json_schema(spec: FeatureSpec) -> dict[str, Any]:
     return schema
 
 
-FEATURES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "title": "CustomerFeatures",
-    "description": "The customer's features by name: the default models read the ones "
-    "listed here. Unknown names are rejected (422), never ignored; a deployment whose model "
-    "versions declare more features accepts those too, sent in the same object. Nullable "
-    "features may be null or left out (read as missing).",
-    "properties": {s.name: _feature_json_schema(s) for s in DEFAULT_FEATURES},
-    "required": [s.name for s in DEFAULT_FEATURES if not s.nullable],
-    "additionalProperties": False,
-    "example": default_example(),
-}
+def features_json_schema(specs: Sequence[FeatureSpec]) -> dict[str, Any]:
+    """The CustomerFeatures schema of a feature contract's specs (the default contract's is
+    in openapi.yaml; a server shows its live contract's)."""
+    return {
+        "type": "object",
+        "title": "CustomerFeatures",
+        "description": "The customer's features by name, as the live feature contract "
+        "declares them (GET /v1/contract; openapi.yaml lists the default contract's). Unknown "
+        "names are rejected (422), never ignored. Nullable features may be null or left out "
+        "(read as missing).",
+        "properties": {s.name: _feature_json_schema(s) for s in specs},
+        "required": [s.name for s in specs if not s.nullable],
+        "additionalProperties": False,
+        "example": {s.name: s.example for s in specs},
+    }
+
+
+FEATURES_SCHEMA: dict[str, Any] = features_json_schema(DEFAULT_FEATURES)
 
 Features = Annotated[dict[str, Any], WithJsonSchema(FEATURES_SCHEMA)]
 
@@ -260,7 +267,7 @@ _RESPONSE_EXAMPLE: dict[str, Any] = {
          "lever": 1.0, "reasons": ["churn risk 55% (retention threshold 35%)",
                                    "suits the rm channel (x1.5)"]}],
     "models": {f: {"version": 1, "sha256": _SHA}
-               for f in ("tier", "churn", "products", "catalog", "policy")},
+               for f in ("features", "tier", "churn", "products", "catalog", "policy")},
     "request_id": "24a8eab8377944b5ba289078d8309b7d",
 }
 

@@ -7,13 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.features.family import CONTRACT_FILE, ContractRef
 from app.features.spec import FeatureSpec
 
 FORMAT: Literal["tierwise-bundle/1"] = "tierwise-bundle/1"
-Family = Literal["tier", "churn", "products", "catalog", "policy"]
-FAMILIES: tuple[str, ...] = ("tier", "churn", "products", "catalog", "policy")
+Family = Literal["features", "tier", "churn", "products", "catalog", "policy"]
+# The feature contract first: every other family is checked against it.
+FAMILIES: tuple[str, ...] = ("features", "tier", "churn", "products", "catalog", "policy")
 MODEL_FAMILIES: tuple[str, ...] = ("tier", "churn", "products")
-CONFIG_FILES = {"catalog": "catalog.json", "policy": "policy.json"}
+CONFIG_FILES = {"features": CONTRACT_FILE, "catalog": "catalog.json", "policy": "policy.json"}
 
 
 class _Strict(BaseModel):
@@ -126,6 +128,9 @@ class Manifest(_Strict):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training_data: dict[str, Any] = Field(default_factory=dict)
     reference_rows: tuple[ReferenceRow, ...] = ()
+    contract: ContractRef | None = Field(
+        default=None, description="The features bundle (contract) a model was trained "
+        "against; absent in bundles made before contracts were versioned.")
 
     @model_validator(mode="after")
     def _family_shape(self) -> Manifest:
@@ -148,6 +153,9 @@ class Manifest(_Strict):
             raise ValueError("wealth belongs to a tier bundle without classes")
         if self.family in ("tier", "churn") and len(self.models) != 1:
             raise ValueError(f"a {self.family} bundle holds exactly one model")
+        if self.family not in MODEL_FAMILIES and (self.models or self.contract is not None):
+            raise ValueError(f"a {self.family} bundle holds no models and no contract "
+                             "reference")
         if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:
             raise ValueError(f"a {self.family} bundle needs {CONFIG_FILES[self.family]}")
         return self

@@ -146,6 +146,32 @@ class ContractRef(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the features bundle.")
 
 
+def _role_fits(role: str, spec: FeatureSpec) -> bool:
+    return spec.kind in _ROLE_KINDS[role] and (role != "risk_profile" or all(
+        len(c) == 2 and c[0] == "C" and c[1] in "12345" for c in spec.categories))
+
+
+def contract_of_models(model_features: Iterable[Iterable[FeatureSpec]], *,
+                       reasons: dict[str, ReasonText] | None = None,
+                       name: str = "derived") -> FeatureContract:
+    """The contract that accepts exactly what these models read (each name once, first
+    declaration wins, in order), with the default roles kept where such a feature exists
+    and fits, null otherwise. For a registry filled before contracts were versioned, whose
+    models do not fit the default contract."""
+    specs: dict[str, FeatureSpec] = {}
+    for features in model_features:
+        for spec in features:
+            specs.setdefault(spec.name, spec)
+    roles = {role: (n if n is not None and n in specs and _role_fits(role, specs[n]) else None)
+             for role, n in Roles().model_dump().items()}
+    return FeatureContract(
+        name=name, description="Derived from the models in production when the feature "
+        "contract became a family: what they read, as they declare it.",
+        roles=Roles(**roles),
+        features=tuple(ContractFeature(**spec.model_dump(), reason=(reasons or {}).get(n))
+                       for n, spec in specs.items()))
+
+
 # ---------------------------------------------------------------- fitting models to contracts
 
 _NUMERIC = frozenset({"number", "integer"})

@@ -84,9 +84,14 @@ class RegistryClient:
         return self._call("POST", f"/v1/models/{family}/versions/{version}/approve",
                           json={"note": note})
 
-    def move(self, moves: Sequence[tuple[str, str, int | None]], note: str = "") -> dict[str, Any]:
-        """Move aliases atomically: (family, alias, version) triples."""
-        body = {"moves": [{"family": f, "alias": a, "version": v} for f, a, v in moves],
+    def move(self, moves: Sequence[tuple[str, str, int | None]], note: str = "", *,
+             allow_breaking: bool = False) -> dict[str, Any]:
+        """Move aliases atomically: (family, alias, version) triples; `allow_breaking` lets
+        a features move break what callers send today."""
+        body = {"moves": [{"family": f, "alias": a, "version": v,
+                           **({"allow_breaking": True} if allow_breaking and f == "features"
+                              else {})}
+                          for f, a, v in moves],
                 "note": note}
         return self._call("POST", "/v1/models/aliases", json=body)
 

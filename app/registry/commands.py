@@ -214,6 +214,10 @@ def promote(family: str | None = typer.Argument(None), version: int | None = typ
             set_: list[str] = typer.Option([], "--set", help="family=version; several move "
                                                               "atomically (repeatable)."),
             note: str = typer.Option("", help="Why."),
+            allow_breaking: bool = typer.Option(
+                False, "--allow-breaking",
+                help="Let a features version break what callers send today (a feature "
+                     "removed, a range narrowed, ...)."),
             url: str = URL, key: str | None = KEY) -> None:
     """Point an alias at a version: `promote churn 3` or `promote --set churn=3 --set catalog=2`."""
     targets = _pairs(set_, "--set")
@@ -224,9 +228,14 @@ def promote(family: str | None = typer.Argument(None), version: int | None = typ
     if not targets:
         raise typer.BadParameter("nothing to promote")
     with _client(url, key) as client:
-        data = client.move([(f, alias, v) for f, v in targets.items()], note)
+        data = client.move([(f, alias, v) for f, v in targets.items()], note,
+                           allow_breaking=allow_breaking)
     for m in data["moves"]:
         typer.echo(f"{m['family']} {m['alias']}: {m['previous_version']} -> {m['version']}")
+        changes = m.get("detail", {}).get("contract_changes") or {}
+        for kind in ("breaking", "additive"):
+            for change in changes.get(kind, []):
+                typer.echo(f"  {kind}: {change}")
     for m in data.get("unchanged", []):
         typer.echo(f"{m['family']} {m['alias']}: already {m['version']} (unchanged, "
                    "not recorded)")

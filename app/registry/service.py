@@ -17,9 +17,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.bundles.io import Bundle, read_archive
-from app.bundles.manifest import FAMILIES
+from app.bundles.manifest import FAMILIES, MODEL_FAMILIES
 from app.config import Settings
-from app.errors import BundleRejected, Conflict, FieldProblem, Forbidden, InvalidRequest, NotFound
+from app.errors import (
+    BreakingContract,
+    BundleRejected,
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+)
+from app.features.family import FeatureContract, contract_changes, describe
 from app.registry import repository, store
 from app.registry.auth_keys import Principal
 from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
@@ -43,12 +52,14 @@ class AliasMoved(Conflict):
 @dataclass(frozen=True, slots=True)
 class AliasMove:
     """Point `alias` of `family` at `version` (None clears a staging or challenger alias);
-    with `expected_version`, only if the alias is at that version when the move runs."""
+    with `expected_version`, only if the alias is at that version when the move runs.
+    `allow_breaking`: a features version may break what callers send today."""
 
     family: str
     alias: str
     version: int | None
     expected_version: int | None = None
+    allow_breaking: bool = False
 
 
 def require_family(session: Session, family: str, *, lock: bool = False) -> None:
@@ -102,6 +113,9 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
             verify: VerifyLimits | None = None) -> VersionRow:
     """Verify an uploaded bundle against production (or `check_with`); store it as a version.
 
+    A model bundle naming its contract (manifest.contract) is verified with that features
+    version; a features bundle (a contract) without `check_with` is verified on its own.
+
     With `verify` (every push over HTTP), the archive is first unpacked and verified in a
     child process under those limits, and this process reads it only once that passed;
     without (the operator's own models directory at seeding), it is verified here."""
@@ -119,11 +133,18 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
             f"this bundle is already {existing.family} version {existing.version}",
             [FieldProblem("sha256", f"same as {existing.family} version {existing.version}")],
         )
-    base = {**_production(session), **dict(check_with or {})}
-    base.pop(family, None)
-    for other, number in (check_with or {}).items():
+    check = dict(check_with or {})
+    for other, number in check.items():
         require_version(session, other, number, field=f"check_with.{other}")
-    if all(f in base for f in FAMILIES if f != family):
+    if family in MODEL_FAMILIES and "features" not in check \
+            and (contract := _contract_version(session, bundle)) is not None:
+        check["features"] = contract  # the contract it was trained against, not production's
+    base = {**_production(session), **check}
+    base.pop(family, None)
+    # A contract alone is checked on its own: the models that will read it may be trained
+    # against it and pushed after it (promote checks that they fit, model_fits).
+    alone = family == "features" and not check
+    if not alone and all(f in base for f in FAMILIES if f != family):
         build_from(session, base, {family: bundle})
         checked_with = base
     else:  # a registry still being filled: the bundle is checked on its own
@@ -146,6 +167,22 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
             detail={"sha256": row.sha256, "label": row.label, "size_bytes": row.size_bytes,
                     "checked_with": checked_with})
     return row
+
+
+def _contract_version(session: Session, bundle: Bundle) -> int | None:
+    """The features version a model bundle names in manifest.contract (None: it names none)."""
+    ref = bundle.manifest.contract
+    if ref is None:
+        return None
+    row = repository.get_version_by_sha256(session, ref.sha256)
+    if row is None or row.family != "features":
+        raise BundleRejected(
+            f"the model was trained against contract {ref.name!r}, which the registry does "
+            "not hold: push the contract first",
+            [FieldProblem("manifest.contract.sha256",
+                          f"no features version has sha256 {ref.sha256}; push the contract "
+                          "first")])
+    return row.version
 
 
 def approve(*, session: Session, family: str, version: int, actor: Principal,
@@ -207,6 +244,8 @@ def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Princip
         now_at = current.get(move.family, {}).get(move.alias)
         _check_move(session, i, move, actor, reason, seen, now_at)
         (unchanged if now_at == move.version else changes).append(move)
+    contract_detail = {move: _check_contract(session, moves.index(move), move, current, reason)
+                       for move in changes if move.family == "features"}
     _check_builds(session, current, changes)
     now, batch = utcnow(), uuid.uuid4().hex
     entries = []
@@ -219,12 +258,39 @@ def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Princip
                 repository.set_alias(session, family=move.family, alias=move.alias,
                                      version=move.version, at=now, key=actor.key_id,
                                      name=actor.name)
-        detail = {"reason": reason, "batch": batch, **({"note": note} if note else {})}
+        detail = {"reason": reason, "batch": batch, **({"note": note} if note else {}),
+                  **contract_detail.get(move, {})}
         entries.append(_ledger(session, actor, "alias_move", family=move.family,
                                version=move.version, alias=move.alias,
                                previous_version=current.get(move.family, {}).get(move.alias),
                                at=now, detail=detail))
     return MovesDone(entries=entries, unchanged=unchanged)
+
+
+def _contract(session: Session, version: int) -> FeatureContract:
+    contract = load_family(store.load_bundles(session, {"features": version})["features"])
+    assert isinstance(contract, FeatureContract)
+    return contract
+
+
+def _check_contract(session: Session, i: int, move: AliasMove,
+                    current: Mapping[str, Mapping[str, int]], reason: str) -> dict[str, object]:
+    """What a features move changes for callers (for the ledger); refuses a breaking change
+    to production or challenger unless the move allows it (a rollback or seed is not
+    refused: it returns to a contract that was live before)."""
+    live = current.get("features", {}).get("production")
+    if move.version is None or live is None or move.alias not in ("production", "challenger") \
+            or live == move.version:
+        return {}
+    changes = contract_changes(_contract(session, live), _contract(session, move.version))
+    if changes.is_breaking and not move.allow_breaking and reason == "promote":
+        raise BreakingContract(
+            f"features version {move.version} breaks what callers send under production "
+            f"version {live}: requests valid today may be refused. Promote it with "
+            "allow_breaking once callers are ready",
+            [FieldProblem(f"moves[{i}].{p.field}", p.problem) for p in describe(changes)])
+    return {"contract_changes": {"breaking": changes.breaking, "additive": changes.additive},
+            "allow_breaking": move.allow_breaking}
 
 
 def _check_builds(session: Session, current: Mapping[str, Mapping[str, int]],

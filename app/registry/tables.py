@@ -76,7 +76,8 @@ class Base(DeclarativeBase):
 
 
 class FamilyRow(Base):
-    """One of the five families (tier, churn, products, catalog, policy); inserted by migration."""
+    """One of the six families (features, tier, churn, products, catalog, policy); inserted by
+    migration."""
 
     __tablename__ = "families"
 

@@ -14,12 +14,12 @@ import numpy as np
 
 from app.bundles.io import Bundle
 from app.bundles.manifest import FAMILIES, PlattCalibrator
-from app.decisions.catalog import Catalog
+from app.decisions.catalog import Catalog, condition_features
 from app.decisions.policy import Policy
 from app.decisions.prepared import prepare
 from app.engine.evaluate import BoosterEvaluator, Evaluator, ModelLayout
 from app.errors import BundleRejected, FieldProblem
-from app.features.contract import ARBITRATION_FEATURES
+from app.features.family import FeatureContract, Roles, model_fits
 from app.features.schema import FeatureSchema
 from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
 from app.scoring.loader import load_family
@@ -42,7 +42,7 @@ class VersionRef:
 class ContextConstants:
     """Per-context values the scoring hot path needs, derived once at build time."""
 
-    aum_col: int
+    aum_col: int | None  # None: the contract has no aum role (no booked tier)
     tier_thresholds: tuple[float, ...]
     band_thresholds: tuple[float, ...]
     tier_names: tuple[str, ...]
@@ -66,7 +66,7 @@ class ContextConstants:
         calibrator = ctx.churn.calibrator
         platt = isinstance(calibrator, PlattCalibrator)
         return cls(
-            aum_col=ctx.schema.index["aum_total"],
+            aum_col=ctx.schema.index[ctx.roles.aum] if ctx.roles.aum else None,
             tier_thresholds=tuple(float(t.min_aum) for t in ctx.policy.tiers),
             band_thresholds=tuple(float(b.min_probability) for b in ctx.policy.churn_bands),
             tier_names=tuple(ctx.policy.tier_names),
@@ -89,8 +89,12 @@ class ContextConstants:
 
 @dataclass
 class ScoringContext:
-    """Every family needed to score, plus the derived lookups built once at load time."""
+    """Every family needed to score, plus the derived lookups built once at load time.
 
+    `schema` is the live contract's (every feature callers may send, in contract order);
+    `roles` says which contract feature plays each part the decisions read."""
+
+    contract: FeatureContract
     tier: TierFamily
     churn: ChurnFamily
     products: ProductFamily
@@ -98,28 +102,30 @@ class ScoringContext:
     policy: Policy
     versions: dict[str, VersionRef]
     schema: FeatureSchema = field(init=False)
+    roles: Roles = field(init=False)
     layout: ModelLayout = field(init=False)
     evaluator: Evaluator = field(init=False)
-    _required: dict[frozenset[str], frozenset[str]] = field(init=False, default_factory=dict)
+    _required_all: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.schema = FeatureSchema.union(
-            [self.tier.features, self.churn.features, self.products.features]
-        )
+        self.schema = self.contract.schema()
+        self.roles = self.contract.roles
+        self._required_all = frozenset(s.name for s in self.schema.specs if not s.nullable)
         self.layout = ModelLayout(
             schema=self.schema,
             tier=self.tier.model,
             churn=self.churn.model,
             products=tuple(self.products.models.values()),
         )
-        self.evaluator = BoosterEvaluator(self.layout)
         self._check_consistency()
+        self.evaluator = BoosterEvaluator(self.layout)
         self.tier_thresholds = np.array([t.min_aum for t in self.policy.tiers])
         self.band_thresholds = np.array([b.min_probability for b in self.policy.churn_bands])
         self.tier_rank = {name: i for i, name in enumerate(self.policy.tier_names)}
         self.models_served = {f: v.as_dict() for f, v in self.versions.items()}
         self.constants = ContextConstants.of(self)
-        self.prepared_catalog = prepare(self.catalog)  # arbitration's flat form, built once
+        # arbitration's flat form under the contract's roles, built once
+        self.prepared_catalog = prepare(self.catalog, self.roles)
 
     def _check_consistency(self) -> None:
         problems: list[FieldProblem] = []
@@ -129,10 +135,17 @@ class ScoringContext:
                 f"tier model classes {list(self.tier.classes)} differ from policy tiers "
                 f"{list(self.policy.tier_names)}",
             ))
-        for name in ARBITRATION_FEATURES:
+        for family, features in (("tier", self.tier.features), ("churn", self.churn.features),
+                                 ("products", self.products.features)):
+            problems += [
+                FieldProblem(f"{family}.{p.field}", p.problem + (
+                    "; promote a contract (features version) that declares it first, or "
+                    "with this model in one call" if "does not declare" in p.problem else ""))
+                for p in model_fits(self.contract, features)]
+        for name, where in condition_features(self.catalog).items():
             if name not in self.schema.index:
-                problems.append(FieldProblem(f"features.{name}",
-                                             "needed by the arbitration but no model declares it"))
+                problems.append(FieldProblem(
+                    where, f"{name!r} is not a feature of contract {self.contract.name!r}"))
         known = set(self.products.models)
         for action in self.catalog.actions:
             if action.propensity_model and action.propensity_model not in known:
@@ -148,19 +161,9 @@ class ScoringContext:
         self.evaluator = evaluator
 
     def required_for(self, parts: frozenset[str]) -> frozenset[str]:
-        """Non-nullable features of the families a request uses (cached per combination)."""
-        cached = self._required.get(parts)
-        if cached is None:
-            groups = []
-            if "tier" in parts or "recommendations" in parts:
-                groups.append(self.tier.features)
-            if "churn" in parts or "recommendations" in parts:
-                groups.append(self.churn.features)
-            if "recommendations" in parts:
-                groups.append(self.products.features)
-            cached = frozenset(f.name for g in groups for f in g if not f.nullable)
-            self._required[parts] = cached
-        return cached
+        """The features a request must send: the contract's non-nullable ones, whichever
+        parts it asks for (the contract, not the models, is what callers send)."""
+        return self._required_all
 
     @property
     def num_trees(self) -> dict[str, int]:
@@ -175,7 +178,8 @@ def build_context(bundles: Mapping[str, Bundle], versions: Mapping[str, int]) ->
             [FieldProblem(f, "no version available") for f in missing],
         )
     loaded = {f: load_family(bundles[f]) for f in FAMILIES}
-    for family, expected in (("tier", TierFamily), ("churn", ChurnFamily),
+    for family, expected in (("features", FeatureContract), ("tier", TierFamily),
+                             ("churn", ChurnFamily),
                              ("products", ProductFamily), ("catalog", Catalog),
                              ("policy", Policy)):
         if not isinstance(loaded[family], expected):
@@ -185,6 +189,7 @@ def build_context(bundles: Mapping[str, Bundle], versions: Mapping[str, int]) ->
         for f in FAMILIES
     }
     return ScoringContext(
+        contract=loaded["features"],  # type: ignore[arg-type]
         tier=loaded["tier"],  # type: ignore[arg-type]
         churn=loaded["churn"],  # type: ignore[arg-type]
         products=loaded["products"],  # type: ignore[arg-type]

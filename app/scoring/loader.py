@@ -19,13 +19,14 @@ from app.decisions.policy import Policy
 from app.engine.model_text import ModelTextError
 from app.engine.trees import TreeModel
 from app.errors import BundleRejected, FieldProblem
+from app.features.family import CONTRACT_FILE, FeatureContract
 from app.features.schema import FeatureSchema
 from app.scoring.families import ChurnFamily, ProductFamily, TierFamily, calibrate
 
 # Reference outputs must match to this absolute tolerance.
 REPLAY_TOLERANCE = 1e-9
 
-Family = TierFamily | ChurnFamily | ProductFamily | Catalog | Policy
+Family = FeatureContract | TierFamily | ChurnFamily | ProductFamily | Catalog | Policy
 
 
 def _reject(message: str, field: str, problem: str) -> BundleRejected:
@@ -35,6 +36,8 @@ def _reject(message: str, field: str, problem: str) -> BundleRejected:
 def load_family(bundle: Bundle) -> Family:
     """The family object a bundle describes, verified; raises BundleRejected naming the check."""
     m = bundle.manifest
+    if m.family == "features":
+        return _config(bundle, CONTRACT_FILE, FeatureContract)
     if m.family == "catalog":
         return _config(bundle, "catalog.json", Catalog)
     if m.family == "policy":
@@ -95,7 +98,9 @@ def _tree(bundle: Bundle, name: str, file: str, declared: set[str]) -> TreeModel
         ) from None
 
 
-def _config(bundle: Bundle, file: str, schema: type[Catalog] | type[Policy]) -> Catalog | Policy:
+def _config(bundle: Bundle, file: str,
+            schema: type[Catalog] | type[Policy] | type[FeatureContract],
+            ) -> Catalog | Policy | FeatureContract:
     try:
         return schema.model_validate(json.loads(bundle.files[file]))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -121,7 +121,7 @@ class _Scores:
         """Evaluate the models asked for and turn their raw scores into probabilities."""
         raw = ctx.evaluator.raw(x, tier=tier, churn=churn, products=products)
         k = ctx.constants
-        aum_col = x[:, k.aum_col]
+        aum_col = x[:, k.aum_col] if k.aum_col is not None else np.full(x.shape[0], np.nan)
         aum = aum_col.tolist()
         single = _single_row(ctx, raw) if x.shape[0] == 1 else None
         if single is not None:

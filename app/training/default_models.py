@@ -1,7 +1,8 @@
 """Build the default bundles in models/: `python -m app.training.default_models --out models`.
 
 A synthetic book of CUSTOMERS customers (seed SEED) trains the tier, churn and products
-families; the catalogue and policy come from app/training/default_config.py. Seeds, thread
+families; the feature contract comes from app/training/default_contract.py, the catalogue
+and policy from app/training/default_config.py. Seeds, thread
 count and created_at are fixed, so a rerun on the same library versions writes the same
 bytes (the same sha256 per bundle).
 """
@@ -29,6 +30,7 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
           progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Bundle]:
     """Every default bundle, by family name, built and verified in memory."""
     from app.training.default_config import default_catalog, default_policy
+    from app.training.default_contract import default_contract_bundle
     from app.training.synth import generate_book
     from app.training.tier_command import train_tier_from_book
     from app.training.train import train_churn, train_products
@@ -40,7 +42,7 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
     source = f"synthetic book (app.training.synth), {customers} customers, seed {seed}"
     common: dict[str, Any] = {"num_threads": num_threads, "progress": progress,
                               "source": source, "created_at": CREATED_AT}
-    bundles: dict[str, Bundle] = {}
+    bundles: dict[str, Bundle] = {"features": default_contract_bundle()}
     for family, trainer in (("tier", train_tier_from_book), ("churn", train_churn),
                             ("products", train_products)):
         t0 = time.perf_counter()
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    for family in ("tier", "churn", "products", "catalog", "policy"):
+    for family in ("features", "tier", "churn", "products", "catalog", "policy"):
         check_out(args.out / family)
     started = time.perf_counter()
     bundles = build(customers=args.customers, seed=args.seed, num_threads=args.threads,

@@ -158,7 +158,7 @@ def test_405_lists_every_method_of_the_path(scoring: TestClient) -> None:
 def test_status_of_fixed_contexts_follows_its_model(scoring: TestClient) -> None:
     body = scoring.get("/v1/status").json()
     assert body["ready"] is True and body["source"] == "static"
-    assert set(body["versions"]) == {"tier", "churn", "products", "catalog", "policy"}
+    assert set(body["versions"]) == {"features", "tier", "churn", "products", "catalog", "policy"}
     assert isinstance(body["replica"]["pid"], int)
 
 

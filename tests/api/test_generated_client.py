@@ -114,7 +114,7 @@ def test_the_generated_client_scores_lists_and_reads_status(
         listed = _mod("api.registry.list_models").sync(client=header)
         assert isinstance(listed, models.RegistryView), listed
         families = {f.name: f for f in listed.families}
-        assert set(families) == {"tier", "churn", "products", "catalog", "policy"}
+        assert set(families) == {"features", "tier", "churn", "products", "catalog", "policy"}
         for family in families.values():
             assert isinstance(family, models.FamilyView)
             assert family.aliases.additional_properties["production"] == 1

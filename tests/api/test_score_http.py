@@ -100,7 +100,7 @@ def test_single_score_has_every_part(client: httpx.Client, customers: list[dict[
         assert rec["priority"] == pytest.approx(
             rec["propensity"] * rec["context_weight"] * rec["value"] * rec["lever"], rel=1e-12)
         assert rec["reasons"]
-    assert set(body["models"]) == {"tier", "churn", "products", "catalog", "policy"}
+    assert set(body["models"]) == {"features", "tier", "churn", "products", "catalog", "policy"}
     assert "suppressed" not in body
 
 

@@ -11,6 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from app.bundles.manifest import FAMILIES
 from app.config import PROJECT_ROOT
 from app.engine import native
 from app.engine import walker as walker_module
@@ -288,7 +289,6 @@ def test_unsupported_model_falls_back(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 MODELS = PROJECT_ROOT / "models"
-FAMILIES = ("tier", "churn", "products", "catalog", "policy")
 
 
 @pytest.mark.skipif(not all((MODELS / f / "manifest.json").is_file() for f in FAMILIES),

@@ -44,7 +44,8 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     ({"TIERWISE_DATABASE_URL": "postgresql+psycopg://tw:secret@127.0.0.1:9/registry"},
      "tierwise: cannot start: cannot reach the registry database"),
     ({"TIERWISE_MODELS_DIR": "{tmp}/no-models"},
-     "tierwise: cannot start: the registry is empty and {tmp}/no-models has no bundle for tier"),
+     "tierwise: cannot start: the registry is empty and {tmp}/no-models has no bundle for "
+     "features, tier"),
 ])
 def test_bad_settings_stop_the_start_with_one_readable_line(
         tmp_path: Path, setting: dict[str, str], expected: str) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 
-from app.bundles.io import Bundle, to_archive, write_dir
+from app.bundles.io import Bundle, build_bundle, to_archive, write_dir
 from app.bundles.manifest import PlattCalibrator
 from app.features.contract import DEFAULT_FEATURES
+from app.features.family import CONTRACT_FILE, ContractFeature, FeatureContract, Roles
 from app.features.schema import FeatureSchema
 from app.training.bundling import config_bundle, model_bundle
+from app.training.default_contract import contract_bundle
 
 FEATURE_NAMES = ("age", "aum_total", "tenure_months", "risk_profile", "risk_assessment_age_days")
 FEATURES = tuple(f for f in DEFAULT_FEATURES if f.name in FEATURE_NAMES)
@@ -40,6 +43,20 @@ CATALOG = {
 }
 _PARAMS = {"num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3, "verbose": -1,
            "num_threads": 1, "deterministic": True, "seed": 1}
+
+
+def small_contract(*extra: ContractFeature, name: str = "test") -> FeatureContract:
+    """The test models' five features (no maturity role), plus `extra` features."""
+    return FeatureContract(
+        name=name, roles=Roles(days_to_next_maturity=None),
+        features=(*(ContractFeature(**f.model_dump()) for f in FEATURES), *extra))
+
+
+@cache
+def features_bundle(*extra: ContractFeature, name: str = "test") -> Bundle:
+    """A features bundle of small_contract(*extra)."""
+    return contract_bundle(small_contract(*extra, name=name),
+                           label=f"test features {name} {len(extra)}")
 
 
 def example_features(rng: np.random.Generator | None = None) -> dict[str, object]:
@@ -116,8 +133,9 @@ def policy_bundle(mode: str = "off", share: float = 0.0) -> Bundle:
 
 def default_set() -> dict[str, Bundle]:
     """Version 1 of every family."""
-    return {"tier": tier_bundle(), "churn": churn_bundle(), "products": products_bundle(),
-            "catalog": catalog_bundle(), "policy": policy_bundle()}
+    return {"features": features_bundle(), "tier": tier_bundle(), "churn": churn_bundle(),
+            "products": products_bundle(), "catalog": catalog_bundle(),
+            "policy": policy_bundle()}
 
 
 def write_models_dir(path: Path) -> Path:
@@ -130,3 +148,37 @@ def write_models_dir(path: Path) -> Path:
 def archive(bundle: Bundle) -> bytes:
     """The bundle as upload bytes."""
     return to_archive(bundle)
+
+
+APP_RATING = ContractFeature(
+    name="app_rating", kind="number", minimum=0, maximum=5, nullable=True, unit="stars",
+    description="The customer's last rating of the mobile app.", example=4.0)
+
+
+def with_contract(bundle: Bundle, contract: Bundle | None) -> Bundle:
+    """`bundle` with manifest.contract naming `contract` (None: no reference)."""
+    fields = json.loads(bundle.manifest_bytes)
+    fields.pop("files")
+    fields.pop("contract", None)
+    if contract is not None:
+        fields["contract"] = {"name": contract.json(CONTRACT_FILE)["name"],
+                              "sha256": contract.sha256}
+    return build_bundle(fields, bundle.files)
+
+
+@cache
+def rating_churn_bundle(seed: int = 7) -> Bundle:
+    """A churn model that reads the five test features plus `app_rating` (low rating →
+    churn), with no contract reference."""
+    rng = np.random.default_rng(seed)
+    features = (*FEATURES, APP_RATING.spec())
+    schema = FeatureSchema(features)
+    rows = [{**example_features(rng), "app_rating": float(rng.uniform(0, 5))}
+            for _ in range(300)]
+    x = schema.matrix(rows)
+    y = (x[:, schema.index["app_rating"]] < 2.5).astype(float)
+    data = lgb.Dataset(x, y, feature_name=list(schema.names), free_raw_data=False)
+    booster = lgb.train({**_PARAMS, "objective": "binary"}, data, num_boost_round=5)
+    return model_bundle(family="churn", boosters={"churn": booster}, features=features,
+                        reference_x=x, calibrator=PlattCalibrator(a=-1.0, b=0.0),
+                        label=f"churn reading app_rating {seed}")

@@ -15,6 +15,7 @@ from app.cli import cli
 from app.config import get_settings
 from app.registry import database, repository
 from app.registry.auth_keys import create_key
+from app.training.default_contract import contract_bundle
 from tests.registry import bundles as b
 from tests.registry.app import registry_app
 
@@ -32,7 +33,7 @@ def test_db_and_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     get_settings.cache_clear()
     try:
         assert "base (empty)" in run("db", "current")
-        assert "20261201_principals" in run("db", "upgrade")
+        assert "20261202_features_family" in run("db", "upgrade")
         key = run("keys", "create", "--role", "publisher", "--name", "ci bot").strip().splitlines()
         assert key[-1].startswith("tw_")
         assert any("--name is deprecated" in line for line in key)
@@ -110,3 +111,26 @@ def test_http_commands(migrated_engine: Engine, seeded: sessionmaker[Session],
     assert "approve" in run("ledger", *url, "--key", apr)
     assert "cannot reach" in run("versions", "churn", "--url", "http://127.0.0.1:9",
                                  "--key", pub, code=1)
+
+
+def test_promote_allow_breaking(migrated_engine: Engine, seeded: sessionmaker[Session],
+                                serve: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    with seeded() as s:
+        pub = create_key(session=s, name="pat", role="publisher")[1]
+        apr = create_key(session=s, name="ada", role="approver")[1]
+        s.commit()
+    server = serve(registry_app(engine=migrated_engine, sessions=seeded))
+    contract = b.small_contract(name="narrow")
+    narrowed = contract.model_copy(update={"features": tuple(
+        f.model_copy(update={"maximum": 600.0}) if f.name == "tenure_months" else f
+        for f in contract.features)})
+    write_dir(contract_bundle(narrowed, label="narrowed"), tmp_path / "features")
+    url = ("--url", server.url)
+    assert "published features version 2" in run("push", str(tmp_path / "features"), *url,
+                                                 "--key", pub)
+    run("approve", "features", "2", *url, "--key", apr)
+    refused = run("promote", "features", "2", *url, "--key", apr, code=1)
+    assert "breaking_contract" in refused and "tenure_months" in refused
+    out = run("promote", "features", "2", "--allow-breaking", *url, "--key", apr)
+    assert "features production: 1 -> 2" in out
+    assert "breaking: tenure_months: range narrowed" in out

@@ -24,7 +24,7 @@ def test_upgrade_downgrade_upgrade(kind: str, tmp_path: Path) -> None:
         tables = set(inspect(engine).get_table_names())
         assert {t.name for t in Base.metadata.sorted_tables} <= tables
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM families")).scalar() == 5
+            assert conn.execute(text("SELECT count(*) FROM families")).scalar() == 6
         database.downgrade(engine, "base")
         assert database.current_revision(engine) is None
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}

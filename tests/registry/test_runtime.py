@@ -77,7 +77,7 @@ def test_unreachable_database_fails_fast(tmp_path: Path, models_dir: Path) -> No
 
 def test_missing_default_models_fail_fast(tmp_path: Path) -> None:
     (tmp_path / "models" / "tier").mkdir(parents=True)
-    with pytest.raises(RegistryStartupError, match="has no bundle for tier, churn"):
+    with pytest.raises(RegistryStartupError, match="has no bundle for features, tier, churn"):
         open_runtime(_settings(tmp_path, tmp_path / "models"))
 
 

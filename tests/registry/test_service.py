@@ -34,7 +34,7 @@ def test_seed_publishes_version_1_and_records_it(seeded: sessionmaker[Session],
     with seeded() as s:
         assert repository.alias_map(s) == {f: {"production": 1} for f in b.default_set()}
         entries = repository.list_ledger(s)
-        assert [e.action for e in entries] == ["push"] * 5 + ["alias_move"] * 5
+        assert [e.action for e in entries] == ["push"] * 6 + ["alias_move"] * 6
         assert {(e.actor_key, e.actor_principal) for e in entries} == {("system", "system")}
         assert all(e.detail["reason"] == "seed" for e in entries if e.action == "alias_move")
         assert seed_from_dir(session=s, models_dir=models_dir, max_bytes=1 << 24) == {}

@@ -104,11 +104,16 @@ EXPECTED = ("Compare-and-set: move only if the alias is at this version now "
             "(409 alias_moved otherwise)")
 
 
+ALLOW_BREAKING = ("features only: move to a contract that may refuse requests valid today "
+                  "(a feature removed, a range narrowed, ...); 409 breaking_contract otherwise")
+
+
 class ProductionMove(_Body):
     family: FamilyName
     alias: Literal["production"]
     version: Version = Field(description="An approved version")
     expected_version: Version | None = Field(default=None, description=EXPECTED)
+    allow_breaking: bool = Field(default=False, description=ALLOW_BREAKING)
 
 
 class OtherAliasMove(_Body):
@@ -116,6 +121,7 @@ class OtherAliasMove(_Body):
     alias: Literal["staging", "challenger"]
     version: Version | None = Field(description="null clears the alias")
     expected_version: Version | None = Field(default=None, description=EXPECTED)
+    allow_breaking: bool = Field(default=False, description=ALLOW_BREAKING)
 
 
 AliasMoveIn = Annotated[ProductionMove | OtherAliasMove, Field(discriminator="alias")]
@@ -136,8 +142,8 @@ READ = errors(*AUTH_ERRORS, 404, 422, s404="Unknown family or version")
 WRITE_JSON = errors(*AUTH_ERRORS, *JSON_BODY_ERRORS, 404, 409,
                     s404="Unknown family or version",
                     s409="Not approved, already approved by this principal, nothing to roll "
-                         "back to, the alias is not at expected_version, or another change "
-                         "won the race")
+                         "back to, the alias is not at expected_version, a breaking contract "
+                         "change without allow_breaking, or another change won the race")
 _VERSION_LINK = {"parameters": {"family": "$response.body#/family",
                                  "version": "$response.body#/version"}}
 PUBLISH: dict[int | str, dict[str, Any]] = {
@@ -168,8 +174,8 @@ def list_models(principal: RequireViewer, session: SessionDep) -> views.Registry
              summary="Move one or several aliases in one atomic call")
 def move_aliases(body: AliasMovesIn, principal: RequireOperator,
                  session: SessionDep) -> views.AliasMovesResult:
-    moves = [service.AliasMove(m.family, m.alias, m.version, m.expected_version)
-             for m in body.moves]
+    moves = [service.AliasMove(m.family, m.alias, m.version, m.expected_version,
+                               m.allow_breaking) for m in body.moves]
     return views.moves_result(service.move_aliases(session=session, moves=moves,
                                                    actor=principal, note=body.note))
 

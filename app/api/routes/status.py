@@ -1,4 +1,5 @@
-"""GET /v1/status: what this replica serves, what the registry says, and the last failure."""
+"""GET /v1/status: what this replica serves, what the registry says, and the last failure;
+GET /v1/contract: the feature contract this replica validates requests against."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.api.deps import LiveDep
 from app.api.openapi import AUTH_ERRORS, errors, operation_id
 from app.api.schemas import ErrorBody, VersionOut
 from app.errors import NotReady
+from app.features.family import FeatureContract
 
 router = APIRouter(tags=["operations"], default_response_class=JSONResponse,
                    generate_unique_id_function=operation_id)
@@ -77,3 +79,19 @@ async def status(principal: RequireScorer, live: LiveDep) -> Any:
     if not hasattr(live, "status"):
         raise NotReady("this replica has no registry runtime")
     return {"replica": {"hostname": _HOSTNAME, "pid": os.getpid()}, **live.status()}
+
+
+class ContractOut(BaseModel):
+    version: int = Field(description="The features version live in this replica")
+    sha256: str = Field(description="sha256 of that features bundle (model manifests name it)")
+    contract: FeatureContract = Field(description="features.json: what callers send, what "
+                                      "each feature means, and which feature plays each role")
+
+
+@router.get("/v1/contract", response_model=ContractOut,
+            responses=errors(*AUTH_ERRORS),
+            summary="The live feature contract: what to send in `features`")
+async def contract(principal: RequireScorer, live: LiveDep) -> Any:
+    ctx = live.current()
+    ref = ctx.versions["features"]
+    return {"version": ref.version, "sha256": ref.sha256, "contract": ctx.contract}
