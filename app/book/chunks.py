@@ -1,15 +1,17 @@
 """One chunk of a book → its scored rows and the rows that failed (file command and Spark).
 
 A row is checked exactly as an item of POST /v1/score/batch: the customer id as the API's
-CustomerId, the features by the context's schema (FeatureSchema.matrix column by column, and
-encode_into row by row to word each problem when a chunk holds a bad row). The good rows are
+CustomerId, the features by the context's schema (FeatureSchema.matrix_of_columns, the column
+path of FeatureSchema.matrix; encode_into row by row to word each problem when a chunk holds
+a bad row). The good rows are
 scored together by score_rows; a bad row is reported with its number, field and problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,6 @@ import pyarrow.compute as pc
 from app.book.options import BookOptions
 from app.book.output import OutputLayout
 from app.book.values import feature_values
-from app.errors import InvalidFeature
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import CustomerInput, score_rows
 
@@ -74,44 +75,86 @@ class BookScorer:
         numbers = (range(row_numbers, row_numbers + n) if isinstance(row_numbers, int)
                    else row_numbers)
         ids, id_ok = _customer_ids(batch.column(self.id_column))
-        names = [name for name in batch.schema.names if name in self.specs]
-        columns = [feature_values(batch.column(name), self.specs[name]) for name in names]
-        rows: list[dict[str, Any]] = [dict(zip(names, vals, strict=True))
-                                      for vals in zip(*columns, strict=True)]
+        columns = {name: feature_values(batch.column(name), self.specs[name])
+                   for name in batch.schema.names if name in self.specs}
+        x = None
+        if all(id_ok):
+            # Every value plainly valid: the matrix column by column, and each customer's
+            # named values read from the columns in place (no dict per row).
+            x = self.ctx.schema.matrix_of_columns(columns, n)
+        if x is not None:
+            keep = list(range(n))
+            features: Sequence[Mapping[str, Any]] = list(map(RowValues, repeat(columns),
+                                                              range(n)))
+            errors: list[RowError] = []
+        else:
+            x, keep, features, errors = self._row_by_row(columns, n, ids, id_ok, numbers)
+        customers = list(map(CustomerInput, [ids[i] for i in keep], features))
+        results = score_rows(self.ctx, x, customers, self.pipeline_options) if keep else []
+        failed = sorted(set(range(n)) - set(keep)) if errors else []
+        return ChunkResult(self.layout.batch(results), errors, failed)
+
+    def _row_by_row(self, columns: dict[str, list[Any]], n: int, ids: list[Any],
+                    id_ok: list[bool], numbers: Sequence[int]
+                    ) -> tuple[np.ndarray, list[int], list[dict[str, Any]], list[RowError]]:
+        """A chunk holding a bad row: each row checked as an API item (encode_into), every
+        problem of every bad row reported; the matrix, positions and values of the others."""
+        names = list(columns)
+        rows: list[dict[str, Any]] = list(map(dict, map(zip, repeat(names),
+                                                        zip(*columns.values(), strict=True))))
         if not names:
             rows = [{} for _ in range(n)]
-        errors: list[RowError] = []
-        keep = list(range(n))
-        if not all(id_ok):
-            keep = [i for i in keep if id_ok[i]]
-            errors += [RowError(numbers[i], ids[i], self.id_column, _id_problem(ids[i]))
-                       for i in range(n) if not id_ok[i]]
-        x, keep = self._encode([rows[i] for i in keep], keep, ids, numbers, errors)
-        customers = [CustomerInput(customer_id=ids[i], features=rows[i]) for i in keep]
-        results = score_rows(self.ctx, x, customers, self.pipeline_options) if keep else []
-        kept = set(keep)
-        errors.sort(key=lambda e: e.row)
-        return ChunkResult(self.layout.batch(results), errors,
-                           [i for i in range(n) if i not in kept])
-
-    def _encode(self, rows: list[dict[str, Any]], keep: list[int], ids: list[Any],
-                numbers: Sequence[int], errors: list[RowError]) -> tuple[np.ndarray, list[int]]:
-        """The feature matrix of the rows kept and which rows those are (bad ones reported)."""
+        errors = [RowError(numbers[i], ids[i], self.id_column, _id_problem(ids[i]))
+                  for i in range(n) if not id_ok[i]]
         schema = self.ctx.schema
-        try:
-            return schema.matrix(rows), keep
-        except InvalidFeature:
-            pass  # some row is bad: check each, and say what is wrong with it
-        x = np.empty((len(rows), len(schema)))
-        ok = np.ones(len(rows), dtype=bool)
-        for j, row in enumerate(rows):
-            problems = schema.encode_into(row, x[j], prefix="features", required=self.required)
+        x = np.empty((n, len(schema)))
+        keep = []
+        for i, row in enumerate(rows):
+            if not id_ok[i]:
+                continue
+            problems = schema.encode_into(row, x[i], prefix="features", required=self.required)
             if problems:
-                ok[j] = False
-                i = keep[j]
                 errors += [RowError(numbers[i], ids[i], p.field.removeprefix("features."),
                                     p.problem) for p in problems]
-        return x[ok], [i for i, good in zip(keep, ok, strict=True) if good]
+            else:
+                keep.append(i)
+        errors.sort(key=lambda e: e.row)
+        return x[keep], keep, [rows[i] for i in keep], errors
+
+
+class RowValues(Mapping[str, Any]):
+    """One row's named values, read in place from the chunk's columns (what score_rows reads
+    of a customer's features: a few look-ups by name). Null values read as absent, as a JSON
+    client leaves them out."""
+
+    __slots__ = ("_columns", "_i")
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]], i: int) -> None:
+        self._columns = columns
+        self._i = i
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._columns[name][self._i]
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        column = self._columns.get(name)
+        if column is None:
+            return default
+        value = column[self._i]
+        return default if value is None else value
+
+    def __contains__(self, name: object) -> bool:
+        column = self._columns.get(name)  # type: ignore[call-overload]
+        return column is not None and column[self._i] is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, column in self._columns.items() if column[self._i] is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _customer_ids(column: pa.Array | pa.ChunkedArray) -> tuple[list[Any], list[bool]]:

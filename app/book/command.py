@@ -55,6 +55,8 @@ def score(
                                   help="Progress bar with customers/s on stderr."),
     native: bool = typer.Option(True, "--native/--no-native", help="The compiled tree walker "
                                 "where it builds (else plain LightGBM)."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the run's summary "
+                                       "as JSON (counts, seconds, CPU seconds, versions)."),
 ) -> None:
     """Score a whole book (every customer of a CSV or Parquet file) into a Parquet or CSV
     file: tier, churn and top recommendations, with the answers of POST /v1/score/batch."""
@@ -77,6 +79,12 @@ def score(
     except BookError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_UNUSABLE) from None
+    if report is not None:
+        import json
+
+        report.write_text(json.dumps({**summary.as_dict(), "models": ctx.models_served,
+                                      "evaluator": ctx.evaluator.name}, indent=2) + "\n",
+                          encoding="utf-8")
     if summary.ignored_columns:
         typer.echo(f"warning: ignored {len(summary.ignored_columns)} columns that are not "
                    f"features: {', '.join(summary.ignored_columns)}", err=True)

@@ -147,7 +147,11 @@ class BookWriter:
             self._pq: pq.ParquetWriter | None = None
         else:
             self._csv = None
-            self._pq = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+            # Dictionary pages only where they pay (text: ids, tiers, bands, action ids);
+            # probabilities are all distinct.
+            text = [f.name for f in schema if pa.types.is_string(f.type)]
+            self._pq = pq.ParquetWriter(self.tmp, schema, compression="zstd",
+                                        use_dictionary=text)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._pq is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -73,43 +74,49 @@ class OutputLayout:
             else:
                 fields += [pa.field(f"rec{k}_{name}", kind)
                            for k in range(1, self.top_n + 1) for name, kind in FLAT_FIELDS]
+        self._pad = [dict.fromkeys(RECOMMENDATION.names)] * self.top_n
         self.metadata = run_metadata(ctx, options)
         self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(self.metadata)})
 
     def batch(self, results: Sequence[dict[str, Any]]) -> pa.RecordBatch:
         """The scored customers (score_rows' dicts) as one record batch of this schema."""
-        cols: dict[str, Any] = {"customer_id": [r["customer_id"] for r in results]}
+        cols: dict[str, Any] = {"customer_id": _pick(results, "customer_id")}
         parts = self.options.parts
         if "tier" in parts:
-            tiers = [r["tier"] for r in results]
-            cols["tier_booked"] = [t["booked"] for t in tiers]
-            cols["tier_predicted"] = [t["predicted"] for t in tiers]
-            cols["tier_predicted_wealth"] = [t["predicted_wealth"] for t in tiers]
-            cols["tier_upgrade_candidate"] = [t["upgrade_candidate"] for t in tiers]
-            probs = [t["probabilities"] for t in tiers]
+            tiers = _pick(results, "tier")
+            for name in ("booked", "predicted", "predicted_wealth", "upgrade_candidate"):
+                cols[f"tier_{name}"] = _pick(tiers, name)
+            probs = _pick(tiers, "probabilities")
             for c in self.classes:
-                cols[f"tier_p_{column_word(c)}"] = [p[c] for p in probs]
+                cols[f"tier_p_{column_word(c)}"] = _pick(probs, c)
         if "churn" in parts:
-            churn = [r["churn"] for r in results]
-            cols["churn_probability"] = [c["probability"] for c in churn]
-            cols["churn_band"] = [c["band"] for c in churn]
+            churn = _pick(results, "churn")
+            cols["churn_probability"] = _pick(churn, "probability")
+            cols["churn_band"] = _pick(churn, "band")
             if self.options.explain:
-                cols["churn_reasons"] = [c["reasons"] for c in churn]
+                cols["churn_reasons"] = _pick(churn, "reasons")
         if "recommendations" in parts:
-            recs = [r["recommendations"] for r in results]
+            recs = _pick(results, "recommendations")
             if self.options.nested:
                 cols["recommendations"] = recs
             else:
+                if recs and min(map(len, recs)) < self.top_n:  # pad: rec<k>_* null past the end
+                    pad = self._pad
+                    recs = [rs if len(rs) >= self.top_n else rs + pad for rs in recs]
                 for k in range(self.top_n):
-                    kth = [rs[k] if len(rs) > k else None for rs in recs]
+                    kth = _pick(recs, k)
                     for name, _ in FLAT_FIELDS:
-                        cols[f"rec{k + 1}_{name}"] = [None if r is None else r[name]
-                                                      for r in kth]
+                        cols[f"rec{k + 1}_{name}"] = _pick(kth, name)
         return pa.RecordBatch.from_arrays(
             [pa.array(cols[f.name], type=f.type) for f in self.schema], schema=self.schema)
 
     def empty(self) -> pa.RecordBatch:
         return self.batch([])
+
+
+def _pick(items: Sequence[Any], key: Any) -> list[Any]:
+    """item[key] of every item (map and itemgetter: no Python loop)."""
+    return list(map(itemgetter(key), items))
 
 
 def run_metadata(ctx: ScoringContext, options: BookOptions) -> dict[str, Any]:
