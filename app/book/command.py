@@ -83,7 +83,8 @@ def score(
         import json
 
         report.write_text(json.dumps({**summary.as_dict(), "models": ctx.models_served,
-                                      "evaluator": ctx.evaluator.name}, indent=2) + "\n",
+                                      "evaluator": ctx.evaluator.name,
+                                      "peak_rss_mb": _peak_rss_mb()}, indent=2) + "\n",
                           encoding="utf-8")
     if summary.ignored_columns:
         typer.echo(f"warning: ignored {len(summary.ignored_columns)} columns that are not "
@@ -144,6 +145,19 @@ def _database_url() -> str:
                    "server with --url, or set TIERWISE_DATABASE_URL", err=True)
         raise typer.Exit(EXIT_MODELS)
     return url
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory (VmHWM: since exec, unlike ru_maxrss, which on
+    Linux also counts the parent's memory at the fork); None where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def _fail(exc: object, code: int) -> NoReturn:
