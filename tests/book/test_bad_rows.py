@@ -180,3 +180,17 @@ def test_exit_codes(clean: tuple[list[dict[str, Any]], dict], tmp_path: Path,
     opts = runner.invoke(cli, [*base, "--data", str(book_parquet), "--out",
                                str(tmp_path / "o.parquet"), "--parts", "tier,wealth"])
     assert opts.exit_code == 2 and "wealth" in opts.output
+
+
+def test_row_numbers_count_the_rows_a_csv_parser_skipped(default_context: ScoringContext,
+                                                         tmp_path: Path) -> None:
+    data = tmp_path / "book.csv"
+    data.write_text("customer_id,age\nC1,30\nC2\nC3,abc\nC4,40,1\nC5,41\nC6,x\n",
+                    encoding="utf-8")
+    summary = score_file(default_context, data, tmp_path / "out.parquet", OPTIONS)
+    got = [(int(e["row"]), e["field"]) for e in _errors(summary.errors)]
+    # (every parsed row also lacks the required features: only age is in this file)
+    assert sorted(r for r, f in got if f == "(row)") == [2, 4]
+    assert sorted(r for r, f in got if f == "age") == [3, 6]
+    assert {r for r, f in got if f != "(row)"} == {1, 3, 5, 6}
+    assert summary.rows == 6 and summary.failed == 6 and summary.scored == 0
