@@ -29,6 +29,8 @@ CREATED_BY = "make models (app.training.default_models)"
 def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DEFAULT_THREADS,
           progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Bundle]:
     """Every default bundle, by family name, built and verified in memory."""
+    from app.features.family import ContractRef
+    from app.training.contract_input import attach_contract
     from app.training.default_config import default_catalog, default_policy
     from app.training.default_contract import default_contract_bundle
     from app.training.synth import generate_book
@@ -43,10 +45,13 @@ def build(*, customers: int = CUSTOMERS, seed: int = SEED, num_threads: int = DE
     common: dict[str, Any] = {"num_threads": num_threads, "progress": progress,
                               "source": source, "created_at": CREATED_AT}
     bundles: dict[str, Bundle] = {"features": default_contract_bundle()}
+    # Every model records the contract it was trained against, as `--contract` makes the
+    # trainers do for a bank's own file.
+    contract = ContractRef(name="default", sha256=bundles["features"].sha256)
     for family, trainer in (("tier", train_tier_from_book), ("churn", train_churn),
                             ("products", train_products)):
         t0 = time.perf_counter()
-        bundles[family] = trainer(book, seed, **common)
+        bundles[family] = attach_contract(trainer(book, seed, **common), contract)
         log(f"{family}: {bundles[family].manifest.metrics['trees']} trees, "
             f"{time.perf_counter() - t0:.1f} s")
     documents = {"catalog": default_catalog().model_dump(mode="json"),

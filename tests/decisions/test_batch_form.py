@@ -85,7 +85,7 @@ class _Scores:
             v[(pick >= 0.07) & (pick < 0.09)] = -np.inf
             return v
 
-        self.scores = RawScores(tier=rng.normal(0.0, 1.0, (n, len(ctx.tier.classes))),
+        self.scores = RawScores(tier=rng.normal(0.0, 1.0, (n, ctx.tier.model.num_class)),
                                 churn=odd((n,)),
                                 products=odd((n, len(ctx.layout.products))))
 

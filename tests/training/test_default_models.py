@@ -116,7 +116,8 @@ def test_manifests_record_their_metrics_and_training_data():
         assert tier.manifest.metrics["trees"] == tier.manifest.metrics["cv"]["trees"]
     else:
         assert tier.manifest.metrics["trees"] == 150 * len(WALLET_TIERS)
-    assert churn.manifest.metrics["trees"] == 300
+    # churn: the refit has as many trees as cross-validation chose, within the cap
+    assert churn.manifest.metrics["trees"] == churn.manifest.metrics["cv"]["trees"] <= 300
     assert products.manifest.metrics["trees"] == 120 * len(PRODUCTS)
     for bundle in (tier, churn, products):
         assert bundle.manifest.training_data["seed"] == SEED
