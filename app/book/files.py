@@ -66,7 +66,7 @@ class BookReader:
         if len(sep) != 1:
             raise BookError(f"--delimiter must be one character, not {sep!r}")
         self.delimiter = sep
-        with open(self.path, encoding="utf-8", errors="replace", newline="") as fh:
+        with open(self.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
             sample = fh.read(1 << 16)
         try:
             header = next(csv.reader(sample.splitlines()[:1], delimiter=sep))

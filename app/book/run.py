@@ -58,6 +58,8 @@ def score_file(ctx: ScoringContext, data: Path, out: Path, options: BookOptions,
     summary = BookSummary(out=out, errors=errors or errors_path(out), ignored_columns=unknown)
     if out.resolve() == data.resolve():
         raise BookError("--out must not be the input file")
+    if not out.parent.is_dir():
+        raise BookError(f"{out.parent} is not a directory (for --out)")
     writer = BookWriter(out, scorer.layout.schema)
     failures = ErrorsFile(summary.errors)  # type: ignore[arg-type]
     bar = _progress(reader.total_rows) if progress else None

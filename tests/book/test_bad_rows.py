@@ -194,3 +194,21 @@ def test_row_numbers_count_the_rows_a_csv_parser_skipped(default_context: Scorin
     assert sorted(r for r, f in got if f == "age") == [3, 6]
     assert {r for r, f in got if f != "(row)"} == {1, 3, 5, 6}
     assert summary.rows == 6 and summary.failed == 6 and summary.scored == 0
+
+
+def test_a_csv_with_a_byte_order_mark_and_semicolons(clean: tuple[list[dict[str, Any]], dict],
+                                                    default_context: ScoringContext,
+                                                    tmp_path: Path) -> None:
+    rows, answers = clean
+    names = ["customer_id", *default_context.schema.names]
+    data = tmp_path / "book.csv"
+    with open(data, "w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, delimiter=";")
+        w.writerow(names)
+        for r in rows[:20]:
+            w.writerow(["" if r.get(n) is None else r[n] for n in names])
+    out = tmp_path / "out.parquet"
+    summary = score_file(default_context, data, out, OPTIONS)
+    assert summary.failed == 0 and summary.scored == 20
+    for cid, row in _scored(out).items():
+        assert row == answers[cid]

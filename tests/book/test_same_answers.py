@@ -103,3 +103,24 @@ def test_spark_answers_as_http(answers: dict[str, Any], spark: Any, book_parquet
         recs = http[row["customer_id"]]["recommendations"]
         assert row["rec1_action_id"] == (recs[0]["action_id"] if recs else None)
         assert row["rec1_priority"] == (recs[0]["priority"] if recs else None)
+
+
+def test_pins_name_registry_versions(answers: dict[str, Any], book_parquet: Path,
+                                     tmp_path: Path) -> None:
+    from app.book.sources import from_database, parse_pins
+    from app.errors import NotFound
+
+    database = answers["database"]
+    assert from_database(database, {"tier": "production", "churn": "1"}).versions["churn"] == 1
+    with pytest.raises(NotFound, match="no version 99"):
+        from_database(database, {"tier": "99"})
+    with pytest.raises(NotFound):
+        parse_pins(["nope=1"])
+    get_settings.cache_clear()
+    try:
+        done = CliRunner(env={"TIERWISE_DATABASE_URL": database}).invoke(
+            cli, ["score", "--data", str(book_parquet), "--out", str(tmp_path / "o.parquet"),
+                  "--pin", "churn=7", "--no-progress"])
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 1 and "pin.churn" in done.output
