@@ -8,8 +8,10 @@
    models → arbitration on 10,000 customers in this process (bench/inprocess.py's end to end
    path), least CPU time of several slices.
 4. Spark: the same rows (a slice of the book) scored by score_dataframe on local[1] and
-   local[2], wall time of a write to Parquet, each in a fresh child (a JVM of its own);
-   skipped when pyspark is not installed.
+   local[2], wall time of a write to Parquet and CPU time of the whole process tree (JVM,
+   Python workers), each in a fresh child (a JVM of its own); skipped without pyspark.
+   On a machine with 2 cores, local[1] already keeps more than one busy (the JVM reads,
+   converts and writes while the Python worker scores), so local[2] cannot double it there.
 """
 
 from __future__ import annotations
@@ -26,8 +28,31 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 SPARK_SCRIPT = r"""
-import json, sys, time
+import json, os, sys, time
 from pyspark.sql import SparkSession
+
+def tree_cpu():
+    # CPU seconds of this process and every live descendant (JVM, Python daemon and
+    # workers), their reaped children included.
+    procs = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(pid)] = (int(f[1]), sum(int(v) for v in f[11:15]), "(java" in
+                               open(f"/proc/{pid}/stat").read(64))
+    mine, todo = set(), [os.getpid()]
+    while todo:
+        p = todo.pop()
+        mine.add(p)
+        todo += [c for c, (parent, _, _) in procs.items() if parent == p and c not in mine]
+    tick = os.sysconf("SC_CLK_TCK")
+    jvm = sum(procs[p][1] for p in mine if p in procs and procs[p][2]) / tick
+    return sum(procs[p][1] for p in mine if p in procs) / tick, jvm
+
 master, data, models, out = sys.argv[1:5]
 spark = (SparkSession.builder.master(master).appName("tierwise-bench")
          .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
@@ -43,9 +68,11 @@ df.count()
 # many partitions as the measured run.
 score_dataframe(df.limit(4000).repartition(parts), models).write.mode("overwrite").parquet(
     out + ".warm")
-t0 = time.perf_counter()
+t0, (c0, j0) = time.perf_counter(), tree_cpu()
 score_dataframe(df, models).write.mode("overwrite").parquet(out)
-print(json.dumps({"rows": n, "seconds": time.perf_counter() - t0}))
+c1, j1 = tree_cpu()
+print(json.dumps({"rows": n, "seconds": time.perf_counter() - t0, "cpu_s": c1 - c0,
+                  "jvm_cpu_s": j1 - j0}))
 spark.stop()
 """
 
@@ -127,7 +154,10 @@ def spark(data: Path, models: Path, work: Path, rows: int) -> dict[str, Any]:
             continue
         got = json.loads(done.stdout.strip().splitlines()[-1])
         out[master] = {"seconds": round(got["seconds"], 2),
-                       "customers_per_s": round(got["rows"] / got["seconds"])}
+                       "customers_per_s": round(got["rows"] / got["seconds"]),
+                       "cpu_s": round(got["cpu_s"], 2),
+                       "jvm_cpu_s": round(got["jvm_cpu_s"], 2),
+                       "customers_per_s_per_core": round(got["rows"] / got["cpu_s"])}
     one, two = out.get("local[1]", {}), out.get("local[2]", {})
     if "seconds" in one and "seconds" in two:
         out["speedup_2_over_1"] = round(one["seconds"] / two["seconds"], 2)
@@ -180,7 +210,10 @@ def table(report: dict[str, Any]) -> str:
         for m in ("local[1]", "local[2]"):
             r = s.get(m, {})
             lines.append(f"  Spark {m}, {s['rows']:,} rows: " + (
-                f"{r['seconds']} s, {r['customers_per_s']:,}/s" if "seconds" in r
+                f"{r['seconds']} s, {r['customers_per_s']:,}/s; {r['cpu_s']} s CPU (JVM "
+                f"{r['jvm_cpu_s']} s, the rest Python) → {r['customers_per_s_per_core']:,}/s "
+                "per core"
+                if "seconds" in r
                 else f"failed: {str(r.get('error', ''))[-300:]}"))
         if "speedup_2_over_1" in s:
             lines.append(f"  Spark local[2] / local[1]: {s['speedup_2_over_1']}×")

@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from app.book.chunks import BookScorer, ChunkResult
+from app.book.chunks import BookScorer, ChunkResult, cyclic_gc_paused
 from app.book.options import BookOptions
 from app.book.sources import ModelSet, from_api, from_database, from_dirs
 
@@ -136,7 +136,8 @@ def score_batches(payload: Mapping[str, Any],
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        result = scorer.score(batch, 1)
+        with cyclic_gc_paused():  # as the file command (app/book/chunks.py)
+            result = scorer.score(batch, 1)
         yield _with_errors(result.scored, schema, None)
         if result.failed_rows:
             yield _failed(batch, result, scorer, schema)
