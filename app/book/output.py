@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from app.book.options import BookOptions
@@ -74,49 +74,68 @@ class OutputLayout:
             else:
                 fields += [pa.field(f"rec{k}_{name}", kind)
                            for k in range(1, self.top_n + 1) for name, kind in FLAT_FIELDS]
-        self._pad = [dict.fromkeys(RECOMMENDATION.names)] * self.top_n
         self.metadata = run_metadata(ctx, options)
         self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(self.metadata)})
+        self._results = _result_type(self.classes, options)
 
     def batch(self, results: Sequence[dict[str, Any]]) -> pa.RecordBatch:
-        """The scored customers (score_rows' dicts) as one record batch of this schema."""
-        cols: dict[str, Any] = {"customer_id": _pick(results, "customer_id")}
+        """The scored customers (score_rows' dicts) as one record batch of this schema.
+
+        Arrow reads the dicts (only the fields the output has) into one struct array in C;
+        the columns are its children, the k-th recommendation by the list offsets."""
+        got = pa.array(results, type=self._results)
+        cols: dict[str, Any] = {"customer_id": got.field("customer_id")}
         parts = self.options.parts
         if "tier" in parts:
-            tiers = _pick(results, "tier")
+            tier = got.field("tier")
             for name in ("booked", "predicted", "predicted_wealth", "upgrade_candidate"):
-                cols[f"tier_{name}"] = _pick(tiers, name)
-            probs = _pick(tiers, "probabilities")
+                cols[f"tier_{name}"] = tier.field(name)
+            probs = tier.field("probabilities")
             for c in self.classes:
-                cols[f"tier_p_{column_word(c)}"] = _pick(probs, c)
+                cols[f"tier_p_{column_word(c)}"] = probs.field(c)
         if "churn" in parts:
-            churn = _pick(results, "churn")
-            cols["churn_probability"] = _pick(churn, "probability")
-            cols["churn_band"] = _pick(churn, "band")
+            churn = got.field("churn")
+            cols["churn_probability"] = churn.field("probability")
+            cols["churn_band"] = churn.field("band")
             if self.options.explain:
-                cols["churn_reasons"] = _pick(churn, "reasons")
+                cols["churn_reasons"] = churn.field("reasons")
         if "recommendations" in parts:
-            recs = _pick(results, "recommendations")
+            recs = got.field("recommendations")
             if self.options.nested:
                 cols["recommendations"] = recs
             else:
-                if recs and min(map(len, recs)) < self.top_n:  # pad: rec<k>_* null past the end
-                    pad = self._pad
-                    recs = [rs if len(rs) >= self.top_n else rs + pad for rs in recs]
+                offsets = recs.offsets.to_numpy()
+                starts, lengths = offsets[:-1], np.diff(offsets)
+                values = recs.values
                 for k in range(self.top_n):
-                    kth = _pick(recs, k)
+                    # the k-th recommendation of each customer, null past the last one
+                    kth = pa.array(starts + k, mask=lengths <= k)
                     for name, _ in FLAT_FIELDS:
-                        cols[f"rec{k + 1}_{name}"] = _pick(kth, name)
-        return pa.RecordBatch.from_arrays(
-            [pa.array(cols[f.name], type=f.type) for f in self.schema], schema=self.schema)
+                        cols[f"rec{k + 1}_{name}"] = values.field(name).take(kth)
+        return pa.RecordBatch.from_arrays([cols[f.name] for f in self.schema],
+                                          schema=self.schema)
 
     def empty(self) -> pa.RecordBatch:
         return self.batch([])
 
 
-def _pick(items: Sequence[Any], key: Any) -> list[Any]:
-    """item[key] of every item (map and itemgetter: no Python loop)."""
-    return list(map(itemgetter(key), items))
+def _result_type(classes: Sequence[str], options: BookOptions) -> pa.StructType:
+    """The part of score_rows' result dicts that the output holds, as an Arrow type."""
+    fields = [pa.field("customer_id", pa.string())]
+    if "tier" in options.parts:
+        fields.append(pa.field("tier", pa.struct([
+            ("booked", pa.string()), ("predicted", pa.string()),
+            ("predicted_wealth", pa.float64()), ("upgrade_candidate", pa.bool_()),
+            ("probabilities", pa.struct([(c, pa.float64()) for c in classes]))])))
+    if "churn" in options.parts:
+        churn = [("probability", pa.float64()), ("band", pa.string())]
+        if options.explain:
+            churn.append(("reasons", pa.list_(REASON)))
+        fields.append(pa.field("churn", pa.struct(churn)))
+    if "recommendations" in options.parts:
+        item = RECOMMENDATION if options.nested else pa.struct(list(FLAT_FIELDS))
+        fields.append(pa.field("recommendations", pa.list_(item)))
+    return pa.struct(fields)
 
 
 def run_metadata(ctx: ScoringContext, options: BookOptions) -> dict[str, Any]:

@@ -30,14 +30,24 @@ def spark() -> Iterator[Any]:
                                   "'tierwise[spark]' (the dev lock has it)")
     from pyspark.sql import SparkSession
 
-    # The executors' Python is this one (and sees the same sys.path through PYTHONPATH).
+    # The executors' Python is this one and sees the same sys.path: set for the JVM's start
+    # only (its Python workers inherit its environment), then put back, so that no other
+    # test's subprocess sees them.
+    saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "PYTHONPATH")}
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    session = (SparkSession.builder.master("local[2]").appName("tierwise-tests")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.memory", "1g")
-               .getOrCreate())
+    try:
+        session = (SparkSession.builder.master("local[2]").appName("tierwise-tests")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.sql.shuffle.partitions", "2")
+                   .config("spark.driver.memory", "1g")
+                   .getOrCreate())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     session.sparkContext.setLogLevel("ERROR")
     assert pyspark.__version__
     yield session
