@@ -43,7 +43,9 @@ def feature_values(column: Array, spec: FeatureSpec) -> list[Any]:
     if pa.types.is_decimal(t) or pa.types.is_float16(t) or pa.types.is_float32(t):
         return feature_values(pc.cast(column, pa.float64()), spec)
     if pa.types.is_floating(t):
-        column = pc.if_else(pc.is_nan(column), pa.scalar(None, t), column)
+        nan = pc.is_nan(column)
+        if pc.any(nan).as_py():
+            column = pc.if_else(nan, pa.scalar(None, t), column)
         if spec.kind == "integer" or spec.kind == "boolean":
             return _whole(column, spec)
         return column.to_pylist()
