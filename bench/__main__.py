@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=settings.models_dir,
                         help="directory of the default bundles (models/)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--no-reasons", action="store_true",
+                        help="skip the cost of reasons (SHAP attributions)")
     parser.add_argument("--no-rss", action="store_true", help="skip the replica memory probe")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP load test")
     parser.add_argument("--no-mlserver", action="store_true",
@@ -106,6 +108,11 @@ def main() -> None:
     kernels = f", {fast.isa} kernels" if isinstance(fast, TreeWalkEvaluator) else ""
     print(f"fast evaluator ready in {build_s:.2f} s (arrays built, walker loaded, checked"
           f"{kernels})")
+    if not args.no_reasons:
+        from bench import reasons
+
+        report["reasons"] = reasons.run(ctx, fast, quick=args.quick)
+        print(reasons.table(report["reasons"]))
     if not args.no_rss:
         rss = inprocess.replica_rss(args.models, settings.compile_cache_dir)
         report["replica_rss_mb"] = rss

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from app.bundles.manifest import FAMILIES  # every family, the features contract included
+from app.bundles.manifest import FAMILIES
 from app.engine.evaluate import BoosterEvaluator, Evaluator, RawScores
 from app.scoring.context import ScoringContext
 

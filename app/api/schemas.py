@@ -127,7 +127,8 @@ class ScoreOptions(_In):
         default=None, description="Which parts to compute (default all); you pay only for these."
     )
     top_n: TopN | None = Field(default=None, description="Recommendations to return.")
-    explain: bool = Field(default=False, description="Compute churn reasons (SHAP).")
+    explain: bool = Field(default=False, description="Reasons: churn reasons and, for every "
+                          "recommended product, the features that raised its propensity (SHAP).")
     include_suppressed: bool = Field(
         default=False, description="Also list the actions not recommended, with a reason code."
     )
@@ -215,6 +216,14 @@ class ChurnOut(BaseModel):
     reasons: list[ReasonOut]
 
 
+class ProductReasonOut(BaseModel):
+    code: str = Field(description="Stable reason code of the feature.")
+    feature: str
+    contribution: float = Field(description="SHAP contribution to the propensity, in log-odds "
+                                            "(positive: it raised it).")
+    text: str
+
+
 class RecommendationOut(BaseModel):
     action_id: str
     name: str
@@ -227,6 +236,9 @@ class RecommendationOut(BaseModel):
     value: float
     lever: float
     reasons: list[str]
+    explanation: list[ProductReasonOut] | None = Field(
+        default=None, description="With explain: the features that raised this product's "
+        "propensity most for this customer (products only; their texts end `reasons`).")
 
 
 class SuppressedOut(BaseModel):

@@ -8,6 +8,9 @@ a library is loaded its bytes must match the record and both must be regular fil
 this user (or root), not writable by group or others, in a directory with the same
 properties. A file that fails is rebuilt when a compiler exists, else refused: never loaded
 (a truncated library kills the process with SIGBUS, a foreign one runs its code).
+
+The library holds the tree attributions of treeshap.c too (app/engine/attributions.py):
+both sources are compiled into it, and its record's source sha256 covers both.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from app.engine.nodes import LANES
 log = logging.getLogger("tierwise.scoring")
 
 SOURCE = Path(__file__).with_name("treewalk.c")
+# Compiled into the same library (one build, one record, one trust check): tree attributions.
+SOURCES = (SOURCE, Path(__file__).with_name("treeshap.c"))
 _ABI = 1100 + LANES  # TW_ABI * 100 + TW_LANES
 CFLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off")
 RECORD_FORMAT = 1
@@ -72,14 +77,18 @@ def walker_dir() -> Path:
 
 
 def source_sha256() -> str:
-    """sha256 of the C source this installation carries."""
-    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+    """sha256 of the C sources this installation carries (treewalk.c, then treeshap.c)."""
+    h = hashlib.sha256()
+    for source in SOURCES:
+        h.update(source.read_bytes())
+    return h.hexdigest()
 
 
 def library_key(cc_path: str) -> str:
     """sha256 of everything that decides the shared object's content."""
     h = hashlib.sha256()
-    h.update(SOURCE.read_bytes())
+    for source in SOURCES:
+        h.update(source.read_bytes())
     h.update("\0".join((*CFLAGS, cc_path, platform.machine(), sys.platform)).encode())
     return h.hexdigest()
 
@@ -179,7 +188,26 @@ def _bind(lib: ctypes.CDLL, path: Path) -> ctypes.CDLL:
     lib.tw_free.argtypes = [p]
     lib.tw_predict.restype = ctypes.c_int
     lib.tw_predict.argtypes = [p, p, ctypes.c_int64, p, ctypes.c_uint32]
+    _bind_attributions(lib, path)
     return lib
+
+
+TS_ABI = 1  # TS_ABI in treeshap.c
+
+
+def _bind_attributions(lib: ctypes.CDLL, path: Path) -> None:
+    """The tree attribution functions of treeshap.c (app/engine/attributions.py)."""
+    lib.ts_abi.restype = ctypes.c_int
+    lib.ts_abi.argtypes = []
+    if lib.ts_abi() != TS_ABI:
+        raise BuildError(f"{path} has attribution ABI {lib.ts_abi()}, expected {TS_ABI}")
+    p, i32 = ctypes.c_void_p, ctypes.c_int32
+    lib.ts_new.restype = p
+    lib.ts_new.argtypes = [i32, i32, p, p, p, p, i32, p, p, p, i32, p, i32, i32, p]
+    lib.ts_free.restype = None
+    lib.ts_free.argtypes = [p]
+    lib.ts_contrib.restype = ctypes.c_int
+    lib.ts_contrib.argtypes = [p, p, ctypes.c_int64, p, p]
 
 
 def _load_verified(library: Path, refusals: list[str], *, key: str | None = None,
@@ -280,7 +308,7 @@ def _compile(cc_path: str, tmp: Path) -> list[str]:
     # builds the portable walker instead (the same for a given compiler, so the key holds).
     first_error = ""
     for extra in ((), ("-DTW_PORTABLE",)):
-        cmd = [cc_path, *CFLAGS, *extra, "-o", str(tmp), str(SOURCE), "-lm"]
+        cmd = [cc_path, *CFLAGS, *extra, "-o", str(tmp), *map(str, SOURCES), "-lm"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                                   check=False)

@@ -116,6 +116,14 @@ def _accelerator(settings: Settings) -> Callable[[ScoringContext], None] | None:
     def accelerate(ctx: ScoringContext) -> None:
         # Verified against Booster.predict inside; falls back to it, never raises for that.
         ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=settings.compile_cache_dir))
+        # The reasons' attributions, checked against pred_contrib, before the first request
+        # asks for them (issue 13); falls back to pred_contrib inside, never raises for that.
+        from app.scoring.explain import Explainer
+
+        try:
+            Explainer.of(ctx, cache_dir=settings.compile_cache_dir)
+        except Exception:  # built again at the first request that asks for reasons
+            log.exception("could not prepare the attributions for reasons")
 
     return accelerate
 

@@ -28,7 +28,7 @@ from app.errors import (
     InvalidRequest,
     NotFound,
 )
-from app.features.family import FeatureContract, contract_changes, describe
+from app.features.family import FeatureContract, contract_changes, describe, model_fits
 from app.registry import repository, store
 from app.registry.auth_keys import Principal
 from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
@@ -136,15 +136,24 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
     check = dict(check_with or {})
     for other, number in check.items():
         require_version(session, other, number, field=f"check_with.{other}")
+    production = _production(session)
+    against_contract = False
     if family in MODEL_FAMILIES and "features" not in check \
             and (contract := _contract_version(session, bundle)) is not None:
         check["features"] = contract  # the contract it was trained against, not production's
-    base = {**_production(session), **check}
+        # Trained against a contract production does not serve (a new bank, a new contract
+        # version): production's other models may not fit it, so the model is checked
+        # against its contract alone; promote checks the whole set (model_fits).
+        against_contract = not check_with and contract != production.get("features")
+    base = {**production, **check}
     base.pop(family, None)
     # A contract alone is checked on its own: the models that will read it may be trained
     # against it and pushed after it (promote checks that they fit, model_fits).
     alone = family == "features" and not check
-    if not alone and all(f in base for f in FAMILIES if f != family):
+    if against_contract:
+        _fits_contract(session, bundle, check["features"])
+        checked_with = {"features": check["features"]}
+    elif not alone and all(f in base for f in FAMILIES if f != family):
         build_from(session, base, {family: bundle})
         checked_with = base
     else:  # a registry still being filled: the bundle is checked on its own
@@ -167,6 +176,18 @@ def publish(*, session: Session, family: str, archive: bytes, actor: Principal, 
             detail={"sha256": row.sha256, "label": row.label, "size_bytes": row.size_bytes,
                     "checked_with": checked_with})
     return row
+
+
+def _fits_contract(session: Session, bundle: Bundle, features_version: int) -> None:
+    """Load and replay a model bundle, and check it reads only what that contract declares."""
+    family = load_family(bundle)
+    contract = load_family(store.load_bundles(session, {"features": features_version})["features"])
+    assert isinstance(contract, FeatureContract)
+    if problems := model_fits(contract, getattr(family, "features", ()),
+                              where="manifest.features"):
+        raise BundleRejected(
+            f"the model does not fit contract {contract.name!r} (features version "
+            f"{features_version}) it names", problems)
 
 
 def _contract_version(session: Session, bundle: Bundle) -> int | None:

@@ -21,8 +21,9 @@ from app.decisions.arbitration_batch import BatchArbitration, arbitrate_many
 from app.decisions.prepared import PreparedCatalog, prepare
 from app.engine.evaluate import RawScores
 from app.scoring.context import ScoringContext
+from app.scoring.explain import Explainer
 from app.scoring.families import calibrate
-from app.scoring.reasons import contributions, top_reasons
+from app.scoring.reasons import top_reasons
 
 PARTS: tuple[str, ...] = ("tier", "churn", "recommendations")
 
@@ -62,7 +63,7 @@ def score_rows(
                    products=want_recs)
     contrib = None
     if want_churn and options.explain:
-        contrib = contributions(ctx.churn, x, ctx.layout.columns(ctx.churn.model))
+        contrib = Explainer.of(ctx).churn_contributions(x)  # native SHAP (issue 13)
     arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
@@ -97,6 +98,8 @@ def score_rows(
         if arbiter is not None:
             arbiter.customer(out, i, cust, booked or "", probability)
         results.append(out)
+    if arbiter is not None and options.explain:  # why each recommended product (issue 13)
+        Explainer.of(ctx).product_reasons(x, results, [c.features for c in customers])
     return results
 
 

@@ -90,7 +90,7 @@ BundleBody = Annotated[bytes, Depends(_bundle_body)]
 FamilyPath = Annotated[FamilyName, Path(description="The model or configuration family")]
 VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 CheckWith = Annotated[str, StringConstraints(
-    pattern=r"^(?:tier|churn|products|catalog|policy)=[1-9][0-9]{0,8}$")]
+    pattern=r"^(?:features|tier|churn|products|catalog|policy)=[1-9][0-9]{0,8}$")]
 
 
 Version = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(whole_number)]

@@ -1,0 +1,62 @@
+"""Reasons from the native attributions: churn reasons as pred_contrib gives them, and for
+every recommended product the features that raised its propensity, single rows and batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.engine.attributions import BoosterAttributions
+from app.scoring.context import ScoringContext
+from app.scoring.explain import Explainer
+from app.scoring.pipeline import CustomerInput, Options, score_rows
+from app.scoring.reasons import top_reasons
+from tests.customers import book_customers
+
+
+def _customers(n: int) -> list[CustomerInput]:
+    return [CustomerInput(customer_id=f"c{i}", features=b["features"])
+            for i, b in enumerate(book_customers(n, seed=5))]
+
+
+def test_churn_reasons_equal_those_of_pred_contrib(default_context: ScoringContext) -> None:
+    ctx = default_context
+    customers = _customers(40)
+    x = ctx.schema.matrix([c.features for c in customers])
+    got = score_rows(ctx, x, customers, Options(explain=True))
+    ref = BoosterAttributions(ctx.churn.model, ctx.layout.columns(ctx.churn.model))
+    phi = ref.contributions(x)
+    for out, row, c in zip(got, phi, customers, strict=True):
+        want = top_reasons(row, ctx.churn.model.feature_names, c.features, ctx.churn.reason_codes)
+        assert [r["code"] for r in out["churn"]["reasons"]] == [r["code"] for r in want]
+        assert np.allclose([r["contribution"] for r in out["churn"]["reasons"]],
+                           [r["contribution"] for r in want], atol=1e-6)
+
+
+def test_every_recommended_product_says_why(default_context: ScoringContext) -> None:
+    ctx = default_context
+    explainer = Explainer.of(ctx)
+    assert explainer.name == "treeshap"
+    customers = _customers(30)  # a batch: the batch arbitration and the 8-lane kernel
+    x = ctx.schema.matrix([c.features for c in customers])
+    batch = score_rows(ctx, x, customers, Options(explain=True))
+    alone = [score_rows(ctx, x[i:i + 1], [c], Options(explain=True))[0]
+             for i, c in enumerate(customers)]
+    products = 0
+    for b, a in zip(batch, alone, strict=True):
+        for rec_b, rec_a in zip(b["recommendations"], a["recommendations"], strict=True):
+            assert rec_b["action_id"] == rec_a["action_id"]
+            if rec_b["kind"] != "product":
+                continue
+            products += 1
+            why = rec_b["explanation"]
+            assert 1 <= len(why) <= 3
+            assert [r["code"] for r in why] == [r["code"] for r in rec_a["explanation"]]
+            contributions = [r["contribution"] for r in why]
+            assert all(c > 0 for c in contributions) and contributions == sorted(
+                contributions, reverse=True)
+            assert all(r["text"] in rec_b["reasons"] for r in why)
+    assert products >= 30
+    # Reasons off: no explanation, no extra work.
+    off = score_rows(ctx, x[:1], customers[:1], Options(explain=False))[0]
+    assert all("explanation" not in r for r in off["recommendations"])
+    assert off["churn"]["reasons"] == []
