@@ -8,7 +8,8 @@ the options before the first row is read (docs/book.md lists them).
   {code, feature, direction, contribution, text}, as the API's churn.reasons)
 - recommendations, flat (default): for k = 1..top N `rec<k>_action_id`, `rec<k>_priority`,
   `rec<k>_propensity`, `rec<k>_reasons` (null past a customer's last recommendation); nested
-  (--nested): one `recommendations` column holding the API's list of recommendation objects.
+  (--nested): one `recommendations` column holding the API's list of recommendation objects
+  (with explain, each with `explanation`, null for actions that are not products).
 
 The Parquet file's key-value metadata `tierwise` holds the versions and sha256 of every family
 that scored it, and the options (`run_metadata`).
@@ -39,6 +40,12 @@ RECOMMENDATION = pa.struct([
     ("kind", pa.string()), ("risk_level", pa.string()), ("priority", pa.float64()),
     ("propensity", pa.float64()), ("context_weight", pa.float64()), ("value", pa.float64()),
     ("lever", pa.float64()), ("reasons", pa.list_(pa.string()))])
+# With explain: the features that raised a product's propensity (the API's
+# recommendations[].explanation; null for actions that are not products).
+PRODUCT_REASON = pa.struct([("code", pa.string()), ("feature", pa.string()),
+                            ("contribution", pa.float64()), ("text", pa.string())])
+RECOMMENDATION_EXPLAINED = pa.struct([*RECOMMENDATION,
+                                      pa.field("explanation", pa.list_(PRODUCT_REASON))])
 FLAT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("action_id", pa.string()), ("priority", pa.float64()), ("propensity", pa.float64()),
     ("reasons", pa.list_(pa.string())))
@@ -70,7 +77,8 @@ class OutputLayout:
                 fields.append(pa.field("churn_reasons", pa.list_(REASON)))
         if "recommendations" in options.parts:
             if options.nested:
-                fields.append(pa.field("recommendations", pa.list_(RECOMMENDATION)))
+                fields.append(pa.field("recommendations", pa.list_(
+                    RECOMMENDATION_EXPLAINED if options.explain else RECOMMENDATION)))
             else:
                 fields += [pa.field(f"rec{k}_{name}", kind)
                            for k in range(1, self.top_n + 1) for name, kind in FLAT_FIELDS]
@@ -133,7 +141,8 @@ def _result_type(classes: Sequence[str], options: BookOptions) -> pa.StructType:
             churn.append(("reasons", pa.list_(REASON)))
         fields.append(pa.field("churn", pa.struct(churn)))
     if "recommendations" in options.parts:
-        item = RECOMMENDATION if options.nested else pa.struct(list(FLAT_FIELDS))
+        item = (pa.struct(list(FLAT_FIELDS)) if not options.nested
+                else RECOMMENDATION_EXPLAINED if options.explain else RECOMMENDATION)
         fields.append(pa.field("recommendations", pa.list_(item)))
     return pa.struct(fields)
 

@@ -18,7 +18,10 @@ def as_api(row: Mapping[str, Any], classes: Sequence[str]) -> dict[str, Any]:
                  "upgrade_candidate": row["tier_upgrade_candidate"]},
         "churn": {"probability": row["churn_probability"], "band": row["churn_band"],
                   "reasons": row["churn_reasons"]},
-        "recommendations": row["recommendations"],
+        # `explanation` (with explain) is null for actions that are not products, where
+        # the API leaves it out
+        "recommendations": [{k: v for k, v in r.items() if k != "explanation" or v is not None}
+                            for r in row["recommendations"]],
     }
 
 
