@@ -40,7 +40,7 @@ LAYER: dict[str, int] = {
     "engine": 2, "decisions": 2, "bundles": 2,
     "scoring": 3, "sources": 3,
     "dataplane": 4, "registry": 4, "training": 4,
-    "api": 5, "authoring": 5,
+    "api": 5, "authoring": 5, "book": 5,
     "serve": 6, "main": 6, "config_reference": 6,
     "cli": 7,
 }
