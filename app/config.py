@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often a replica checks the registry's aliases."
     )
+    registry_notify: bool = Field(
+        default=True,
+        description="On PostgreSQL, listen for alias moves (LISTEN/NOTIFY) so replicas swap "
+        "as soon as a move commits; polling stays as the fallback. No effect on SQLite.",
+    )
+    recent_contexts: int = Field(
+        default=4, ge=0,
+        description="Scoring contexts a replica keeps after swapping them out (evaluator "
+        "included), so moving an alias back to their versions needs no rebuild.",
+    )
     key_grace_seconds: float = Field(
         default=300.0, ge=0,
         description="While the registry database cannot be reached, an API key verified "

@@ -1,10 +1,13 @@
 """Load-then-swap: each replica serves one immutable scoring context and replaces it whole.
 
-A poller reads the alias table (one tiny query). When production (or the challenger) moved,
-the new context is loaded from the store, verified (hashes, reference replay, families fit
-together) and only then swapped in, as one reference assignment: requests in flight keep
-the context they started with. A version that fails is never swapped in; the old context
-keeps serving and the failure is reported by status().
+A poller reads the alias table (one tiny query), at once when PostgreSQL notifies an alias
+move (app/registry/notify.py) and every poll interval anyway. When production (or the
+challenger) moved, the new context is built (app/registry/builder.py: only the families
+that changed are loaded from the store and verified — hashes, reference replay — then the
+families are checked to fit together) and only then swapped in, as one reference
+assignment: requests in flight keep the context they started with. A version that fails is
+never swapped in; the old context keeps serving and the failure is reported by status().
+Work that can wait (the reasons' attributions) runs after the swap, off the swap's path.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +24,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import NotReady, TierwiseError
-from app.registry import repository, service, store
+from app.registry import repository, store
+from app.registry.builder import Built, ContextBuilder
 from app.registry.database import is_unavailable
 from app.registry.outage import RegistryHealth
 from app.registry.pins import PinnedContexts, VersionKey, version_key, versions_of
@@ -48,8 +53,8 @@ def _iso(t: dt.datetime | None) -> str | None:
 class _Live:
     """What a replica serves: production, plus the challenger when the policy uses one."""
 
-    production: ScoringContext
-    challenger: ScoringContext | None
+    production: Built
+    challenger: Built | None
 
 
 class LiveScoring:
@@ -57,11 +62,17 @@ class LiveScoring:
 
     def __init__(self, *, sessions: sessionmaker[Session], pin_cache_size: int = 4,
                  accelerate: Callable[[ScoringContext], None] | None = None,
+                 warm: Callable[[ScoringContext], None] | None = None,
+                 recent_contexts: int = 4,
                  health: RegistryHealth | None = None) -> None:
         self._sessions = sessions
         self.health = health or RegistryHealth()
         # Runs on every context built here, before it can serve (e.g. the native evaluator).
         self._accelerate = accelerate
+        # Runs on a context once it serves, in a thread of its own (e.g. attributions).
+        self._warm = warm
+        self.builder = ContextBuilder(recent=recent_contexts, accelerate=accelerate)
+        self._last_build_seconds: float | None = None
         self._live: _Live | None = None
         self._aliases: dict[str, dict[str, int]] = {}
         self._build_lock = threading.Lock()
@@ -87,7 +98,7 @@ class LiveScoring:
         live = self._live
         if live is None:
             raise NotReady("no verified scoring context is live yet; see /v1/status")
-        return live.production
+        return live.production.context
 
     def for_request(self, *, customer_id: str, pins: Mapping[str, str]
                     ) -> tuple[ScoringContext, ScoringContext | None]:
@@ -95,18 +106,20 @@ class LiveScoring:
         live = self._live
         if live is None:
             raise NotReady("no verified scoring context is live yet; see /v1/status")
+        production = live.production.context
         if pins:
-            return self._pinned.context(live.production, pins), None
+            return self._pinned.context(production, pins), None
         if live.challenger is None:
-            return live.production, None
-        setting = live.production.policy.challenger
+            return production, None
+        challenger = live.challenger.context
+        setting = production.policy.challenger
         if setting.mode == "split":
             if customer_share(customer_id) < setting.share:
-                return live.challenger, None
-            return live.production, None
+                return challenger, None
+            return production, None
         if setting.mode == "shadow":
-            return live.production, live.challenger
-        return live.production, None
+            return production, challenger
+        return production, None
 
     # --- refresh and swap ------------------------------------------------------------
 
@@ -135,31 +148,53 @@ class LiveScoring:
             production = live.production if live else None
             target = {f: a["production"] for f, a in aliases.items() if "production" in a}
             announce: list[tuple[str, ScoringContext | None, ScoringContext]] = []
-            if production is None or versions_of(production) != target:
+            started = time.perf_counter()
+            if production is None or versions_of(production.context) != target:
                 built = self._try_build("production", target, production)
                 if built is not None:
-                    announce.append(("load" if production is None else "swap", production, built))
+                    announce.append(("load" if production is None else "swap",
+                                     production.context if production else None,
+                                     built.context))
                     production = built
             if production is None:
                 return False
             challenger = live.challenger if live and live.production is production else None
-            chal_target = self._challenger_target(production, aliases, approved)
+            chal_target = self._challenger_target(production.context, aliases, approved)
             if chal_target is None:
                 challenger = None
-            elif challenger is None or versions_of(challenger) != chal_target:
-                challenger = self._try_build("challenger", chal_target, None)
+            elif challenger is None or versions_of(challenger.context) != chal_target:
+                challenger = self._try_build("challenger", chal_target, production)
                 if challenger is not None:
-                    announce.append(("challenger_swap", live.challenger if live else None,
-                                     challenger))
+                    announce.append(("challenger_swap",
+                                     live.challenger.context if live and live.challenger
+                                     else None, challenger.context))
             if live and live.production is production and live.challenger is challenger:
                 return False
             self._live = _Live(production, challenger)  # the swap: one reference
             if live is None or live.production is not production:
                 self._last_swap_at = utcnow()
+                self._last_build_seconds = round(time.perf_counter() - started, 4)
                 self._swaps += 1
             for event, old, new in announce:  # after the swap: listeners see the new context
                 self._announce(event, old, new)
+            self._warm_up([c.context for c in (production, challenger) if c is not None])
             return True
+
+    def _warm_up(self, contexts: list[ScoringContext]) -> None:
+        """Prepare what can wait (attributions for reasons) in a thread of its own, so the
+        swap never waits for it; a request needing it first builds it itself."""
+        warm = self._warm
+        if warm is None:
+            return
+
+        def run() -> None:
+            for ctx in contexts:
+                try:
+                    warm(ctx)
+                except Exception:  # built again when a request asks for it
+                    log.exception("preparing a live context failed")
+
+        threading.Thread(target=run, name="tierwise-context-warm-up", daemon=True).start()
 
     def _challenger_target(self, production: ScoringContext,
                            aliases: Mapping[str, Mapping[str, int]],
@@ -185,23 +220,20 @@ class LiveScoring:
         return None if target == base else target
 
     def _try_build(self, kind: str, target: dict[str, int],
-                   old: ScoringContext | None) -> ScoringContext | None:
+                   base: Built | None) -> Built | None:
         key = (kind, version_key(target))
         if key in self._refused:
             return None  # refused before: an immutable version will not verify next time either
         try:
             with self._sessions() as session:
-                built = service.build_from(session, target)
-            if self._accelerate is not None:
-                self._accelerate(built)
-            return built
+                return self.builder.build(session, target, base)
         except Exception as exc:
             if is_unavailable(exc):  # not the version's fault: try again at the next poll
                 self.health.failed(exc, f"loading {kind}")
                 return None
             if isinstance(exc, TierwiseError):
                 self._refused.add(key)
-            self._fail(kind, target, exc, old)
+            self._fail(kind, target, exc, base.context if base else None)
             return None
 
     def _fail(self, kind: str, target: dict[str, int], exc: Exception,
@@ -236,7 +268,7 @@ class LiveScoring:
         """What this replica serves, what the registry says, and the last failure."""
         live = self._live
         registry = {f: a["production"] for f, a in self._aliases.items() if "production" in a}
-        production = live.production if live else None
+        production = live.production.context if live else None
         setting = production.policy.challenger if production else None
         return {
             "ready": live is not None,
@@ -249,11 +281,14 @@ class LiveScoring:
             "challenger": {
                 "mode": setting.mode if setting else "off",
                 "share": setting.share if setting else 0.0,
-                "versions": versions_of(live.challenger) if live and live.challenger else None,
+                "versions": versions_of(live.challenger.context)
+                if live and live.challenger else None,
             },
             "last_swap_at": _iso(self._last_swap_at),
             "last_refresh_at": _iso(self._last_refresh_at),
             "swaps": self._swaps,
+            "last_build_seconds": self._last_build_seconds,
+            "recent_contexts": self.builder.recent,
             "last_failure": self._last_failure,
             "pinned_contexts": len(self._pinned),
             **self.health.status(),

@@ -31,6 +31,7 @@ from app.errors import (
 from app.features.family import FeatureContract, contract_changes, describe, model_fits
 from app.registry import repository, store
 from app.registry.auth_keys import Principal
+from app.registry.notify import announce_moves
 from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
 from app.scoring.context import ScoringContext, build_context
 from app.scoring.loader import load_family
@@ -285,6 +286,8 @@ def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Princip
                                version=move.version, alias=move.alias,
                                previous_version=current.get(move.family, {}).get(move.alias),
                                at=now, detail=detail))
+    if changes:  # replicas listening hear it when this transaction commits
+        announce_moves(session, (move.family for move in changes))
     return MovesDone(entries=entries, unchanged=unchanged)
 
 

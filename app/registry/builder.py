@@ -1,0 +1,156 @@
+"""Building a replica's scoring contexts: only what changed is loaded; recent contexts are kept.
+
+A context is one version per family. Building the context for a new set of versions reuses,
+for every family whose version did not change, the family object the context it replaces
+already holds (loaded and replayed when that one was built). A family that changed is read
+from the store and its stored archive hashed again: a family loaded earlier from exactly
+those bytes (same version, manifest sha256 and archive sha256) is reused from a small cache;
+otherwise the archive is unpacked, every hash checked, and the family loaded and replayed
+(app/scoring/loader.py). The last few contexts built are kept whole, evaluator included, so
+moving an alias back costs one archive read and hash per family that moved, not a rebuild.
+
+Bytes changed at rest are never taken for the version loaded before: the archive is hashed
+on every build, so a tampered version misses both caches, is loaded again and refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from app.bundles.io import sha256_hex
+from app.bundles.manifest import FAMILIES
+from app.errors import BundleRejected, FieldProblem, NotFound
+from app.registry import repository, store
+from app.scoring.context import ScoringContext, VersionRef, assemble_context, families_of
+from app.scoring.loader import Family, load_family
+
+__all__ = ["Built", "ContextBuilder", "Identity"]
+
+# (family, version, manifest sha256, stored archive sha256), one per family, sorted.
+Identity = tuple[tuple[str, int, str, str], ...]
+_FamilyKey = tuple[str, int, str]  # (family, version, manifest sha256)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A context and the sha256 of each stored archive its families were loaded from."""
+
+    context: ScoringContext
+    archives: Mapping[str, str]
+
+    @property
+    def identity(self) -> Identity:
+        return tuple(sorted((f, ref.version, ref.sha256, self.archives[f])
+                            for f, ref in self.context.versions.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    archive_sha256: str
+    family: Family
+
+
+class _Lru(Generic[K, V]):
+    """A small least-recently-used map, safe to share between threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: K, value: V) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class ContextBuilder:
+    """Builds contexts from the store, reusing loaded families and recent contexts.
+
+    `accelerate` runs on every context built here before it is returned (e.g. the native
+    evaluator); a context taken from the recent ones keeps what it was given then."""
+
+    def __init__(self, *, recent: int = 4,
+                 accelerate: Callable[[ScoringContext], None] | None = None) -> None:
+        self._accelerate = accelerate
+        self._contexts: _Lru[Identity, Built] = _Lru(recent)
+        # Enough for the families of the recent contexts, each of which may differ in all.
+        self._families: _Lru[_FamilyKey, _Loaded] = _Lru(max(recent, 1) * len(FAMILIES))
+        self.loads = 0  # families loaded (and replayed) from their archive: what a swap cost
+        self.reused = 0  # recent contexts served again without a build
+
+    @property
+    def recent(self) -> int:
+        """How many built contexts are kept now."""
+        return len(self._contexts)
+
+    def build(self, session: Session, target: Mapping[str, int],
+              base: Built | None = None) -> Built:
+        """The verified context for `target` (family → version), reusing `base`'s families
+        where the version is the same. Raises BundleRejected / NotFound like a full load."""
+        kept = base.context.versions if base is not None else {}
+        held = families_of(base.context) if base is not None else {}
+        loaded: dict[str, Family] = {}
+        archives: dict[str, str] = {}
+        refs: dict[str, VersionRef] = {}
+        for family, version in target.items():
+            if base is not None and family in kept and kept[family].version == version:
+                loaded[family], refs[family] = held[family], kept[family]
+                archives[family] = base.archives[family]
+                continue
+            loaded[family], archives[family], refs[family] = self._family(session, family,
+                                                                          version)
+        identity = tuple(sorted((f, r.version, r.sha256, archives[f]) for f, r in refs.items()))
+        if (hit := self._contexts.get(identity)) is not None:
+            self.reused += 1
+            return hit
+        try:
+            context = assemble_context(loaded, refs)
+        except ValueError as exc:  # e.g. two models declare one feature differently
+            raise BundleRejected("these versions do not fit together",
+                                 [FieldProblem("features", str(exc))]) from None
+        if self._accelerate is not None:
+            self._accelerate(context)
+        built = Built(context=context, archives=archives)
+        self._contexts.put(identity, built)
+        return built
+
+    def _family(self, session: Session, family: str, version: int
+                ) -> tuple[Family, str, VersionRef]:
+        row = repository.get_version(session, family, version)
+        if row is None:
+            raise NotFound(f"{family} has no version {version}",
+                           [FieldProblem(f"{family}.version", "unknown")])
+        archive = store.archive_of(session, row)
+        archive_sha = sha256_hex(archive)
+        ref = VersionRef(family=family, version=version, sha256=row.sha256)
+        key = (family, version, row.sha256)
+        hit = self._families.get(key)
+        if hit is not None and hit.archive_sha256 == archive_sha:
+            return hit.family, archive_sha, ref
+        loaded = load_family(store.bundle_of(row, archive))
+        self.loads += 1
+        self._families.put(key, _Loaded(archive_sha, loaded))
+        return loaded, archive_sha, ref
