@@ -7,7 +7,8 @@ from the store and its stored archive hashed again: a family loaded earlier from
 those bytes (same version, manifest sha256 and archive sha256) is reused from a small cache;
 otherwise the archive is unpacked, every hash checked, and the family loaded and replayed
 (app/scoring/loader.py). The last few contexts built are kept whole, evaluator included, so
-moving an alias back costs one archive read and hash per family that moved, not a rebuild.
+moving an alias back costs one archive read and hash per family that moved, not a rebuild;
+a context whose models and contract did not change keeps the evaluator already checked.
 
 Bytes changed at rest are never taken for the version loaded before: the archive is hashed
 on every build, so a tampered version misses both caches, is loaded again and refused.
@@ -35,16 +36,21 @@ __all__ = ["Built", "ContextBuilder", "Identity"]
 # (family, version, manifest sha256, stored archive sha256), one per family, sorted.
 Identity = tuple[tuple[str, int, str, str], ...]
 _FamilyKey = tuple[str, int, str]  # (family, version, manifest sha256)
+# What an evaluator is built from: the models and the contract that lays out their columns.
+_MODEL_PARTS = ("features", "tier", "churn", "products")
 K = TypeVar("K")
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Built:
-    """A context and the sha256 of each stored archive its families were loaded from."""
+    """A context, the sha256 of each stored archive its families were loaded from, and
+    whether its evaluator is final (accelerated, or taken over from a context with the same
+    models) or still plain Booster.predict until finish()."""
 
     context: ScoringContext
     archives: Mapping[str, str]
+    evaluator_ready: bool = True
 
     @property
     def identity(self) -> Identity:
@@ -89,8 +95,10 @@ class _Lru(Generic[K, V]):
 class ContextBuilder:
     """Builds contexts from the store, reusing loaded families and recent contexts.
 
-    `accelerate` runs on every context built here before it is returned (e.g. the native
-    evaluator); a context taken from the recent ones keeps what it was given then."""
+    `accelerate` runs on every context built here with models no earlier context had (e.g.
+    the native evaluator): before it is returned, or with `defer` at finish(), once it
+    serves — until then it evaluates with Booster.predict, the reference the faster
+    evaluator must match anyway. A context taken from the recent ones keeps its evaluator."""
 
     def __init__(self, *, recent: int = 4,
                  accelerate: Callable[[ScoringContext], None] | None = None) -> None:
@@ -100,6 +108,7 @@ class ContextBuilder:
         self._families: _Lru[_FamilyKey, _Loaded] = _Lru(max(recent, 1) * len(FAMILIES))
         self.loads = 0  # families loaded (and replayed) from their archive: what a swap cost
         self.reused = 0  # recent contexts served again without a build
+        self._finishing = threading.Lock()
 
     @property
     def recent(self) -> int:
@@ -107,7 +116,7 @@ class ContextBuilder:
         return len(self._contexts)
 
     def build(self, session: Session, target: Mapping[str, int],
-              base: Built | None = None) -> Built:
+              base: Built | None = None, *, defer: bool = False) -> Built:
         """The verified context for `target` (family → version), reusing `base`'s families
         where the version is the same. Raises BundleRejected / NotFound like a full load."""
         kept = base.context.versions if base is not None else {}
@@ -131,11 +140,26 @@ class ContextBuilder:
         except ValueError as exc:  # e.g. two models declare one feature differently
             raise BundleRejected("these versions do not fit together",
                                  [FieldProblem("features", str(exc))]) from None
-        if self._accelerate is not None:
-            self._accelerate(context)
         built = Built(context=context, archives=archives)
+        if base is not None and all(loaded[f] is held.get(f) for f in _MODEL_PARTS):
+            # The same models over the same contract: the checked evaluator applies as it is
+            # (a policy or catalogue change costs no evaluator build).
+            context.use_evaluator(base.context.evaluator)
+            built.evaluator_ready = base.evaluator_ready
+        elif self._accelerate is not None:
+            built.evaluator_ready = False
+            if not defer:
+                self.finish(built)
         self._contexts.put(identity, built)
         return built
+
+    def finish(self, built: Built) -> None:
+        """Give a context built with `defer` its final evaluator (no-op when it has it)."""
+        with self._finishing:
+            if built.evaluator_ready or self._accelerate is None:
+                return
+            self._accelerate(built.context)
+            built.evaluator_ready = True
 
     def _family(self, session: Session, family: str, version: int
                 ) -> tuple[Family, str, VersionRef]:

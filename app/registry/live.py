@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.engine.compiled import evaluator_info
 from app.errors import NotReady, TierwiseError
 from app.registry import repository, store
 from app.registry.builder import Built, ContextBuilder
@@ -38,6 +39,13 @@ log = logging.getLogger("tierwise.registry.live")
 __all__ = ["AliasPoller", "LiveScoring", "SwapListener", "customer_share"]
 
 SwapListener = Callable[[str, str, int], None]
+
+
+class Listening(Protocol):
+    """What status() reads of the alias-move listener (app/registry/notify.py)."""
+
+    @property
+    def listening(self) -> bool: ...
 
 
 def customer_share(customer_id: str) -> float:
@@ -73,6 +81,7 @@ class LiveScoring:
         self._warm = warm
         self.builder = ContextBuilder(recent=recent_contexts, accelerate=accelerate)
         self._last_build_seconds: float | None = None
+        self.listener: Listening | None = None  # set by the runtime on PostgreSQL
         self._live: _Live | None = None
         self._aliases: dict[str, dict[str, int]] = {}
         self._build_lock = threading.Lock()
@@ -177,21 +186,25 @@ class LiveScoring:
                 self._swaps += 1
             for event, old, new in announce:  # after the swap: listeners see the new context
                 self._announce(event, old, new)
-            self._warm_up([c.context for c in (production, challenger) if c is not None])
+            self._warm_up([c for c in (production, challenger) if c is not None])
             return True
 
-    def _warm_up(self, contexts: list[ScoringContext]) -> None:
-        """Prepare what can wait (attributions for reasons) in a thread of its own, so the
-        swap never waits for it; a request needing it first builds it itself."""
-        warm = self._warm
-        if warm is None:
+    def _warm_up(self, contexts: list[Built]) -> None:
+        """What can wait until a new context serves, in a thread of its own so the swap never
+        waits for it: the context's native evaluator (Booster.predict answers meanwhile,
+        with the same raw scores), then the attributions for reasons (a request needing
+        them first builds them itself)."""
+        warm, builder = self._warm, self.builder
+        if warm is None and all(c.evaluator_ready for c in contexts):
             return
 
         def run() -> None:
-            for ctx in contexts:
+            for built in contexts:
                 try:
-                    warm(ctx)
-                except Exception:  # built again when a request asks for it
+                    builder.finish(built)
+                    if warm is not None:
+                        warm(built.context)
+                except Exception:  # the evaluator falls back inside; reasons build lazily
                     log.exception("preparing a live context failed")
 
         threading.Thread(target=run, name="tierwise-context-warm-up", daemon=True).start()
@@ -226,7 +239,10 @@ class LiveScoring:
             return None  # refused before: an immutable version will not verify next time either
         try:
             with self._sessions() as session:
-                return self.builder.build(session, target, base)
+                # The first context gets its evaluator before it serves (ready means full
+                # speed); later ones swap in at once and get it right after (_warm_up).
+                return self.builder.build(session, target, base,
+                                          defer=self._live is not None)
         except Exception as exc:
             if is_unavailable(exc):  # not the version's fault: try again at the next poll
                 self.health.failed(exc, f"loading {kind}")
@@ -274,7 +290,8 @@ class LiveScoring:
             "ready": live is not None,
             "in_sync": bool(production and versions_of(production) == registry),
             "versions": production.models_served if production else {},
-            "evaluator": production.evaluator.name if production else None,
+            "evaluator": evaluator_info(production.evaluator)[0] if production else None,
+            "isa": evaluator_info(production.evaluator)[1] if production else None,
             "trees": production.num_trees if production else {},
             "registry_production": registry,
             "aliases": self._aliases,
@@ -291,5 +308,7 @@ class LiveScoring:
             "recent_contexts": self.builder.recent,
             "last_failure": self._last_failure,
             "pinned_contexts": len(self._pinned),
+            "alias_notify": None if self.listener is None
+            else ("listening" if self.listener.listening else "polling"),
             **self.health.status(),
         }

@@ -63,6 +63,7 @@ class RegistryRuntime:
             self.poller.start()
             if self.settings.registry_notify and self.engine.dialect.name == "postgresql":
                 self.listener = AliasListener(self.settings.database_url, self.poller.wake)
+                self.live.listener = self.listener
                 self.listener.start()
 
     def close(self) -> None:

@@ -211,3 +211,44 @@ def test_listener_without_a_database_keeps_trying_quietly() -> None:
         assert not listener.listening and not woken.is_set()
     finally:
         listener.stop()
+
+
+def test_a_policy_change_keeps_the_checked_evaluator(seeded: sessionmaker[Session]) -> None:
+    built: list[int] = []
+    live = LiveScoring(sessions=seeded, accelerate=lambda ctx: built.append(id(ctx)))
+    live.refresh()
+    first = live.current()
+    _ship(seeded, b.policy_bundle("shadow"))
+    live.refresh()
+    second = live.current()
+    assert second.versions["policy"].version == 2 and second.policy is not first.policy
+    assert second.evaluator is first.evaluator and built == [id(first)]
+    _ship(seeded, b.churn_bundle(1))  # a model moved: its evaluator is built and checked,
+    live.refresh()  # right after the new context went live
+    deadline = time.monotonic() + 10
+    while len(built) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert built == [id(first), id(live.current())]
+
+
+def test_a_new_model_serves_at_once_and_gets_its_evaluator_right_after(
+        seeded: sessionmaker[Session]) -> None:
+    release, fast = threading.Event(), object()
+
+    def accelerate(ctx: ScoringContext) -> None:
+        if ctx.versions["churn"].version == 2:
+            release.wait(10)
+        ctx.use_evaluator(fast)  # type: ignore[arg-type]
+
+    live = LiveScoring(sessions=seeded, accelerate=accelerate)
+    live.refresh()
+    assert live.current().evaluator is fast  # the first context: before it serves
+    _ship(seeded, b.churn_bundle(1))
+    assert live.refresh()  # does not wait for the evaluator
+    ctx = live.current()
+    assert ctx.versions["churn"].version == 2 and ctx.evaluator.name == "lightgbm"
+    release.set()
+    deadline = time.monotonic() + 10
+    while ctx.evaluator is not fast and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ctx.evaluator is fast
