@@ -129,6 +129,12 @@ def test_on_postgresql_a_move_is_heard_not_polled(tmp_path: Path, models_dir: Pa
         finally:
             runtime.close()
         assert not runtime.listener.listening
+        quiet = open_runtime(_settings(tmp_path / "quiet", models_dir, database_url=url,
+                                       registry_notify=False, compile_models=False))
+        try:  # TIERWISE_REGISTRY_NOTIFY=false: polling only
+            assert quiet.listener is None and quiet.live.status()["alias_notify"] is None
+        finally:
+            quiet.close()
     finally:
         drop_pg_database(url)
     # SQLite: nothing to listen to; polling alone.

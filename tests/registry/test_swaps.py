@@ -252,3 +252,29 @@ def test_a_new_model_serves_at_once_and_gets_its_evaluator_right_after(
     while ctx.evaluator is not fast and time.monotonic() < deadline:
         time.sleep(0.01)
     assert ctx.evaluator is fast
+
+
+def test_a_lost_listening_connection_is_logged_once_and_comes_back(
+        pg_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture) -> None:
+    woken = threading.Event()
+    listener = AliasListener(PG_ADMIN_URL, woken.set, max_backoff=0.5)
+    listener.start()
+    try:
+        assert listener.wait_listening(10) and woken.wait(2)
+        woken.clear()
+        with pg_sessions() as s:  # cut the listener's connection from the server's side
+            s.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE query = 'LISTEN tierwise_aliases'"))
+            s.commit()
+        assert woken.wait(10)  # reconnected: woken once to read the aliases it may have missed
+        assert listener.wait_listening(5)
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("not listening for alias moves" in m for m in messages) == 1
+        assert sum("listening for alias moves again" in m for m in messages) == 1
+        woken.clear()
+        with pg_sessions() as s:
+            announce_moves(s, ["tier"])
+            s.commit()
+        assert woken.wait(2)
+    finally:
+        listener.stop()
