@@ -1,5 +1,7 @@
 """Two uvicorn replicas on one PostgreSQL registry: promote, roll back and refuse a corrupt
-version while a load runs, with no restart and no failed request.
+version while a load runs, with no restart and no failed request. Promotion and rollback
+reach both replicas within 2 s through LISTEN/NOTIFY; the corrupt version, moved by SQL
+without a notification, is found by polling.
 
 Needs the PostgreSQL server on 127.0.0.1:5432 (a fresh database is made and dropped); with
 CI=true it fails instead of skipping when the server is down.
