@@ -4,7 +4,8 @@ A context is one version per family. Building the context for a new set of versi
 for every family whose version did not change, the family object the context it replaces
 already holds (loaded and replayed when that one was built). A family that changed is read
 from the store and its stored archive hashed again: a family loaded earlier from exactly
-those bytes (same version, manifest sha256 and archive sha256) is reused from a small cache;
+those bytes (same version, manifest sha256 and archive sha256) is reused from a small
+process-wide cache (service.build_from uses it too: the checks of a push or a promotion);
 otherwise the archive is unpacked, every hash checked, and the family loaded and replayed
 (app/scoring/loader.py). The last few contexts built are kept whole, evaluator included, so
 moving an alias back costs one archive read and hash per family that moved, not a rebuild;
@@ -31,7 +32,7 @@ from app.registry import repository, store
 from app.scoring.context import ScoringContext, VersionRef, assemble_context, families_of
 from app.scoring.loader import Family, load_family
 
-__all__ = ["Built", "ContextBuilder", "Identity"]
+__all__ = ["Built", "ContextBuilder", "Identity", "forget_loaded_families", "stored_family"]
 
 # (family, version, manifest sha256, stored archive sha256), one per family, sorted.
 Identity = tuple[tuple[str, int, str, str], ...]
@@ -82,6 +83,10 @@ class _Lru(Generic[K, V]):
                 self._items.move_to_end(key)
             return hit
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def put(self, key: K, value: V) -> None:
         if self.size <= 0:
             return
@@ -104,8 +109,6 @@ class ContextBuilder:
                  accelerate: Callable[[ScoringContext], None] | None = None) -> None:
         self._accelerate = accelerate
         self._contexts: _Lru[Identity, Built] = _Lru(recent)
-        # Enough for the families of the recent contexts, each of which may differ in all.
-        self._families: _Lru[_FamilyKey, _Loaded] = _Lru(max(recent, 1) * len(FAMILIES))
         self.loads = 0  # families loaded (and replayed) from their archive: what a swap cost
         self.reused = 0  # recent contexts served again without a build
         self._finishing = threading.Lock()
@@ -129,8 +132,9 @@ class ContextBuilder:
                 loaded[family], refs[family] = held[family], kept[family]
                 archives[family] = base.archives[family]
                 continue
-            loaded[family], archives[family], refs[family] = self._family(session, family,
-                                                                          version)
+            loaded[family], archives[family], refs[family], fresh = stored_family(
+                session, family, version)
+            self.loads += fresh
         identity = tuple(sorted((f, r.version, r.sha256, archives[f]) for f, r in refs.items()))
         if (hit := self._contexts.get(identity)) is not None:
             self.reused += 1
@@ -161,20 +165,34 @@ class ContextBuilder:
             self._accelerate(built.context)
             built.evaluator_ready = True
 
-    def _family(self, session: Session, family: str, version: int
-                ) -> tuple[Family, str, VersionRef]:
-        row = repository.get_version(session, family, version)
-        if row is None:
-            raise NotFound(f"{family} has no version {version}",
-                           [FieldProblem(f"{family}.version", "unknown")])
-        archive = store.archive_of(session, row)
-        archive_sha = sha256_hex(archive)
-        ref = VersionRef(family=family, version=version, sha256=row.sha256)
-        key = (family, version, row.sha256)
-        hit = self._families.get(key)
-        if hit is not None and hit.archive_sha256 == archive_sha:
-            return hit.family, archive_sha, ref
-        loaded = load_family(store.bundle_of(row, archive))
-        self.loads += 1
-        self._families.put(key, _Loaded(archive_sha, loaded))
-        return loaded, archive_sha, ref
+
+# Families loaded from stored archives, process-wide: the key names the version and its
+# manifest sha256, the entry the sha256 of the archive bytes it was loaded from, so a hit
+# is exactly what a fresh load of those bytes would give, whatever database they came from.
+_LOADED: _Lru[_FamilyKey, _Loaded] = _Lru(4 * len(FAMILIES))
+
+
+def forget_loaded_families() -> None:
+    """Empty the process-wide cache of loaded families (the next build loads every family)."""
+    _LOADED.clear()
+
+
+def stored_family(session: Session, family: str, version: int
+                  ) -> tuple[Family, str, VersionRef, bool]:
+    """(family object, archive sha256, its VersionRef, whether it was loaded now) for a
+    stored version: the archive is read and hashed every time; a family loaded earlier from
+    the same bytes is reused, anything else is unpacked, hash-checked and replayed."""
+    row = repository.get_version(session, family, version)
+    if row is None:
+        raise NotFound(f"{family} has no version {version}",
+                       [FieldProblem(f"{family}.version", "unknown")])
+    archive = store.archive_of(session, row)
+    archive_sha = sha256_hex(archive)
+    ref = VersionRef(family=family, version=version, sha256=row.sha256)
+    key = (family, version, row.sha256)
+    hit = _LOADED.get(key)
+    if hit is not None and hit.archive_sha256 == archive_sha:
+        return hit.family, archive_sha, ref, False
+    loaded = load_family(store.bundle_of(row, archive))
+    _LOADED.put(key, _Loaded(archive_sha, loaded))
+    return loaded, archive_sha, ref, True

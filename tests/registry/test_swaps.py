@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.bundles.io import sha256_hex
 from app.registry import database, service
+from app.registry.builder import forget_loaded_families
 from app.registry.live import LiveScoring
 from app.registry.notify import AliasListener, announce_moves, libpq_conninfo
 from app.registry.poller import AliasPoller
@@ -29,11 +30,13 @@ def _rollback(sessions: sessionmaker[Session], family: str) -> None:
 
 
 def test_only_the_family_that_moved_is_loaded(seeded: sessionmaker[Session]) -> None:
+    forget_loaded_families()  # loaded families are kept process-wide, by their bytes
     live = LiveScoring(sessions=seeded)
     live.refresh()
     first = live.current()
     assert live.builder.loads == 6  # every family, once
     _ship(seeded, b.churn_bundle(1))
+    forget_loaded_families()  # the promotion's own check loaded churn 2 in this process
     assert live.refresh()
     second = live.current()
     assert second.versions["churn"].version == 2 and live.builder.loads == 7
@@ -278,3 +281,16 @@ def test_a_lost_listening_connection_is_logged_once_and_comes_back(
         assert woken.wait(2)
     finally:
         listener.stop()
+
+
+def test_checks_of_a_move_reuse_families_loaded_from_the_same_bytes(
+        seeded: sessionmaker[Session]) -> None:
+    forget_loaded_families()
+    with seeded() as s:
+        production = {f: 1 for f in b.default_set()}
+        first = service.build_from(s, production)
+        again = service.build_from(s, production)
+        assert again is not first
+        assert again.products is first.products and again.churn is first.churn
+        replaced = service.build_from(s, production, {"churn": b.churn_bundle(1)})
+        assert replaced.churn is not first.churn and replaced.tier is first.tier
