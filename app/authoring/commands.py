@@ -1,15 +1,20 @@
-"""`tierwise bundle build`, `tierwise contract init` and `tierwise contract diff`.
+"""`tierwise bundle build`, `tierwise contract init|diff|extend`.
 
 Exit codes: 0 done; 1 `contract diff` found breaking changes; 2 bad input (a source with
-problems, each printed as FILE:LINE: field: problem; an unreadable table or bundle).
+problems, each printed as FILE:LINE: field: problem; an unreadable table or bundle; a
+feature `contract extend` cannot add).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from app.features.family import ContractChanges
 
 ARCHIVE_HELP = "Also write DIR.tar.gz, the form `POST /v1/models/{family}/versions` takes."
 
@@ -51,8 +56,8 @@ def bundle_build(
         read_contract,
         verify_written,
     )
-    from app.authoring.yaml_source import SourceError
     from app.errors import BundleRejected, PayloadTooLarge
+    from app.sources.yaml_source import SourceError
     from app.training.cli_io import check_out, write_bundle
 
     check_out(out)
@@ -98,8 +103,8 @@ def contract_init(
     """Draft a contract YAML from a table: kinds, ranges with a margin, categories,
     nullability, missing shares as comments, roles guessed from the names (or TODO)."""
     from app.authoring.draft import draft_contract
-    from app.authoring.sources import load_source
-    from app.authoring.yaml_source import SourceError
+    from app.sources.sources import load_source
+    from app.sources.yaml_source import SourceError
 
     if str(out) != "-" and out.exists() and not force:
         raise _fail(f"{out} exists; pass --force to overwrite it")
@@ -142,23 +147,96 @@ def contract_diff(
         except (ValueError, OSError, BundleRejected, PayloadTooLarge) as exc:
             raise _fail(f"{path}: {contract_error(exc)}") from None
     changes = contract_changes(*contracts)
-    typer.echo(f"{old} → {new}: {len(changes.breaking)} breaking, "
-               f"{len(changes.additive)} additive")
-    for line in changes.breaking:
-        typer.echo(f"  BREAKING  {line}")
-    for line in changes.additive:
-        typer.echo(f"  additive  {line}")
+    _echo_changes(f"{old} → {new}", changes)
     if changes.is_breaking:
         typer.echo("promoting NEW needs --allow-breaking (callers must change first)")
         raise typer.Exit(1)
 
 
+def _echo_changes(title: str, changes: ContractChanges, *, err: bool = False) -> None:
+    typer.echo(f"{title}: {len(changes.breaking)} breaking, {len(changes.additive)} additive",
+               err=err)
+    for line in changes.breaking:
+        typer.echo(f"  BREAKING  {line}", err=err)
+    for line in changes.additive:
+        typer.echo(f"  additive  {line}", err=err)
+
+
+def contract_extend(
+    base: Path = typer.Argument(..., metavar="BASE", help="The contract to extend (usually "
+                                "the live one): YAML source, features bundle directory or "
+                                ".tar.gz."),
+    with_: list[Path] = typer.Option(
+        ..., "--with", help="A model bundle (directory or .tar.gz: the features it reads), a "
+        "features bundle, or a data table (.csv/.parquet, drafted as `contract init` does). "
+        "Repeatable."),
+    out: Path = typer.Option(..., "--out", help="YAML file to write, or - for standard "
+                             "output."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Tables: the customer id "
+                                         "column, never a feature."),
+    exclude: str = typer.Option("", "--exclude", help="Tables: comma-separated columns that "
+                                "are not features (labels, the time column)."),
+    categorical: str = typer.Option("", "--categorical", help="Tables: comma-separated "
+                                    "columns to treat as categories."),
+    delimiter: str | None = typer.Option(None, "--delimiter", help="Tables: CSV delimiter "
+                                         "(default: sniffed)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT when it exists."),
+) -> None:
+    """Write BASE plus the features of the --with sources it does not declare, as optional
+    features (an additive change: callers of BASE are unaffected). A feature BASE declares
+    stays as BASE declares it when the source reads it the same way; otherwise an error."""
+    from app.authoring.build import contract_error, read_contract
+    from app.authoring.extend import ExtendError, Found, extend, source_features
+    from app.errors import BundleRejected, PayloadTooLarge
+    from app.sources.sources import load_source
+    from app.sources.yaml_source import SourceError
+
+    if str(out) != "-" and out.exists() and not force:
+        raise _fail(f"{out} exists; pass --force to overwrite it")
+    try:
+        contract = read_contract(base)
+    except (ValueError, OSError, BundleRejected, PayloadTooLarge) as exc:
+        raise _fail(f"{base}: {contract_error(exc)}") from None
+    options = {"id_column": id_column, "delimiter": delimiter,
+               "exclude": tuple(c.strip() for c in exclude.split(",") if c.strip()),
+               "categorical": tuple(c.strip() for c in categorical.split(",") if c.strip())}
+    found: list[Found] = []
+    for source in with_:
+        try:
+            found += source_features(source, **options)
+        except ExtendError as exc:
+            raise _fail(str(exc)) from None
+        except (ValueError, OSError, BundleRejected, PayloadTooLarge) as exc:
+            raise _fail(f"--with {source}: {contract_error(exc)}") from None
+    try:
+        ext = extend(contract, found, base_source=str(base), sources=[str(p) for p in with_])
+    except ExtendError as exc:
+        raise _fail(str(exc)) from None
+    text = ext.yaml()
+    if str(out) == "-":
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        try:
+            load_source(out, "features")
+        except SourceError as exc:  # pragma: no cover - an emitting bug
+            raise _fail(f"the extended contract does not validate:\n{exc}") from None
+        kept = "; ".join(f"{n} also in {', '.join(s)}" for n, s in ext.kept.items())
+        typer.echo(f"wrote {out}: the {len(contract.features)} features of {base} as it "
+                   "declares them" + (f" ({kept})" if kept else "")
+                   + f"; {len(ext.added)} added as optional"
+                   + (": " + ", ".join(ext.added) if ext.added else ""))
+    _echo_changes(f"{base} → {out}", ext.changes, err=str(out) == "-")
+
+
 def register(cli: typer.Typer) -> None:
-    """Add `contract init|diff`, and `build` to the `bundle` group (made if absent)."""
+    """Add `contract init|diff|extend`, and `build` to the `bundle` group (made if absent)."""
     contract_app = typer.Typer(help="Author the feature contract: draft it from a table, "
-                               "compare versions.", no_args_is_help=True)
+                               "compare versions, extend it with a model's or table's "
+                               "features.", no_args_is_help=True)
     contract_app.command("init")(contract_init)
     contract_app.command("diff")(contract_diff)
+    contract_app.command("extend")(contract_extend)
     cli.add_typer(contract_app, name="contract")
     bundle_app = next((g.typer_instance for g in cli.registered_groups
                        if g.name == "bundle" and g.typer_instance is not None), None)

@@ -204,15 +204,17 @@ def _column(name: str, column: pa.ChunkedArray, *, categorical: bool, source: st
 
 def draft_contract(path: Path, *, id_column: str | None = None,
                    categorical: Sequence[str] = (), delimiter: str | None = None,
-                   name: str | None = None) -> Draft:
-    """A contract drafted from the columns of a table, with its comments."""
+                   name: str | None = None, exclude: Sequence[str] = ()) -> Draft:
+    """A contract drafted from the columns of a table, with its comments (columns in
+    `exclude`, such as labels, are not features)."""
     path = Path(path)
     if not path.is_file():
         raise DraftError(f"{path} is not a file")
     table = read_any_table(path, delimiter=delimiter, categorical=categorical)
     columns = table.column_names
-    for wanted, what in [(id_column, "id column"), *((c, "categorical column")
-                                                      for c in categorical)]:
+    for wanted, what in [(id_column, "id column"),
+                         *((c, "categorical column") for c in categorical),
+                         *((c, "excluded column") for c in exclude)]:
         if wanted is not None and wanted not in columns:
             raise DraftError(f"{what} {wanted!r} is not a column of {path.name} "
                              f"(columns: {', '.join(columns[:20])})")
@@ -223,7 +225,7 @@ def draft_contract(path: Path, *, id_column: str | None = None,
     skipped: dict[str, str] = {}
     highs: dict[str, float | None] = {}
     for column in columns:
-        if column == id_column:
+        if column == id_column or column in exclude:
             continue
         fname = feature_name(column)
         if fname in names:
