@@ -51,7 +51,18 @@ class Settings(BaseSettings):
         "path is from the working directory).",
     )
     poll_interval_seconds: float = Field(
-        default=2.0, gt=0, description="How often a replica checks the registry's aliases."
+        default=2.0, gt=0, description="How often a replica checks the registry's aliases "
+        "(on PostgreSQL also at once when a move is notified).",
+    )
+    registry_notify: bool = Field(
+        default=True,
+        description="On PostgreSQL, listen for alias moves (LISTEN/NOTIFY) so replicas swap "
+        "as soon as a move commits; polling stays as the fallback. No effect on SQLite.",
+    )
+    recent_contexts: int = Field(
+        default=4, ge=0,
+        description="Scoring contexts a replica keeps, the live one among them, each with "
+        "its evaluator, so moving an alias back to their versions needs no rebuild.",
     )
     key_grace_seconds: float = Field(
         default=300.0, ge=0,

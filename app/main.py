@@ -23,7 +23,7 @@ from app.api.handlers import install_error_handlers
 from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
-from app.api.routes import health, metrics, models, scores, status
+from app.api.routes import health, keys, metrics, models, scores, status
 from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings
 from app.dataplane.microbatch import MicroBatcher
@@ -34,7 +34,8 @@ from app.observability.metrics import ScoreTally, count_registry_event
 from app.registry.runtime import RegistryRuntime, open_runtime
 
 log = logging.getLogger("tierwise")
-ROUTERS = (health.router, metrics.router, scores.router, models.router, status.router)
+ROUTERS = (health.router, metrics.router, scores.router, models.router, keys.router,
+           status.router)
 DOC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 

@@ -1,10 +1,13 @@
 """Load-then-swap: each replica serves one immutable scoring context and replaces it whole.
 
-A poller reads the alias table (one tiny query). When production (or the challenger) moved,
-the new context is loaded from the store, verified (hashes, reference replay, families fit
-together) and only then swapped in, as one reference assignment: requests in flight keep
-the context they started with. A version that fails is never swapped in; the old context
-keeps serving and the failure is reported by status().
+A poller reads the alias table (one tiny query), at once when PostgreSQL notifies an alias
+move (app/registry/notify.py) and every poll interval anyway. When production (or the
+challenger) moved, the new context is built (app/registry/builder.py: only the families
+that changed are loaded from the store and verified — hashes, reference replay — then the
+families are checked to fit together) and only then swapped in, as one reference
+assignment: requests in flight keep the context they started with. A version that fails is
+never swapped in; the old context keeps serving and the failure is reported by status().
+Work that can wait (the reasons' attributions) runs after the swap, off the swap's path.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.engine.compiled import evaluator_info
 from app.errors import NotReady, TierwiseError
-from app.registry import repository, service, store
+from app.registry import repository, store
+from app.registry.builder import Built, ContextBuilder
 from app.registry.database import is_unavailable
 from app.registry.outage import RegistryHealth
 from app.registry.pins import PinnedContexts, VersionKey, version_key, versions_of
@@ -33,6 +39,13 @@ log = logging.getLogger("tierwise.registry.live")
 __all__ = ["AliasPoller", "LiveScoring", "SwapListener", "customer_share"]
 
 SwapListener = Callable[[str, str, int], None]
+
+
+class Listening(Protocol):
+    """What status() reads of the alias-move listener (app/registry/notify.py)."""
+
+    @property
+    def listening(self) -> bool: ...
 
 
 def customer_share(customer_id: str) -> float:
@@ -48,8 +61,8 @@ def _iso(t: dt.datetime | None) -> str | None:
 class _Live:
     """What a replica serves: production, plus the challenger when the policy uses one."""
 
-    production: ScoringContext
-    challenger: ScoringContext | None
+    production: Built
+    challenger: Built | None
 
 
 class LiveScoring:
@@ -57,11 +70,18 @@ class LiveScoring:
 
     def __init__(self, *, sessions: sessionmaker[Session], pin_cache_size: int = 4,
                  accelerate: Callable[[ScoringContext], None] | None = None,
+                 warm: Callable[[ScoringContext], None] | None = None,
+                 recent_contexts: int = 4,
                  health: RegistryHealth | None = None) -> None:
         self._sessions = sessions
         self.health = health or RegistryHealth()
         # Runs on every context built here, before it can serve (e.g. the native evaluator).
         self._accelerate = accelerate
+        # Runs on a context once it serves, in a thread of its own (e.g. attributions).
+        self._warm = warm
+        self.builder = ContextBuilder(recent=recent_contexts, accelerate=accelerate)
+        self._last_build_seconds: float | None = None
+        self.listener: Listening | None = None  # set by the runtime on PostgreSQL
         self._live: _Live | None = None
         self._aliases: dict[str, dict[str, int]] = {}
         self._build_lock = threading.Lock()
@@ -87,7 +107,7 @@ class LiveScoring:
         live = self._live
         if live is None:
             raise NotReady("no verified scoring context is live yet; see /v1/status")
-        return live.production
+        return live.production.context
 
     def for_request(self, *, customer_id: str, pins: Mapping[str, str]
                     ) -> tuple[ScoringContext, ScoringContext | None]:
@@ -95,18 +115,20 @@ class LiveScoring:
         live = self._live
         if live is None:
             raise NotReady("no verified scoring context is live yet; see /v1/status")
+        production = live.production.context
         if pins:
-            return self._pinned.context(live.production, pins), None
+            return self._pinned.context(production, pins), None
         if live.challenger is None:
-            return live.production, None
-        setting = live.production.policy.challenger
+            return production, None
+        challenger = live.challenger.context
+        setting = production.policy.challenger
         if setting.mode == "split":
             if customer_share(customer_id) < setting.share:
-                return live.challenger, None
-            return live.production, None
+                return challenger, None
+            return production, None
         if setting.mode == "shadow":
-            return live.production, live.challenger
-        return live.production, None
+            return production, challenger
+        return production, None
 
     # --- refresh and swap ------------------------------------------------------------
 
@@ -135,31 +157,57 @@ class LiveScoring:
             production = live.production if live else None
             target = {f: a["production"] for f, a in aliases.items() if "production" in a}
             announce: list[tuple[str, ScoringContext | None, ScoringContext]] = []
-            if production is None or versions_of(production) != target:
+            started = time.perf_counter()
+            if production is None or versions_of(production.context) != target:
                 built = self._try_build("production", target, production)
                 if built is not None:
-                    announce.append(("load" if production is None else "swap", production, built))
+                    announce.append(("load" if production is None else "swap",
+                                     production.context if production else None,
+                                     built.context))
                     production = built
             if production is None:
                 return False
             challenger = live.challenger if live and live.production is production else None
-            chal_target = self._challenger_target(production, aliases, approved)
+            chal_target = self._challenger_target(production.context, aliases, approved)
             if chal_target is None:
                 challenger = None
-            elif challenger is None or versions_of(challenger) != chal_target:
-                challenger = self._try_build("challenger", chal_target, None)
+            elif challenger is None or versions_of(challenger.context) != chal_target:
+                challenger = self._try_build("challenger", chal_target, production)
                 if challenger is not None:
-                    announce.append(("challenger_swap", live.challenger if live else None,
-                                     challenger))
+                    announce.append(("challenger_swap",
+                                     live.challenger.context if live and live.challenger
+                                     else None, challenger.context))
             if live and live.production is production and live.challenger is challenger:
                 return False
             self._live = _Live(production, challenger)  # the swap: one reference
             if live is None or live.production is not production:
                 self._last_swap_at = utcnow()
+                self._last_build_seconds = round(time.perf_counter() - started, 4)
                 self._swaps += 1
             for event, old, new in announce:  # after the swap: listeners see the new context
                 self._announce(event, old, new)
+            self._warm_up([c for c in (production, challenger) if c is not None])
             return True
+
+    def _warm_up(self, contexts: list[Built]) -> None:
+        """What can wait until a new context serves, in a thread of its own so the swap never
+        waits for it: the context's native evaluator (Booster.predict answers meanwhile,
+        with the same raw scores), then the attributions for reasons (a request needing
+        them first builds them itself)."""
+        warm, builder = self._warm, self.builder
+        if warm is None and all(c.evaluator_ready for c in contexts):
+            return
+
+        def run() -> None:
+            for built in contexts:
+                try:
+                    builder.finish(built)
+                    if warm is not None:
+                        warm(built.context)
+                except Exception:  # the evaluator falls back inside; reasons build lazily
+                    log.exception("preparing a live context failed")
+
+        threading.Thread(target=run, name="tierwise-context-warm-up", daemon=True).start()
 
     def _challenger_target(self, production: ScoringContext,
                            aliases: Mapping[str, Mapping[str, int]],
@@ -185,23 +233,23 @@ class LiveScoring:
         return None if target == base else target
 
     def _try_build(self, kind: str, target: dict[str, int],
-                   old: ScoringContext | None) -> ScoringContext | None:
+                   base: Built | None) -> Built | None:
         key = (kind, version_key(target))
         if key in self._refused:
             return None  # refused before: an immutable version will not verify next time either
         try:
             with self._sessions() as session:
-                built = service.build_from(session, target)
-            if self._accelerate is not None:
-                self._accelerate(built)
-            return built
+                # The first context gets its evaluator before it serves (ready means full
+                # speed); later ones swap in at once and get it right after (_warm_up).
+                return self.builder.build(session, target, base,
+                                          defer=self._live is not None)
         except Exception as exc:
             if is_unavailable(exc):  # not the version's fault: try again at the next poll
                 self.health.failed(exc, f"loading {kind}")
                 return None
             if isinstance(exc, TierwiseError):
                 self._refused.add(key)
-            self._fail(kind, target, exc, old)
+            self._fail(kind, target, exc, base.context if base else None)
             return None
 
     def _fail(self, kind: str, target: dict[str, int], exc: Exception,
@@ -236,25 +284,31 @@ class LiveScoring:
         """What this replica serves, what the registry says, and the last failure."""
         live = self._live
         registry = {f: a["production"] for f, a in self._aliases.items() if "production" in a}
-        production = live.production if live else None
+        production = live.production.context if live else None
         setting = production.policy.challenger if production else None
         return {
             "ready": live is not None,
             "in_sync": bool(production and versions_of(production) == registry),
             "versions": production.models_served if production else {},
-            "evaluator": production.evaluator.name if production else None,
+            "evaluator": evaluator_info(production.evaluator)[0] if production else None,
+            "isa": evaluator_info(production.evaluator)[1] if production else None,
             "trees": production.num_trees if production else {},
             "registry_production": registry,
             "aliases": self._aliases,
             "challenger": {
                 "mode": setting.mode if setting else "off",
                 "share": setting.share if setting else 0.0,
-                "versions": versions_of(live.challenger) if live and live.challenger else None,
+                "versions": versions_of(live.challenger.context)
+                if live and live.challenger else None,
             },
             "last_swap_at": _iso(self._last_swap_at),
             "last_refresh_at": _iso(self._last_refresh_at),
             "swaps": self._swaps,
+            "last_build_seconds": self._last_build_seconds,
+            "recent_contexts": self.builder.recent,
             "last_failure": self._last_failure,
             "pinned_contexts": len(self._pinned),
+            "alias_notify": None if self.listener is None
+            else ("listening" if self.listener.listening else "polling"),
             **self.health.status(),
         }

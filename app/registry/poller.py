@@ -16,12 +16,14 @@ class Refreshable(Protocol):
 
 
 class AliasPoller:
-    """A daemon thread calling live.refresh() every `interval` seconds (first call at once)."""
+    """A daemon thread calling live.refresh() every `interval` seconds (first call at once),
+    and at once when woken (wake(): an alias move was notified)."""
 
     def __init__(self, live: Refreshable, *, interval: float) -> None:
         self._live = live
         self._interval = interval
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tierwise-registry-poller",
                                         daemon=True)
 
@@ -29,16 +31,22 @@ class AliasPoller:
         """Start polling in the background."""
         self._thread.start()
 
+    def wake(self) -> None:
+        """Refresh now (or right after the refresh under way, so nothing is missed)."""
+        self._wake.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling and wait up to `timeout` seconds for the thread to end."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # a wake from here on means: refresh again after this one
             try:
                 self._live.refresh()
             except Exception:  # never let the poller die
                 log.exception("registry poll failed")
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)

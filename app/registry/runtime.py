@@ -19,6 +19,7 @@ from app.config import Settings
 from app.registry import database, repository
 from app.registry.auth_keys import SYSTEM, KeyCache, create_key
 from app.registry.live import AliasPoller, LiveScoring
+from app.registry.notify import AliasListener
 from app.registry.outage import RegistryHealth
 from app.registry.seed import RegistryStartupError, seed_from_dir
 from app.scoring.context import ScoringContext
@@ -38,6 +39,7 @@ class RegistryRuntime:
     live: LiveScoring
     keys: KeyCache
     poller: AliasPoller | None = field(default=None)
+    listener: AliasListener | None = field(default=None)
 
     @property
     def ready(self) -> bool:
@@ -53,13 +55,21 @@ class RegistryRuntime:
 
     def start_polling(self) -> None:
         """Watch the aliases from a background thread; its first refresh loads the first
-        context at once. open_runtime() calls it unless told not to (to add listeners first)."""
+        context at once. open_runtime() calls it unless told not to (to add listeners first).
+        On PostgreSQL (and TIERWISE_REGISTRY_NOTIFY on), a listener wakes the poller as soon
+        as an alias move commits."""
         if self.poller is None:
             self.poller = AliasPoller(self.live, interval=self.settings.poll_interval_seconds)
             self.poller.start()
+            if self.settings.registry_notify and self.engine.dialect.name == "postgresql":
+                self.listener = AliasListener(self.settings.database_url, self.poller.wake)
+                self.live.listener = self.listener
+                self.listener.start()
 
     def close(self) -> None:
-        """Stop polling and release the database."""
+        """Stop listening and polling and release the database."""
+        if self.listener is not None:
+            self.listener.stop()
         if self.poller is not None:
             self.poller.stop()
         self.engine.dispose()
@@ -86,7 +96,9 @@ def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRu
         engine.dispose()
         raise
     health = RegistryHealth(log_interval=settings.registry_log_interval_seconds)
-    live = LiveScoring(sessions=sessions, accelerate=_accelerator(settings), health=health)
+    live = LiveScoring(sessions=sessions, accelerate=_accelerator(settings),
+                       warm=_attributions(settings), recent_contexts=settings.recent_contexts,
+                       health=health)
     live.add_swap_listener(_freeze_long_lived)
     keys = KeyCache(sessions, grace=settings.key_grace_seconds, health=health)
     runtime = RegistryRuntime(settings=settings, engine=engine, sessionmaker=sessions, live=live,
@@ -116,16 +128,22 @@ def _accelerator(settings: Settings) -> Callable[[ScoringContext], None] | None:
     def accelerate(ctx: ScoringContext) -> None:
         # Verified against Booster.predict inside; falls back to it, never raises for that.
         ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=settings.compile_cache_dir))
-        # The reasons' attributions, checked against pred_contrib, before the first request
-        # asks for them (issue 13); falls back to pred_contrib inside, never raises for that.
-        from app.scoring.explain import Explainer
-
-        try:
-            Explainer.of(ctx, cache_dir=settings.compile_cache_dir)
-        except Exception:  # built again at the first request that asks for reasons
-            log.exception("could not prepare the attributions for reasons")
 
     return accelerate
+
+
+def _attributions(settings: Settings) -> Callable[[ScoringContext], None] | None:
+    """The reasons' attributions (checked against pred_contrib, ~1.5 s for the default
+    models), prepared once a context serves, off the swap's path (LiveScoring's warm-up
+    thread); a request asking for reasons before that builds them itself (Explainer.of)."""
+    if not settings.compile_models:
+        return None
+    from app.scoring.explain import Explainer
+
+    def warm(ctx: ScoringContext) -> None:
+        Explainer.of(ctx, cache_dir=settings.compile_cache_dir)
+
+    return warm
 
 
 def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings) -> None:

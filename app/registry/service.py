@@ -31,9 +31,11 @@ from app.errors import (
 from app.features.family import FeatureContract, contract_changes, describe, model_fits
 from app.registry import repository, store
 from app.registry.auth_keys import Principal
+from app.registry.builder import stored_family
+from app.registry.notify import announce_moves
 from app.registry.tables import ALIASES, ApprovalRow, LedgerRow, VersionRow, utcnow
-from app.scoring.context import ScoringContext, build_context
-from app.scoring.loader import load_family
+from app.scoring.context import ScoringContext, VersionRef, assemble_context
+from app.scoring.loader import Family, load_family
 from app.scoring.verification import VerifyLimits, verify_archive
 
 
@@ -81,13 +83,20 @@ def require_version(session: Session, family: str, version: int,
 
 def build_from(session: Session, versions: Mapping[str, int],
                replacing: Mapping[str, Bundle] | None = None) -> ScoringContext:
-    """Load `versions` from the store, swap in `replacing` bundles, and build one context."""
+    """Load `versions` from the store, swap in `replacing` bundles, and build one context
+    (stored families already loaded from the same bytes are reused: builder.stored_family)."""
     replacing = dict(replacing or {})
-    bundles = store.load_bundles(session, {f: v for f, v in versions.items() if f not in replacing})
-    bundles.update(replacing)
-    numbers = {f: versions.get(f, 0) for f in bundles}
+    loaded: dict[str, Family] = {}
+    refs: dict[str, VersionRef] = {}
+    for family, version in versions.items():
+        if family not in replacing:
+            loaded[family], _, refs[family], _ = stored_family(session, family, version)
+    for family, bundle in replacing.items():
+        loaded[family] = load_family(bundle)
+        refs[family] = VersionRef(family=family, version=versions.get(family, 0),
+                                  sha256=bundle.sha256)
     try:
-        return build_context(bundles, numbers)
+        return assemble_context(loaded, refs)
     except ValueError as exc:  # e.g. two models declare one feature differently
         raise BundleRejected("these versions do not fit together",
                              [FieldProblem("features", str(exc))]) from None
@@ -285,6 +294,8 @@ def move_aliases(*, session: Session, moves: Sequence[AliasMove], actor: Princip
                                version=move.version, alias=move.alias,
                                previous_version=current.get(move.family, {}).get(move.alias),
                                at=now, detail=detail))
+    if changes:  # replicas listening hear it when this transaction commits
+        announce_moves(session, (move.family for move in changes))
     return MovesDone(entries=entries, unchanged=unchanged)
 
 

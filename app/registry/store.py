@@ -43,9 +43,15 @@ def archive_of(session: Session, row: VersionRow) -> bytes:
 
 def load_bundle(session: Session, row: VersionRow) -> Bundle:
     """A version's bundle from the database, every hash verified (not yet replayed)."""
+    return bundle_of(row, archive_of(session, row))
+
+
+def bundle_of(row: VersionRow, archive: bytes) -> Bundle:
+    """The bundle in a version's stored archive (from archive_of), every hash verified and
+    checked to be the version the registry records (not yet replayed)."""
     where = f"{row.family}.v{row.version}"
     try:
-        bundle = read_archive(archive_of(session, row), max_bytes=_STORED_MAX_BYTES)
+        bundle = read_archive(archive, max_bytes=_STORED_MAX_BYTES)
     except BundleRejected as exc:
         raise BundleRejected(f"{where}: {exc.message}", exc.details) from None
     if bundle.sha256 != row.sha256 or bundle.family != row.family:

@@ -22,7 +22,7 @@ from app.errors import BundleRejected, FieldProblem
 from app.features.family import FeatureContract, Roles, model_fits
 from app.features.schema import FeatureSchema
 from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
-from app.scoring.loader import load_family
+from app.scoring.loader import Family, load_family
 from app.scoring.wealth import WealthTiers
 
 
@@ -178,16 +178,28 @@ def build_context(bundles: Mapping[str, Bundle], versions: Mapping[str, int]) ->
             [FieldProblem(f, "no version available") for f in missing],
         )
     loaded = {f: load_family(bundles[f]) for f in FAMILIES}
+    refs = {
+        f: VersionRef(family=f, version=int(versions.get(f, 0)), sha256=bundles[f].sha256)
+        for f in FAMILIES
+    }
+    return assemble_context(loaded, refs)
+
+
+def assemble_context(loaded: Mapping[str, Family], refs: Mapping[str, VersionRef]
+                     ) -> ScoringContext:
+    """One context from families already loaded and verified by load_family (a replica
+    reuses the family objects of versions that did not change, app/registry/builder.py)."""
+    if missing := [f for f in FAMILIES if f not in loaded]:
+        raise BundleRejected(
+            "a scoring context needs every family",
+            [FieldProblem(f, "no version available") for f in missing],
+        )
     for family, expected in (("features", FeatureContract), ("tier", TierFamily),
                              ("churn", ChurnFamily),
                              ("products", ProductFamily), ("catalog", Catalog),
                              ("policy", Policy)):
         if not isinstance(loaded[family], expected):
             raise BundleRejected("wrong family", [FieldProblem(family, "bundle of another family")])
-    refs = {
-        f: VersionRef(family=f, version=int(versions.get(f, 0)), sha256=bundles[f].sha256)
-        for f in FAMILIES
-    }
     return ScoringContext(
         contract=loaded["features"],  # type: ignore[arg-type]
         tier=loaded["tier"],  # type: ignore[arg-type]
@@ -195,5 +207,11 @@ def build_context(bundles: Mapping[str, Bundle], versions: Mapping[str, int]) ->
         products=loaded["products"],  # type: ignore[arg-type]
         catalog=loaded["catalog"],  # type: ignore[arg-type]
         policy=loaded["policy"],  # type: ignore[arg-type]
-        versions=refs,
+        versions={f: refs[f] for f in FAMILIES},
     )
+
+
+def families_of(ctx: ScoringContext) -> dict[str, Family]:
+    """family name → the loaded family object a context holds."""
+    return {"features": ctx.contract, "tier": ctx.tier, "churn": ctx.churn,
+            "products": ctx.products, "catalog": ctx.catalog, "policy": ctx.policy}

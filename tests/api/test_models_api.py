@@ -82,7 +82,12 @@ def test_keys_and_roles(client: TestClient, keys: dict[str, str],
     assert r.status_code == 403 and error(r)["code"] == "forbidden"
     assert client.get("/v1/ledger", headers=h(keys["publisher"])).status_code == 403
     assert client.get("/v1/ledger", headers=h(keys["approver"])).status_code == 200
-    assert client.get("/v1/status", headers=h(keys["scorer"])).status_code == 200
+    client.app.state.services.runtime.live.refresh()  # no poller here: load the context
+    r = client.get("/v1/status", headers=h(keys["scorer"]))
+    assert r.status_code == 200
+    # Which evaluator serves, its kernels, and how this replica follows the aliases.
+    assert (r.json()["evaluator"], r.json()["isa"]) == ("lightgbm", "none")
+    assert r.json()["alias_notify"] is None and r.json()["recent_contexts"] == 1
     with seeded() as s:
         revoke_key(session=s, key_id=keys["scorer"].split("_")[1])
         s.commit()

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.deps import Services
 from app.api.handlers import install_error_handlers
-from app.api.routes import models, status
+from app.api.routes import keys, models, status
 from app.config import Settings
 from app.registry.auth_keys import KeyCache
 from app.registry.live import LiveScoring
@@ -20,6 +20,7 @@ def registry_app(*, engine: Engine, sessions: sessionmaker[Session], **settings:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(models.router)
+    app.include_router(keys.router)
     app.include_router(status.router)
     live = LiveScoring(sessions=sessions)
     config = Settings(**{"auth_enabled": True, **settings})  # type: ignore[arg-type]

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from app.engine.compiled import evaluator_info
 from app.registry import repository, service
 from app.registry.runtime import RegistryStartupError, open_runtime
 from tests.registry import bundles as b
+from tests.registry.db import create_pg_database, drop_pg_database
 from tests.registry.test_service import APPROVER, promote, push
 
 
@@ -88,7 +90,11 @@ def test_live_contexts_use_the_native_evaluator_unless_disabled(tmp_path: Path,
     try:
         assert runtime.wait_ready(30)
         assert runtime.live.current().evaluator.name == "treewalk"
-        assert runtime.live.status()["evaluator"] == "treewalk"
+        status = runtime.live.status()
+        assert status["evaluator"] == "treewalk"
+        # The CPU's kernels, as the tierwise_evaluator_info metric labels them.
+        assert status["isa"] in ("avx512", "avx2", "walk")
+        assert status["isa"] == evaluator_info(runtime.live.current().evaluator)[1]
     finally:
         runtime.close()
     slow = _settings(tmp_path / "plain", models_dir, compile_models=False)
@@ -96,5 +102,44 @@ def test_live_contexts_use_the_native_evaluator_unless_disabled(tmp_path: Path,
     try:
         assert runtime.wait_ready(30)
         assert runtime.live.current().evaluator.name == "lightgbm"
+        assert (runtime.live.status()["evaluator"], runtime.live.status()["isa"]) == \
+            ("lightgbm", "none")
+    finally:
+        runtime.close()
+
+
+def test_on_postgresql_a_move_is_heard_not_polled(tmp_path: Path, models_dir: Path) -> None:
+    url = create_pg_database("tierwise_notify")
+    try:
+        settings = _settings(tmp_path, models_dir, database_url=url, poll_interval_seconds=60,
+                             compile_models=False)
+        runtime = open_runtime(settings)
+        try:
+            assert runtime.wait_ready(30) and runtime.listener is not None
+            assert runtime.listener.wait_listening(10)
+            assert runtime.live.status()["alias_notify"] == "listening"
+            with runtime.sessionmaker.begin() as s:
+                v = push(s, b.churn_bundle(1)).version
+                service.approve(session=s, family="churn", version=v, actor=APPROVER)
+                promote(s, churn=v)
+            moved = time.monotonic()
+            while runtime.live.current().versions["churn"].version != 2:  # polls: every 60 s
+                assert time.monotonic() - moved < 2, runtime.live.status()
+                time.sleep(0.01)
+        finally:
+            runtime.close()
+        assert not runtime.listener.listening
+        quiet = open_runtime(_settings(tmp_path / "quiet", models_dir, database_url=url,
+                                       registry_notify=False, compile_models=False))
+        try:  # TIERWISE_REGISTRY_NOTIFY=false: polling only
+            assert quiet.listener is None and quiet.live.status()["alias_notify"] is None
+        finally:
+            quiet.close()
+    finally:
+        drop_pg_database(url)
+    # SQLite: nothing to listen to; polling alone.
+    runtime = open_runtime(_settings(tmp_path / "lite", models_dir), start_poller=True)
+    try:
+        assert runtime.listener is None and runtime.live.status()["alias_notify"] is None
     finally:
         runtime.close()

@@ -49,7 +49,12 @@ class Status(BaseModel):
     source: str | None = Field(default=None,
                                description="static: fixed contexts, no registry behind them")
     in_sync: bool | None = Field(default=None, description="Serving what the registry says")
-    evaluator: str | None = Field(default=None, description="How trees are evaluated")
+    evaluator: str | None = Field(
+        default=None, description="How production's trees are evaluated: treewalk (the native "
+        "walker) or lightgbm (plain Booster.predict)")
+    isa: str | None = Field(
+        default=None, description="The evaluator's vector kernels on this CPU: avx512, avx2 or "
+        "walk (treewalk), none (lightgbm); as in the tierwise_evaluator_info metric")
     trees: dict[str, int] | None = Field(default=None, description="Trees per model")
     registry_production: dict[str, int] | None = Field(
         default=None, description="The registry's production alias per family")
@@ -62,6 +67,16 @@ class Status(BaseModel):
     last_failure: Failure | None = None
     pinned_contexts: int | None = Field(default=None,
                                         description="Contexts of pinned versions kept loaded")
+    recent_contexts: int | None = Field(
+        default=None, description="Contexts built recently and kept (TIERWISE_RECENT_CONTEXTS): "
+        "moving an alias back to their versions needs no rebuild")
+    last_build_seconds: float | None = Field(
+        default=None, description="How long the last swap took, from the alias read to the "
+        "new context serving (only the families that moved are loaded)")
+    alias_notify: Literal["listening", "polling"] | None = Field(
+        default=None, description="PostgreSQL: listening for alias moves (LISTEN/NOTIFY), or "
+        "polling only while the listening connection is being re-established; null: polling "
+        "only (SQLite, or TIERWISE_REGISTRY_NOTIFY=false)")
     registry: Literal["up", "degraded"] | None = Field(
         default=None, description="degraded while the registry database cannot be reached: "
         "scoring goes on from the live context, registry routes answer 503")
