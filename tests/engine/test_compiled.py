@@ -102,7 +102,7 @@ def layout() -> ModelLayout:
 def walker(layout: ModelLayout, walker_library: Path,
            tmp_path_factory: pytest.TempPathFactory) -> TreeWalkEvaluator:
     cache = tmp_path_factory.mktemp("compiled")
-    warm_cache(walker_library, cache)  # compiling is test_fastest_evaluator_checks_and_caches'
+    warm_cache(walker_library, cache)  # test_fastest_evaluator_checks_and_caches compiles
     return TreeWalkEvaluator(layout, cache_dir=cache)
 
 
