@@ -147,6 +147,9 @@ def _register_subcommands() -> None:
     from app.authoring.commands import register as register_authoring
 
     register_authoring(cli)  # contract init|diff, bundle build (after training's bundle group)
+    from app.book.command import register as register_book
+
+    register_book(cli)  # score
     try:
         from app.registry.commands import register as register_registry
     except ImportError:  # pragma: no cover - registry commands not built yet

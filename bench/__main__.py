@@ -72,7 +72,17 @@ def main() -> None:
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP load test")
     parser.add_argument("--no-mlserver", action="store_true",
                         help="skip the MLServer comparison (installs MLServer on first use)")
+    parser.add_argument("--book", action="store_true",
+                        help="only the whole-book benchmark (tierwise score, Spark): "
+                             "bench/book.py")
+    parser.add_argument("--book-customers", type=int, default=1_000_000,
+                        help="customers in the synthetic book of --book")
+    parser.add_argument("--book-spark-rows", type=int, default=200_000,
+                        help="rows Spark scores in --book (0: skip Spark)")
     args = parser.parse_args()
+    if args.book:
+        _book(args, settings)
+        return
 
     from app.engine.compiled import fastest_evaluator
     from app.engine.walker import TreeWalkEvaluator
@@ -142,6 +152,22 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} in {report['elapsed_s']} s")
+
+
+def _book(args: argparse.Namespace, settings: Any) -> None:
+    from bench import book
+
+    started = time.time()
+    report = book.run(args.models, settings.compile_cache_dir, customers=args.book_customers,
+                      spark_rows=args.book_spark_rows, quick=args.quick)
+    report = {"command": "python -m bench --book", "machine": _machine(),
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), **report,
+              "elapsed_s": round(time.time() - started, 1)}
+    print(book.table(report))
+    out = args.out.with_name("book.json") if args.out.name == "latest.json" else args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out} in {report['elapsed_s']} s")
 
 
 if __name__ == "__main__":

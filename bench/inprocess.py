@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from app.bundles.manifest import FAMILIES
 from app.engine.evaluate import BoosterEvaluator, Evaluator, RawScores
 from app.scoring.context import ScoringContext
-
-FAMILIES = ("tier", "churn", "products", "catalog", "policy")
 
 
 def load_context(models_dir: Path) -> ScoringContext:

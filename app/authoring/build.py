@@ -9,14 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.authoring.sources import MODELS, catalog_against_contract, load_source, validate
-from app.authoring.yaml_source import SourceError, read_yaml
 from app.bundles.io import Bundle, build_bundle, read_archive, read_dir
 from app.bundles.manifest import CONFIG_FILES
 from app.decisions.catalog import Catalog
 from app.errors import BundleRejected, PayloadTooLarge
 from app.features.family import FeatureContract
 from app.scoring.loader import load_family
+from app.sources.sources import MODELS, catalog_against_contract, load_source, validate
+from app.sources.yaml_source import SourceError, read_yaml
 
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 CREATED_BY = "tierwise bundle build"

@@ -56,8 +56,8 @@ def bundle_build(
         read_contract,
         verify_written,
     )
-    from app.authoring.yaml_source import SourceError
     from app.errors import BundleRejected, PayloadTooLarge
+    from app.sources.yaml_source import SourceError
     from app.training.cli_io import check_out, write_bundle
 
     check_out(out)
@@ -103,8 +103,8 @@ def contract_init(
     """Draft a contract YAML from a table: kinds, ranges with a margin, categories,
     nullability, missing shares as comments, roles guessed from the names (or TODO)."""
     from app.authoring.draft import draft_contract
-    from app.authoring.sources import load_source
-    from app.authoring.yaml_source import SourceError
+    from app.sources.sources import load_source
+    from app.sources.yaml_source import SourceError
 
     if str(out) != "-" and out.exists() and not force:
         raise _fail(f"{out} exists; pass --force to overwrite it")
@@ -187,9 +187,9 @@ def contract_extend(
     stays as BASE declares it when the source reads it the same way; otherwise an error."""
     from app.authoring.build import contract_error, read_contract
     from app.authoring.extend import ExtendError, Found, extend, source_features
-    from app.authoring.sources import load_source
-    from app.authoring.yaml_source import SourceError
     from app.errors import BundleRejected, PayloadTooLarge
+    from app.sources.sources import load_source
+    from app.sources.yaml_source import SourceError
 
     if str(out) != "-" and out.exists() and not force:
         raise _fail(f"{out} exists; pass --force to overwrite it")

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from app.authoring.emit import contract_yaml, document_yaml
-from app.authoring.sources import MODELS, SOURCE_KINDS
 from app.features.family import FeatureContract
+from app.sources.sources import MODELS, SOURCE_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "docs" / "schemas"

@@ -52,6 +52,23 @@ def encode_columns(specs: tuple[FeatureSpec, ...], table: Mapping[str, Entry],
     return out
 
 
+def encode_named_columns(specs: tuple[FeatureSpec, ...], table: Mapping[str, Entry],
+                         columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray | None:
+    """The (n, features) matrix from each feature's n values (None where missing; a feature
+    absent from `columns` is missing in every row), or None when anything is not plainly
+    valid, as encode_columns: for callers that hold their data by column (whole-book files),
+    with no per-row look-ups at all."""
+    out = np.empty((n, len(specs)), dtype=np.float64)
+    absent = [MISSING] * n
+    for spec in specs:
+        entry = table[spec.name]
+        got = _column(spec, entry, columns.get(spec.name, absent))
+        if got is None:
+            return None
+        out[:, entry[0]] = got[0]
+    return out
+
+
 def _column(spec: FeatureSpec, entry: Entry,
             vals: Sequence[Any]) -> tuple[np.ndarray, int] | None:
     """One feature's values as floats and how many were missing (not given), or None."""

@@ -69,6 +69,17 @@ class RegistryClient:
     def show(self, family: str, version: int) -> dict[str, Any]:
         return self._call("GET", f"/v1/models/{family}/versions/{version}")
 
+    def bundle(self, family: str, version: int) -> tuple[bytes, str]:
+        """A version's bundle archive and the sha256 the registry records for it."""
+        response = self._http.get(f"/v1/models/{family}/versions/{version}/bundle")
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": {"code": "http_error", "message": response.text[:500]}}
+            raise RegistryClientError(response.status_code, body)
+        return response.content, response.headers.get("X-Bundle-Sha256", "")
+
     def approve(self, family: str, version: int, note: str = "") -> dict[str, Any]:
         return self._call("POST", f"/v1/models/{family}/versions/{version}/approve",
                           json={"note": note})

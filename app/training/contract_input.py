@@ -9,7 +9,6 @@ features bundle that is pushed to the registry instead (a warning says so).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from app.bundles.io import Bundle, build_bundle, read_archive, read_dir
 from app.errors import BundleRejected
 from app.features.family import CONTRACT_FILE, ContractRef, FeatureContract
 from app.features.spec import FeatureSpec
+from app.sources.sources import load_contract as load_contract_source
 from app.training.dataset import TrainingDataError, encode_column
 from app.training.table import Warn, bool_values, feature_name, number_values, text_values
 
@@ -28,25 +28,8 @@ MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 
 
 def _from_yaml(path: Path) -> FeatureContract:
-    try:  # the authoring tools' loader names the YAML line of each problem (SourceError)
-        sources = importlib.import_module("app.authoring.sources")
-    except ImportError:
-        sources = None
-    if sources is not None:
-        contract: FeatureContract = sources.load_contract(path)
-        return contract
-    import yaml
-    from pydantic import ValidationError
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return FeatureContract.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise TrainingDataError(f"{path.name} is not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise TrainingDataError(f"{path.name}: {where}: {first['msg']}") from None
+    """A contract YAML source; SourceError (a ValueError) names the line of each problem."""
+    return load_contract_source(path)
 
 
 def contract_bundle(contract: FeatureContract) -> Bundle:

@@ -11,7 +11,6 @@ columns are read as that contract's features and the bundle records the contract
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,24 +76,23 @@ def train_tier_from_book(book: Mapping[str, np.ndarray], seed: int, *,
 
 def train_tier_with_contract(data: Path, contract_path: Path, *, wealth_column: str,
                              id_column: str | None, seed: int, folds: int, progress: bool,
-                             delimiter: str | None = None) -> Bundle:
-    """The tier bundle from a bank's table read as the contract's features."""
+                             delimiter: str | None = None, time_column: str | None = None,
+                             test_from: str | None = None) -> Bundle:
+    """The tier bundle from a bank's table read as the contract's features (with
+    `time_column`/`test_from`: tested on the rows from that time on)."""
+    from app.training import contract_input as contract_mod
+    from app.training import table as table_mod
     from app.training.tier_wealth import train_wealth_tier
 
-    # The shared table and contract readers (helper "training", issue 11); looked up at run
-    # time so this module stands on its own until they are merged.
-    try:
-        table_mod = importlib.import_module("app.training.table")
-        contract_mod = importlib.import_module("app.training.contract_input")
-    except ImportError:
-        raise TrainingDataError("--contract needs the shared table reader "
-                                "(app.training.table), which this build lacks") from None
     contract, ref = contract_mod.load_contract(contract_path)
     text = [id_column] if id_column else []
     table = table_mod.read_table(data, delimiter=delimiter, text_columns=text)
     table_mod.require_columns(table, [(wealth_column, "--wealth-column"),
-                                      (id_column, "--id-column")], data.name)
-    exclude: Sequence[str] = [c for c in (wealth_column, id_column) if c]
+                                      (id_column, "--id-column"),
+                                      (time_column, "--time-column")], data.name)
+    test_mask = (table_mod.time_split(table, time_column, test_from)
+                 if time_column is not None and test_from is not None else None)
+    exclude: Sequence[str] = [c for c in (wealth_column, id_column, time_column) if c]
     specs, x, _ = contract_mod.contract_features(table, contract, exclude=exclude,
                                                  source=data.name, warn=table_mod.warn_stderr)
     wealth = table_mod.number_values(table.column(wealth_column), wealth_column)
@@ -102,7 +100,7 @@ def train_tier_with_contract(data: Path, contract_path: Path, *, wealth_column: 
     bundle = train_wealth_tier(
         x, specs, wealth, wealth_column=wealth_column,
         aum_feature=aum if aum in {s.name for s in specs} else None, seed=seed, folds=folds,
-        progress=progress, source=data.name)
+        progress=progress, source=data.name, test_mask=test_mask)
     return contract_mod.attach_contract(bundle, ref)
 
 
@@ -119,6 +117,11 @@ def train_tier_command(
     id_column: str | None = typer.Option(None, help="Customer id column, never a feature."),
     delimiter: str | None = typer.Option(None, help="CSV delimiter (with --contract; "
                                          "default: sniffed)."),
+    time_column: str | None = typer.Option(
+        None, help="With --contract: column ordering the rows in time (number or ISO date); "
+        "with --test-from the rows from that value on are the test rows (out of time)."),
+    test_from: str | None = typer.Option(None, help="First value of --time-column in the "
+                                         "test rows."),
     folds: int = typer.Option(FOLDS, min=2, max=20, help="Cross-validation folds."),
     seed: int = typer.Option(0, help="Seed of the splits and of LightGBM (same seed, same "
                              "bundle bytes)."),
@@ -137,10 +140,17 @@ def train_tier_command(
             raise typer.BadParameter("name the wealth column of the table",
                                      param_hint="--wealth-column")
         column = wealth_column
+        if (time_column is None) != (test_from is None):
+            raise typer.BadParameter("give --time-column and --test-from together",
+                                     param_hint="--test-from")
         bundle = _guarded(lambda: train_tier_with_contract(
             data, contract, wealth_column=column, id_column=id_column, seed=seed, folds=folds,
-            progress=progress, delimiter=delimiter))
+            progress=progress, delimiter=delimiter, time_column=time_column,
+            test_from=test_from))
     else:
+        if time_column is not None or test_from is not None:
+            raise typer.BadParameter("--time-column and --test-from need --contract",
+                                     param_hint="--time-column")
         book = _book(data)
         bundle = _guarded(lambda: train_tier_from_book(
             book, seed, wealth_column=wealth_column, folds=folds, progress=progress,

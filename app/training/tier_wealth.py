@@ -179,9 +179,12 @@ def train_wealth_tier(
     source: str = "",
     created_at: str | None = None,
     model_params: Mapping[str, Any] | None = None,
+    test_mask: np.ndarray | None = None,
 ) -> Bundle:
     """A verified wealth tier bundle from encoded features `x` (laid out like `specs`) and
-    a wealth column (NaN where unknown); see the module docstring."""
+    a wealth column (NaN where unknown); see the module docstring. `test_mask` (one bool per
+    row, e.g. rows from a date on: an out-of-time test) chooses the test rows instead of a
+    seeded random share of the labelled rows."""
     if thresholds is None or tiers is None:
         from app.training.default_config import default_policy
 
@@ -201,8 +204,15 @@ def train_wealth_tier(
         raise TrainingDataError(
             f"wealth column {wealth_column!r} is known for {len(rows)} rows; at least "
             f"{MIN_LABELLED} are needed to train and measure a wealth model")
-    split = split_rows(len(rows), seed, test=TEST_SHARE)
-    train, test = rows[split.train], rows[split.test]
+    if test_mask is None:
+        split = split_rows(len(rows), seed, test=TEST_SHARE)
+        train, test = rows[split.train], rows[split.test]
+    else:
+        train, test = rows[~test_mask[rows]], rows[test_mask[rows]]
+        if len(test) < MIN_LABELLED // 4 or len(train) < MIN_LABELLED:
+            raise TrainingDataError(
+                f"the out-of-time split leaves {len(train)} labelled training and {len(test)} "
+                f"labelled test rows; at least {MIN_LABELLED} and {MIN_LABELLED // 4} are needed")
     y = np.log1p(label)
     params = lgbm.lgb_params("regression", seed=seed, num_threads=num_threads,
                              **{"min_data_in_leaf": 50, **dict(model_params or {})})
@@ -227,7 +237,8 @@ def train_wealth_tier(
     training_data = {
         "source": source or "in-memory table", "rows": len(wealth), "seed": seed,
         "wealth_column": wealth_column, "aum_feature": aum_feature,
-        "split": {"train": len(train), "test": len(test), "unlabelled": len(wealth) - len(rows)},
+        "split": {"train": len(train), "test": len(test), "unlabelled": len(wealth) - len(rows),
+                  "test_rows": "random" if test_mask is None else "out of time"},
         "label": "log1p(wealth), raised to the booked AUM where below it",
     }
     return model_bundle(

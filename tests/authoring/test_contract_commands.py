@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.authoring.generate import SOURCES_DIR
-from app.authoring.sources import load_contract
 from app.cli import cli
+from app.sources.sources import load_contract
 
 runner = CliRunner()
 

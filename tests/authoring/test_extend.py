@@ -11,11 +11,11 @@ import yaml
 from typer.testing import CliRunner
 
 from app.authoring.generate import SOURCES_DIR
-from app.authoring.sources import load_contract
 from app.bundles.io import read_dir, to_archive
 from app.cli import cli
 from app.features.contract import DEFAULT_FEATURES
 from app.features.family import contract_changes
+from app.sources.sources import load_contract
 from tests.authoring.test_contract_commands import _bank_table, _csv
 from tests.conftest import MODELS_DIR
 

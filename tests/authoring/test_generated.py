@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.authoring import generate
-from app.authoring.sources import MODELS, load_source
+from app.sources.sources import MODELS, load_source
 
 KINDS = ("features", "catalog", "policy")
 

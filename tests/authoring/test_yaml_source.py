@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from app.authoring import yaml_source
-from app.authoring.sources import load_source
-from app.authoring.yaml_source import SourceError, read_yaml
 from app.decisions.policy import Policy
 from app.features.family import FeatureContract
+from app.sources import yaml_source
+from app.sources.sources import load_source
+from app.sources.yaml_source import SourceError, read_yaml
 
 GOOD = """\
 name: bank

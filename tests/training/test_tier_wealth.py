@@ -166,3 +166,41 @@ def test_train_tier_on_an_old_book_trains_the_legacy_model(tmp_path: Path) -> No
                                       str(tmp_path / "t"), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "macro-F1" in result.output
+
+
+def test_out_of_time_test_rows_with_a_contract(tmp_path: Path) -> None:
+    """--time-column/--test-from: the labelled rows from that month on are the test rows."""
+    import yaml
+
+    from app.bundles.io import read_dir
+    from tests.support.second_bank import generate, write_csv
+
+    data = write_csv(tmp_path / "bank.csv", n=3000)
+    run = CliRunner().invoke
+    result = run(cli, ["contract", "init", "--data", str(data), "--id-column", "client_no",
+                       "--out", str(tmp_path / "draft.yaml")])
+    assert result.exit_code == 0, result.output
+    draft = yaml.safe_load((tmp_path / "draft.yaml").read_text())
+    labels = {"left_bank", "wealth_declared", "offered", "snapshot_month", "bond_fund",
+              "travel_card", "loan_switch"}
+    draft["features"] = [f for f in draft["features"] if f["name"] not in labels]
+    draft["roles"] = {"aum": "holdings_here", "age": "years_old", "risk_profile": None,
+                      "risk_assessment_age_days": None, "days_to_next_maturity": None}
+    (tmp_path / "contract.yaml").write_text(yaml.safe_dump(draft))
+    result = run(cli, ["bundle", "build", "features", str(tmp_path / "contract.yaml"),
+                       "--out", str(tmp_path / "features")])
+    assert result.exit_code == 0, result.output
+    args = ["train", "tier", "--data", str(data), "--contract", str(tmp_path / "features"),
+            "--wealth-column", "wealth_declared", "--id-column", "client_no", "--no-progress",
+            "--out", str(tmp_path / "tier")]
+    result = run(cli, [*args, "--time-column", "snapshot_month"])
+    assert result.exit_code != 0 and "together" in result.output
+    result = run(cli, [*args, "--time-column", "snapshot_month", "--test-from", "202505"])
+    assert result.exit_code == 0, result.output
+    cols = generate(3000)
+    expected = sum(w is not None and m >= 202505
+                   for w, m in zip(cols["wealth_declared"], cols["snapshot_month"], strict=True))
+    manifest = read_dir(tmp_path / "tier").manifest
+    assert manifest.training_data["split"]["test_rows"] == "out of time"
+    assert manifest.metrics["rows"]["test"] == expected
+    assert "snapshot_month" not in {f.name for f in manifest.features}

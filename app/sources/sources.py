@@ -10,10 +10,10 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from app.authoring.yaml_source import Located, Path_, SourceError, SourceProblem, read_yaml
 from app.decisions.catalog import Catalog
 from app.decisions.policy import Policy
 from app.features.family import FeatureContract
+from app.sources.yaml_source import Located, Path_, SourceError, SourceProblem, read_yaml
 
 SourceKind = Literal["features", "catalog", "policy"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("features", "catalog", "policy")
