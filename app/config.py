@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         default=1, ge=0,
         description="Largest file (RLIMIT_FSIZE) one bundle verification may write.",
     )
+    verify_require_network_isolation: bool = Field(
+        default=False,
+        description="Refuse pushes (503 verification_isolation_unavailable) when the "
+        "verification child cannot be put in its own network namespace (Linux user "
+        "namespaces, or root with CAP_SYS_ADMIN); false: verify without it, as /v1/status "
+        "verify_network_isolated and a start-up warning say.",
+    )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024,
         description="Largest request head accepted: the request line and every header name "

@@ -32,6 +32,7 @@ from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import ScoreTally, count_registry_event
 from app.registry.runtime import RegistryRuntime, open_runtime
+from app.scoring.isolation import log_network_isolation
 
 log = logging.getLogger("tierwise")
 ROUTERS = (health.router, metrics.router, scores.router, models.router, keys.router,
@@ -60,6 +61,7 @@ def _open_live(settings: Settings) -> RegistryRuntime:
     runtime = open_runtime(settings, start_poller=False)
     runtime.live.add_swap_listener(count_registry_event)  # before the first load: counted too
     runtime.start_polling()
+    log_network_isolation()  # probed once: are pushed bundles verified without network?
     return runtime
 
 

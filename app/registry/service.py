@@ -114,7 +114,8 @@ def verify_limits(settings: Settings) -> VerifyLimits:
                         wall_seconds=settings.verify_wall_seconds,
                         open_files=settings.verify_open_files,
                         file_size_mb=settings.verify_file_size_mb,
-                        max_bytes=settings.max_bundle_bytes)
+                        max_bytes=settings.max_bundle_bytes,
+                        require_network_isolation=settings.verify_require_network_isolation)
 
 
 def publish(*, session: Session, family: str, archive: bytes, actor: Principal, max_bytes: int,

@@ -17,6 +17,7 @@ from app.api.openapi import AUTH_ERRORS, errors, operation_id
 from app.api.schemas import ErrorBody, VersionOut
 from app.errors import NotReady
 from app.features.family import FeatureContract
+from app.scoring.isolation import network_isolation_available
 
 router = APIRouter(tags=["operations"], default_response_class=JSONResponse,
                    generate_unique_id_function=operation_id)
@@ -86,6 +87,11 @@ class Status(BaseModel):
                                        description="The last error of the current outage")
     registry_failed_attempts: int | None = Field(
         default=None, description="Database calls that failed in the current outage")
+    verify_network_isolated: bool | None = Field(
+        default=None, description="Pushed bundles are verified in a child process without "
+        "network access (its own network namespace); false: this host cannot isolate it "
+        "(see docs/registry.md), pushes verify with network access, or are refused with "
+        "TIERWISE_VERIFY_REQUIRE_NETWORK_ISOLATION")
 
 
 @router.get("/v1/status", response_model=Status, responses=errors(*AUTH_ERRORS),
@@ -93,7 +99,8 @@ class Status(BaseModel):
 async def status(principal: RequireScorer, live: LiveDep) -> Any:
     if not hasattr(live, "status"):
         raise NotReady("this replica has no registry runtime")
-    return {"replica": {"hostname": _HOSTNAME, "pid": os.getpid()}, **live.status()}
+    return {"replica": {"hostname": _HOSTNAME, "pid": os.getpid()}, **live.status(),
+            "verify_network_isolated": network_isolation_available().isolated}
 
 
 class ContractOut(BaseModel):
