@@ -154,7 +154,10 @@ PUBLISH: dict[int | str, dict[str, Any]] = {
              s404="A check_with version does not exist", s409="This bundle is registered",
              s413="Bundle larger than the replica's bundle limit",
              s415="Body is not a gzip archive",
-             s422="The bundle failed verification, or a parameter is invalid"),
+             s422="The bundle failed verification, or a parameter is invalid",
+             s503="The registry is unavailable, or TIERWISE_VERIFY_REQUIRE_NETWORK_ISOLATION "
+                  "is set and this host cannot isolate the verification child "
+                  "(verification_isolation_unavailable)"),
 }
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 # The server takes the archive as either type; octet-stream first, because generators
