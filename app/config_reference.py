@@ -67,8 +67,9 @@ def settings_markdown() -> str:
     for name, info in Settings.model_fields.items():
         if not info.description:
             raise ValueError(f"setting {name} has no description")
+        default = _default(info.get_default(call_default_factory=True))
         rows.append(f"| `{env_name(name)}` | {_type(info.annotation)}{_constraints(info)} | "
-                    f"{_default(info.get_default(call_default_factory=True))} | {info.description.replace('|', '/')} |")
+                    f"{default} | {info.description.replace('|', '/')} |")
     note = (f"`{_ROOT_PLACEHOLDER}` is the checkout, the directory that holds `app/`; "
             "installed from the wheel (as in the container image), the default bundles are "
             "the copy inside the package (`app/_data/models`). Relative paths are from the "
