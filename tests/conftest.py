@@ -1,4 +1,5 @@
-"""Shared fixtures: the default bundles, a scoring context, and a real uvicorn server."""
+"""Shared fixtures: the default bundles, a scoring context, a real uvicorn server, and the
+native walker library compiled once per session."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from app.bundles.io import Bundle, read_dir
 from app.bundles.manifest import FAMILIES
 from app.config import PROJECT_ROOT
 from app.scoring.context import ScoringContext, build_context
+from tests.support.engine import build_library
 
 MODELS_DIR = PROJECT_ROOT / "models"
 
@@ -36,6 +39,14 @@ def default_bundles() -> dict[str, Bundle]:
 def default_context(default_bundles: dict[str, Bundle]) -> ScoringContext:
     """A scoring context on the default bundles, plain LightGBM evaluation."""
     return build_context(default_bundles, dict.fromkeys(FAMILIES, 1))
+
+
+@pytest.fixture(scope="session")
+def walker_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The walker compiled once for the session (with its record), for tests that need a
+    warm compile cache rather than a compile: copy it with tests.support.engine.warm_cache.
+    Tests about compiling or rebuilding compile for themselves."""
+    return build_library(tmp_path_factory.mktemp("walker-library"))
 
 
 class RunningServer:

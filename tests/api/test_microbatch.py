@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,15 +27,17 @@ from app.scoring.context import ScoringContext, build_context
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
 from tests.customers import book_customers
+from tests.support.engine import warm_cache
 
 CUSTOMERS = book_customers(48, seed=23)
 
 
 @pytest.fixture(scope="module")
-def walker_context(default_bundles: dict[str, Bundle],
+def walker_context(default_bundles: dict[str, Bundle], walker_library: Path,
                    tmp_path_factory: pytest.TempPathFactory) -> ScoringContext:
     ctx = build_context(default_bundles, dict.fromkeys(FAMILIES, 1))
-    ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=tmp_path_factory.mktemp("cc")))
+    cache = warm_cache(walker_library, tmp_path_factory.mktemp("cc")).parent
+    ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=cache))
     assert ctx.evaluator.name == "treewalk"
     return ctx
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from app.scoring.families import calibrate
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
 from tests.customers import book_customers
+from tests.support.engine import warm_cache
 
 pytestmark = pytest.mark.usefixtures("no_auth")
 
@@ -34,12 +36,13 @@ def no_auth() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def served_context(default_bundles: dict[str, Bundle], tmp_path_factory: pytest.TempPathFactory
-                   ) -> ScoringContext:
+def served_context(default_bundles: dict[str, Bundle], walker_library: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> ScoringContext:
     """The context as replicas serve it: on the native tree walker (checked below against
     the bundles' own Booster.predict outputs)."""
     ctx = build_context(default_bundles, dict.fromkeys(FAMILIES, 1))
-    ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=tmp_path_factory.mktemp("cc")))
+    cache = warm_cache(walker_library, tmp_path_factory.mktemp("cc")).parent
+    ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=cache))
     return ctx
 
 

@@ -25,13 +25,17 @@ from app.engine.flatten import flatten
 from app.engine.native import BuildError
 from app.engine.trees import TreeModel
 from tests.engine.test_compiled import SCHEMA, _data, _signal, _train, layout  # noqa: F401
+from tests.support.engine import warm_cache
 
 TOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("shap")
+def cache(walker_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warm compile cache: the attributions are in the walker's library, compiled once."""
+    directory = tmp_path_factory.mktemp("shap")
+    warm_cache(walker_library, directory)
+    return directory
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from app.engine.trees import TreeModel
 from app.engine.walker import ISA_NAMES, TreeWalkEvaluator
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
-from tests.support.engine import use_isa
+from tests.support.engine import use_isa, warm_cache
 
 SEGMENTS = tuple(f"s{i}" for i in range(40))  # > 32 categories: two-word bitsets
 SPECS = (
@@ -99,8 +99,18 @@ def layout() -> ModelLayout:
 
 
 @pytest.fixture(scope="module")
-def walker(layout: ModelLayout, tmp_path_factory: pytest.TempPathFactory) -> TreeWalkEvaluator:
-    return TreeWalkEvaluator(layout, cache_dir=tmp_path_factory.mktemp("compiled"))
+def walker(layout: ModelLayout, walker_library: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> TreeWalkEvaluator:
+    cache = tmp_path_factory.mktemp("compiled")
+    warm_cache(walker_library, cache)  # test_fastest_evaluator_checks_and_caches compiles
+    return TreeWalkEvaluator(layout, cache_dir=cache)
+
+
+@pytest.fixture
+def cache(walker_library: Path, tmp_path: Path) -> Path:
+    """A compile cache of this test's own, warm: the walker loads without compiling."""
+    warm_cache(walker_library, tmp_path / "warm")
+    return tmp_path / "warm"
 
 
 def _assert_same(got: RawScores, want: RawScores, tol: float = 1e-12) -> None:
@@ -254,7 +264,7 @@ def test_fallback_without_compiler(layout: ModelLayout, tmp_path: Path, how: str
     _assert_same(first.raw(x, **ALL), BoosterEvaluator(layout).raw(x, **ALL), 0.0)
 
 
-def test_a_wrong_fast_path_never_serves(layout: ModelLayout, tmp_path: Path,
+def test_a_wrong_fast_path_never_serves(layout: ModelLayout, cache: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "_warned", set())
     real = TreeWalkEvaluator.raw
@@ -265,19 +275,19 @@ def test_a_wrong_fast_path_never_serves(layout: ModelLayout, tmp_path: Path,
                          products=r.products)
 
     monkeypatch.setattr(TreeWalkEvaluator, "raw", off_by_a_little)
-    assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), BoosterEvaluator)
+    assert isinstance(fastest_evaluator(layout, cache_dir=cache), BoosterEvaluator)
 
 
-def test_a_failing_build_falls_back(layout: ModelLayout, tmp_path: Path,
+def test_a_failing_build_falls_back(layout: ModelLayout, cache: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(_: ModelLayout) -> FlatModels:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(walker_module, "flatten", broken)
-    assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), BoosterEvaluator)
+    assert isinstance(fastest_evaluator(layout, cache_dir=cache), BoosterEvaluator)
 
 
-def test_unsupported_model_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsupported_model_falls_back(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "_warned", set())
     x = _data(1000, seed=6)[:, [0, 1, 2, 6]]
     names = ["amount", "score", "visits", "ratio"]
@@ -285,7 +295,7 @@ def test_unsupported_model_falls_back(tmp_path: Path, monkeypatch: pytest.Monkey
     linear = _train("linear", np.nan_to_num(x), (y > 0).astype(int), names, "binary",
                     rounds=5, linear_tree=True)
     lay = ModelLayout(schema=SCHEMA, tier=None, churn=linear, products=())
-    assert isinstance(fastest_evaluator(lay, cache_dir=tmp_path), BoosterEvaluator)
+    assert isinstance(fastest_evaluator(lay, cache_dir=cache), BoosterEvaluator)
 
 
 MODELS = PROJECT_ROOT / "models"
@@ -293,13 +303,13 @@ MODELS = PROJECT_ROOT / "models"
 
 @pytest.mark.skipif(not all((MODELS / f / "manifest.json").is_file() for f in FAMILIES),
                     reason="models/ holds no default bundles yet (make models)")
-def test_default_bundles(tmp_path: Path) -> None:
+def test_default_bundles(cache: Path) -> None:
     from app.bundles import read_dir
     from app.scoring.context import build_context
 
     bundles = {f: read_dir(MODELS / f) for f in FAMILIES}
     ctx = build_context(bundles, {f: 1 for f in FAMILIES})
-    walker = TreeWalkEvaluator(ctx.layout, cache_dir=tmp_path)
+    walker = TreeWalkEvaluator(ctx.layout, cache_dir=cache)
     booster = BoosterEvaluator(ctx.layout)
     x = probe_rows(ctx.schema, 10_000, seed=21, thresholds=walker.flat.thresholds)
     _assert_same(walker.raw(x, **ALL), booster.raw(x, **ALL))
@@ -374,7 +384,7 @@ def test_every_batch_kernel_is_exact(layout: ModelLayout, walker: TreeWalkEvalua
         assert np.array_equal(part.churn, want.churn[:33])  # type: ignore[index]
 
 
-def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
+def test_trees_over_64_leaves_are_walked(cache: Path) -> None:
     x = _data(3000, seed=41)
     names = list(SCHEMA.names)
     big = _train("big", x, (_signal(x, seed=42) > 0).astype(int), names, "binary",
@@ -382,7 +392,7 @@ def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
     mid = _train("mid", x, (_signal(x, seed=43) > 1).astype(int), names, "binary",
                  rounds=4, num_leaves=48)
     lay = ModelLayout(schema=SCHEMA, tier=None, churn=big, products=(mid,))
-    walker = TreeWalkEvaluator(lay, cache_dir=tmp_path)
+    walker = TreeWalkEvaluator(lay, cache_dir=cache)
     f = walker.flat
     assert (f.nleaf > 64).any() and (f.qkind == 0).any(), "trees too large for 64-bit masks"
     assert (f.qkind[f.nleaf > 64] == 0).all() and (f.qn[f.qkind == 0] == 0).all()
@@ -399,7 +409,7 @@ def test_trees_over_64_leaves_are_walked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["mask", "col", "qoff", "kind", "nleaf"])
-def test_bad_quickscorer_arrays_are_refused(layout: ModelLayout, tmp_path: Path, damage: str,
+def test_bad_quickscorer_arrays_are_refused(layout: ModelLayout, cache: Path, damage: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     real = walker_module.flatten
 
@@ -421,7 +431,7 @@ def test_bad_quickscorer_arrays_are_refused(layout: ModelLayout, tmp_path: Path,
 
     monkeypatch.setattr(walker_module, "flatten", damaged)
     with pytest.raises(BuildError, match="refused"):
-        TreeWalkEvaluator(layout, cache_dir=tmp_path)
+        TreeWalkEvaluator(layout, cache_dir=cache)
 
 
 def test_compiler_without_vector_kernels(layout: ModelLayout, tmp_path: Path,
@@ -479,7 +489,7 @@ def test_every_single_row_kernel_is_exact(layout: ModelLayout, walker: TreeWalkE
             assert max_difference(got, ref) == 0.0, (kernel, parts)
 
 
-def test_single_rows_over_many_entries(tmp_path: Path) -> None:
+def test_single_rows_over_many_entries(cache: Path) -> None:
     """Parts comparing hundreds of ranked-row entries: the AVX-512 single-row kernel splits
     them into groups of trees, with local rows of one and more 64-entry table pairs."""
     rng = np.random.default_rng(71)
@@ -512,7 +522,7 @@ def test_single_rows_over_many_entries(tmp_path: Path) -> None:
                   zero_as_missing=True)
     prod = train("prod", (y > 1).astype(int), "binary", rounds=60)
     lay = ModelLayout(schema=schema, tier=tier, churn=churn, products=(prod,))
-    walker = TreeWalkEvaluator(lay, cache_dir=tmp_path)
+    walker = TreeWalkEvaluator(lay, cache_dir=cache)
     f = walker.flat
     for t0, t1 in f.part_t.tolist():  # entries each part compares: more than 2 x 64
         kinds = f.qkind[t0:t1]

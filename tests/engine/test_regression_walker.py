@@ -15,7 +15,7 @@ from app.engine.model_text import ModelTextError, check_model
 from app.engine.trees import TreeModel
 from app.engine.walker import TreeWalkEvaluator
 from tests.engine.test_compiled import SCHEMA, _data, _few, _kernels, _signal, _train
-from tests.support.engine import use_isa
+from tests.support.engine import use_isa, warm_cache
 
 ALL = {"tier": True, "churn": True, "products": True}
 
@@ -36,8 +36,11 @@ def layout() -> ModelLayout:
 
 
 @pytest.fixture(scope="module")
-def walker(layout: ModelLayout, tmp_path_factory: pytest.TempPathFactory) -> TreeWalkEvaluator:
-    return TreeWalkEvaluator(layout, cache_dir=tmp_path_factory.mktemp("regression"))
+def walker(layout: ModelLayout, walker_library: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> TreeWalkEvaluator:
+    cache = tmp_path_factory.mktemp("regression")
+    warm_cache(walker_library, cache)  # the library is the same: no need to compile it again
+    return TreeWalkEvaluator(layout, cache_dir=cache)
 
 
 def test_regression_is_read_with_an_identity_link(layout: ModelLayout) -> None:
@@ -93,5 +96,7 @@ def test_walker_equals_booster_for_regression(layout: ModelLayout,
         assert np.array_equal(only.tier, want.tier[:50])  # type: ignore[index]
 
 
-def test_fastest_evaluator_takes_the_walker(layout: ModelLayout, tmp_path: Path) -> None:
+def test_fastest_evaluator_takes_the_walker(layout: ModelLayout, walker_library: Path,
+                                            tmp_path: Path) -> None:
+    warm_cache(walker_library, tmp_path)  # it passes the check against Booster.predict
     assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path), TreeWalkEvaluator)

@@ -27,6 +27,7 @@ from app.engine.trees import TreeModel
 from app.engine.walker import TreeWalkEvaluator
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
+from tests.support.engine import warm_cache
 
 NO_CC = "/nonexistent/cc"
 # A library with the walker's ABI whose constructor leaves a mark: if the mark appears, its
@@ -85,16 +86,9 @@ def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
                           cwd=PROJECT_ROOT, timeout=180, check=False)
 
 
-def _cache_entry(cache: Path) -> Path:
-    cc = native.find_compiler(None)
-    cache.mkdir(mode=0o755, exist_ok=True)
-    target = cache / f"treewalk-{native.library_key(cc)[:24]}.so"
-    native.build(target, cc_path=cc)
-    return target
-
-
-def test_a_truncated_library_would_crash_and_is_rebuilt_or_refused(tmp_path: Path) -> None:
-    so = _cache_entry(tmp_path / "cache")
+def test_a_truncated_library_would_crash_and_is_rebuilt_or_refused(tmp_path: Path,
+                                                                   walker_library: Path) -> None:
+    so = warm_cache(walker_library, tmp_path / "cache")  # what a compile leaves there
     os.truncate(so, so.stat().st_size // 2)
     crash = _run(["-c", f"import ctypes; ctypes.CDLL({str(so)!r}).tw_abi()"], _env(tmp_path))
     assert crash.returncode == -signal.SIGBUS, "loaded by name, it kills the process"
@@ -127,14 +121,15 @@ CASES = ["trusted (control)", "foreign sha256", "no record", "writable by others
 
 @pytest.mark.parametrize("where", ["walker", "cache"])
 @pytest.mark.parametrize("case", CASES)
-def test_a_planted_library_is_never_loaded(tmp_path: Path, where: str, case: str) -> None:
+def test_a_planted_library_is_never_loaded(tmp_path: Path, walker_library: Path, where: str,
+                                           case: str) -> None:
     if case == "owned by another user" and os.geteuid() != 0:
         pytest.skip("chown to another user needs root")
     directory = tmp_path / where
     directory.mkdir(mode=0o755)
     name = native.PREBUILT_NAME if where == "walker" else "treewalk-0123456789abcdef.so"
     target = directory / name
-    genuine = native.build(tmp_path / "genuine.so", cc_path=native.find_compiler(None))
+    genuine = native.read_record(walker_library)  # a genuine build's record
     planted = _planted(tmp_path)
     data = planted.read_bytes()
     forged = dict(genuine, sha256=hashlib.sha256(data).hexdigest(),
@@ -183,7 +178,9 @@ def test_built_ahead_serves_without_a_compiler(layout: ModelLayout, tmp_path: Pa
 
 
 def test_a_warm_cache_serves_without_a_compiler(layout: ModelLayout, tmp_path: Path,
+                                                walker_library: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    warm_cache(walker_library, tmp_path / "cache")  # as a compile leaves it
     assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path / "cache"), TreeWalkEvaluator)
     monkeypatch.setattr(native, "_libs", {})
     monkeypatch.setenv("TIERWISE_CC", NO_CC)
@@ -192,15 +189,17 @@ def test_a_warm_cache_serves_without_a_compiler(layout: ModelLayout, tmp_path: P
     assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path / "empty"), BoosterEvaluator)
 
 
-def test_a_loose_library_is_rebuilt(layout: ModelLayout, tmp_path: Path,
+def test_a_loose_library_is_rebuilt(layout: ModelLayout, tmp_path: Path, walker_library: Path,
                                     caplog: pytest.LogCaptureFixture) -> None:
-    so = _cache_entry(tmp_path / "cache")
+    so = warm_cache(walker_library, tmp_path / "cache")
     so.chmod(0o666)
+    loose = so.stat().st_ino
     with caplog.at_level(logging.WARNING, logger="tierwise.scoring"):
         assert isinstance(fastest_evaluator(layout, cache_dir=tmp_path / "cache"),
                           TreeWalkEvaluator)
     assert any("writable by group or others" in r.getMessage() for r in caplog.records)
     assert so.stat().st_mode & 0o777 == 0o644
+    assert so.stat().st_ino != loose, "a new file, compiled, not the loose one"
     native.verify(so)
 
 
@@ -223,8 +222,9 @@ def test_walker_build_fails_cleanly_without_a_compiler(tmp_path: Path) -> None:
     assert not (tmp_path / "w" / native.PREBUILT_NAME).exists()
 
 
-def test_evaluator_info_names_the_evaluator_and_kernels(layout: ModelLayout,
-                                                         tmp_path: Path) -> None:
+def test_evaluator_info_names_the_evaluator_and_kernels(layout: ModelLayout, tmp_path: Path,
+                                                         walker_library: Path) -> None:
+    warm_cache(walker_library, tmp_path / "cache")
     fast = fastest_evaluator(layout, cache_dir=tmp_path / "cache")
     assert isinstance(fast, TreeWalkEvaluator)
     assert evaluator_info(fast) == ("treewalk", fast.isa)

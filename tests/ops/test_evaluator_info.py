@@ -16,14 +16,17 @@ from app.scoring.context import build_context
 from app.scoring.static import StaticContexts
 from tests.conftest import RunningServer
 from tests.ops.scrape import scrape, series, value
+from tests.support.engine import warm_cache
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["treewalk", "lightgbm"])
 def test_the_serving_evaluator_and_its_kernels_are_a_metric(
-        default_bundles: dict[str, Bundle], tmp_path: Path, fast: bool) -> None:
+        default_bundles: dict[str, Bundle], walker_library: Path, tmp_path: Path,
+        fast: bool) -> None:
     ctx = build_context(default_bundles, dict.fromkeys(FAMILIES, 1))
     if fast:
-        ctx.use_evaluator(fastest_evaluator(ctx.layout, cache_dir=tmp_path))
+        ctx.use_evaluator(fastest_evaluator(ctx.layout,
+                                            cache_dir=warm_cache(walker_library, tmp_path).parent))
     name, isa = evaluator_info(ctx.evaluator)
     assert name == ("treewalk" if fast else "lightgbm")
     app = create_app(Settings(auth_enabled=False), live=StaticContexts(ctx))
