@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -19,6 +19,8 @@ DATA_ROOT = PACKAGE_DIR / "_data" if (PACKAGE_DIR / "_data").is_dir() else PROJE
 # working directory, which is writable wherever the service runs (the checkout for `make run`,
 # /srv/tierwise in the container image), never into an installed package.
 VAR_DIR = Path("var")
+# The roles an OIDC claim may map to (app/registry/tables.py ROLES; config sits below it).
+OidcRole = Literal["scorer", "publisher", "approver", "admin"]
 
 
 class Settings(BaseSettings):
@@ -147,6 +149,52 @@ class Settings(BaseSettings):
         description="Cache of compiled models, keyed by sha256 (a relative path is from the "
         "working directory).",
     )
+
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer (`iss`) of the OIDC access tokens accepted as `Authorization: "
+        "Bearer <jwt>` beside API keys; unset turns OIDC off. Tokens must be signed RS256 or "
+        "ES256 by a key of TIERWISE_OIDC_JWKS.",
+    )
+    oidc_audience: str | None = Field(
+        default=None,
+        description="Audience (`aud`) a token must name; required with TIERWISE_OIDC_ISSUER.",
+    )
+    oidc_jwks: str | None = Field(
+        default=None,
+        description="The issuer's signing keys (a JWKS): a file path or an http(s) URL; "
+        "required with TIERWISE_OIDC_ISSUER.",
+    )
+    oidc_jwks_ttl_seconds: float = Field(
+        default=300.0, gt=0,
+        description="How long the JWKS is kept before it is read again (an unknown `kid` "
+        "reads it again at most every 30 s, for key rotation).",
+    )
+    oidc_role_claim: str = Field(
+        default="roles",
+        description="The claim whose values map to tierwise roles (a string or a list; a "
+        "dotted path such as `realm_access.roles` reads a nested claim).",
+    )
+    oidc_role_map: dict[str, OidcRole] = Field(
+        default_factory=dict,
+        description="JSON object mapping role-claim values to tierwise roles, e.g. "
+        "`{\"risk-approvers\": \"approver\"}`; a token gets the highest role mapped "
+        "(scorer < publisher < approver < admin), none mapped is 403.",
+    )
+    oidc_leeway_seconds: float = Field(
+        default=30.0, ge=0, le=300,
+        description="Clock skew allowed when checking a token's `exp`, `nbf` and `iat`.",
+    )
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer:
+            missing = [n for n in ("oidc_audience", "oidc_jwks") if not getattr(self, n)]
+            if missing:
+                raise ValueError("TIERWISE_OIDC_ISSUER is set, so "
+                                 + " and ".join(f"TIERWISE_{n.upper()}" for n in missing)
+                                 + " must be set too")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -34,12 +34,16 @@ def _type(annotation: Any) -> str:
         return " or ".join(_type(a) for a in typing.get_args(annotation))
     if annotation is type(None):
         return "unset"
+    if typing.get_origin(annotation) is dict:
+        return "JSON object"
     if isinstance(annotation, type) and issubclass(annotation, Path):
         return "path"
     return getattr(annotation, "__name__", str(annotation))
 
 
 def _default(value: Any) -> str:
+    if value is None:
+        return "unset"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     text = str(value).replace(str(PROJECT_ROOT), _ROOT_PLACEHOLDER)
@@ -63,8 +67,9 @@ def settings_markdown() -> str:
     for name, info in Settings.model_fields.items():
         if not info.description:
             raise ValueError(f"setting {name} has no description")
+        default = _default(info.get_default(call_default_factory=True))
         rows.append(f"| `{env_name(name)}` | {_type(info.annotation)}{_constraints(info)} | "
-                    f"{_default(info.default)} | {info.description.replace('|', '/')} |")
+                    f"{default} | {info.description.replace('|', '/')} |")
     note = (f"`{_ROOT_PLACEHOLDER}` is the checkout, the directory that holds `app/`; "
             "installed from the wheel (as in the container image), the default bundles are "
             "the copy inside the package (`app/_data/models`). Relative paths are from the "

@@ -1,4 +1,5 @@
 """API keys on the wire: `X-API-Key: <key>` or `Authorization: Bearer <key>`, checked by role.
+With TIERWISE_OIDC_ISSUER set, a Bearer OIDC token (a JWT) is accepted too (app/api/oidc.py).
 
 Roles: scorer < publisher, approver < admin (publisher and approver may also score; admin
 may do everything). Lookups are cached a few seconds per key, so the scoring path costs one
@@ -14,6 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.api.deps import Services, services_of
+from app.api.oidc import KEY_ID as OIDC_KEY_ID
+from app.api.oidc import looks_like_jwt
 from app.errors import FieldProblem, Forbidden, NotReady, Unauthorized
 from app.registry.auth_keys import ANONYMOUS, Principal
 
@@ -61,6 +64,8 @@ async def principal_for(services: Services, key: str | None) -> Principal:
         raise Unauthorized("an API key is required",
                            [FieldProblem("X-API-Key", "send the key in X-API-Key or as a "
                                                       "Bearer token")])
+    if services.oidc is not None and looks_like_jwt(key):
+        return await _token_principal(services, key)
     if runtime is None:
         raise NotReady("the key registry is not available")
     found, principal = runtime.keys.cached(key)
@@ -70,6 +75,16 @@ async def principal_for(services: Services, key: str | None) -> Principal:
         raise Unauthorized("the API key is not valid",
                            [FieldProblem("X-API-Key", "unknown, wrong or revoked key")])
     return principal
+
+
+async def _token_principal(services: Services, token: str) -> Principal:
+    """The principal of an OIDC bearer token (no database: the JWKS is the only I/O)."""
+    verifier = services.oidc
+    assert verifier is not None
+    alg, kid = verifier.header(token)
+    if verifier.jwks.stale(kid):  # a file read or an HTTP fetch: keep it off the event loop
+        await asyncio.to_thread(verifier.jwks.refresh, kid)
+    return verifier.verify(token, alg, kid)
 
 
 def _require(*capabilities: str) -> Callable[[Request], Awaitable[Principal]]:
@@ -85,10 +100,11 @@ def _require(*capabilities: str) -> Callable[[Request], Awaitable[Principal]]:
 def allowed(principal: Principal, capabilities: tuple[str, ...]) -> Principal:
     """`principal` when its role has one of `capabilities`; else 403."""
     if not any(principal.may(c) for c in capabilities):
-        raise Forbidden(
-            f"this needs the {' or '.join(capabilities)} role",
-            [FieldProblem("role", f"the key {principal.key_id} has role {principal.role}")],
-        )
+        held = (f"the OIDC token of {principal.name} maps to role {principal.role}"
+                if principal.key_id == OIDC_KEY_ID
+                else f"the key {principal.key_id} has role {principal.role}")
+        raise Forbidden(f"this needs the {' or '.join(capabilities)} role",
+                        [FieldProblem("role", held)])
     return principal
 
 

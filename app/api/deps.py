@@ -7,11 +7,12 @@ the Annotated aliases below (`SettingsDep`, `RuntimeDep`, `LiveDep`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from app.api.oidc import OidcVerifier
 from app.config import Settings
 from app.errors import NotReady
 from app.registry.runtime import RegistryRuntime
@@ -25,6 +26,10 @@ class Services:
     runtime: RegistryRuntime | None = None  # None: fixed contexts (tests) or not open yet
     live: Any = None  # LiveScoring or StaticContexts, once the lifespan has opened it
     data_plane: Any = None  # the DataPlane scoring requests go to, once live is open
+    oidc: OidcVerifier | None = field(init=False, default=None)  # bearer JWTs, when configured
+
+    def __post_init__(self) -> None:
+        self.oidc = OidcVerifier.from_settings(self.settings)
 
     @property
     def ready(self) -> bool:

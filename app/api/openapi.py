@@ -47,7 +47,9 @@ Errors always have the shape
 REF = "#/components/schemas/{model}"
 SECURITY_SCHEMES = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "Bearer": {"type": "http", "scheme": "bearer", "description": "The same API key."},
+    "Bearer": {"type": "http", "scheme": "bearer",
+               "description": "The same API key, or an OIDC access token (a JWT) when the "
+                              "replica is configured for one (TIERWISE_OIDC_ISSUER)."},
 }
 # Either header will do: two alternatives, not both at once.
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
@@ -55,7 +57,7 @@ PUBLIC: dict[str, Any] = {"security": []}
 
 ERROR_TEXT = {
     400: "The body is not valid JSON",
-    401: "Missing or unknown API key",
+    401: "Missing or unknown API key, or an invalid bearer token",
     403: "The key's role may not do this",
     404: "Unknown family, version or alias",
     405: "Method not allowed (the Allow header lists the allowed ones)",
