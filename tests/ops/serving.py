@@ -89,6 +89,16 @@ def running(tmp: Path, *, kind: str = "tierwise", workers: int = 1,
             assert process.poll() is None, service.output()[-3000:]
             assert time.monotonic() < deadline, service.output()[-3000:]
             time.sleep(0.1)
+        # A worker may load its first context during the lifespan startup, before uvicorn
+        # binds the port (plain uvicorn does): wait until the port takes connections too.
+        while True:
+            try:
+                service.connect(timeout=1.0).close()
+                break
+            except OSError:
+                assert process.poll() is None, service.output()[-3000:]
+                assert time.monotonic() < deadline, service.output()[-3000:]
+                time.sleep(0.1)
         yield service
     finally:
         process.terminate()
