@@ -3,9 +3,9 @@
 The test starts its own PostgreSQL (initdb and pg_ctl on a spare port, in a temporary
 directory; as the `postgres` user when run as root, which initdb refuses), starts two
 `tierwise serve` replicas on it (they migrate and seed it), sends scoring traffic from two
-clients to both, and stops the database for OUTAGE_SECONDS (15 s: long enough for every
-cached key to pass its 5 s lifetime and for several outage log intervals, short enough to
-keep the test under a minute). It checks: no scoring request fails; registry reads and
+clients to both, and stops the database for OUTAGE_SECONDS (30 s, as issue 12 asks: long
+enough for every cached key to pass its 5 s lifetime and for several outage log intervals).
+It checks: no scoring request fails; registry reads and
 writes answer 503 registry_unavailable; a key never seen by a replica is 503, not 401;
 /readyz stays 200; /v1/status says degraded; tierwise_registry_up goes 0 then 1; the outage
 is logged a bounded number of times; and after the database is back, with no restart, a
@@ -40,7 +40,7 @@ from tests.conftest import free_port
 from tests.registry import bundles as b
 
 pytestmark = pytest.mark.slow
-OUTAGE_SECONDS = 15.0
+OUTAGE_SECONDS = 30.0
 LOG_INTERVAL = 5.0
 
 
