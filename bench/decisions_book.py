@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -42,32 +41,16 @@ def catalog_before_issue_11() -> Catalog:
     return Catalog.model_validate(doc)
 
 
-def _plain(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float | np.floating) and math.isnan(value):
-        return None
-    if kind == "boolean":
-        return bool(value)
-    if kind == "integer":
-        return int(value)
-    if kind == "category":
-        return str(value)
-    return float(value)
-
-
 def book_customers(n: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """n synthetic customers as named features (missing ones left out), and the book."""
+    from app.features.schema import FeatureSchema
+    from app.training.dataset import encode_book
     from app.training.synth import generate_book
 
     book = generate_book(n, seed)
-    customers = []
-    for i in range(n):
-        features = {}
-        for spec in DEFAULT_FEATURES:
-            value = _plain(book[spec.name][i], spec.kind)
-            if value is not None:
-                features[spec.name] = value
-        customers.append(features)
+    schema = FeatureSchema(DEFAULT_FEATURES)
+    customers = [{k: v for k, v in schema.decode(row).items() if v is not None}
+                 for row in encode_book(book, schema.specs)]
     return customers, book
 
 
