@@ -44,14 +44,7 @@ class RegistryClient:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"error": {"code": "http_error", "message": response.text[:500]}}
-            raise RegistryClientError(response.status_code, body)
-        return response.json()
+        return _checked(self._http.request(method, path, **kwargs)).json()
 
     def push(self, family: str, archive: bytes,
              check_with: Mapping[str, int] | None = None) -> dict[str, Any]:
@@ -71,13 +64,8 @@ class RegistryClient:
 
     def bundle(self, family: str, version: int) -> tuple[bytes, str]:
         """A version's bundle archive and the sha256 the registry records for it."""
-        response = self._http.get(f"/v1/models/{family}/versions/{version}/bundle")
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"error": {"code": "http_error", "message": response.text[:500]}}
-            raise RegistryClientError(response.status_code, body)
+        response = _checked(
+            self._http.get(f"/v1/models/{family}/versions/{version}/bundle"))
         return response.content, response.headers.get("X-Bundle-Sha256", "")
 
     def approve(self, family: str, version: int, note: str = "") -> dict[str, Any]:
@@ -106,3 +94,14 @@ class RegistryClient:
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/v1/status")
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    """`response`, or RegistryClientError carrying the server's error body."""
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": {"code": "http_error", "message": response.text[:500]}}
+        raise RegistryClientError(response.status_code, body)
+    return response

@@ -22,10 +22,8 @@ import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.config import Settings, get_settings
 from app.features.contract import DEFAULT_FEATURE_NAMES
-from app.main import create_app
-from tests.conftest import MODELS_DIR, RunningServer
+from tests.api.live_service import service_with_role_keys
 from tests.support.second_bank import PRODUCTS, write_csv
 
 pytestmark = [pytest.mark.slow]
@@ -99,26 +97,8 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    d = tmp_path_factory.mktemp("service")
-    url_db = f"sqlite:///{d / 'registry.sqlite3'}"
-    settings = Settings(database_url=url_db, models_dir=MODELS_DIR, auth_enabled=True,
-                        bootstrap_admin_key_file=d / "admin.key", compile_models=False,
-                        poll_interval_seconds=0.3, log_level="ERROR")
-    with RunningServer(create_app(settings)) as running, pytest.MonkeyPatch.context() as mp:
-        deadline = time.monotonic() + 60
-        while httpx.get(running.url + "/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "the service did not become ready"
-            time.sleep(0.1)
-        mp.setenv("TIERWISE_DATABASE_URL", url_db)
-        get_settings.cache_clear()
-        keys = {}
-        for role, who in (("scorer", "crm"), ("publisher", "dana"), ("approver", "marc")):
-            out = _run("keys", "create", "--role", role, "--principal", who,
-                       "--as", "bootstrap admin")
-            keys[role] = out.strip().splitlines()[-1]
-        get_settings.cache_clear()
-        yield running.url, keys
-    get_settings.cache_clear()
+    with service_with_role_keys(tmp_path_factory.mktemp("service")) as running:
+        yield running
 
 
 def _customers(bank: Path, n: int) -> list[dict[str, Any]]:

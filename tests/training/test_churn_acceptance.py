@@ -48,12 +48,11 @@ from typer.testing import CliRunner
 
 from app.bundles.io import read_dir
 from app.cli import cli
-from app.config import get_settings
 from app.features.contract import DEFAULT_FEATURES, default_example
 from app.features.schema import FeatureSchema
 from app.scoring.loader import family_outputs, load_family
 from app.training.metrics import auc, auc_interval, expected_calibration_error
-from tests.api.live_service import running_service
+from tests.api.live_service import service_with_role_keys
 from tests.conftest import MODELS_DIR
 from tests.support.bank_churn import generate, write_csv
 
@@ -156,18 +155,8 @@ def in_process(trained: dict[str, Any], y_test: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """One running service (default models, SQLite registry, auth on) and a key per role."""
-    d = tmp_path_factory.mktemp("service")
-    with running_service(d) as (url, _admin), pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TIERWISE_DATABASE_URL", f"sqlite:///{d / 'registry.sqlite3'}")
-        get_settings.cache_clear()
-        keys = {}
-        for role, who in (("scorer", "crm"), ("publisher", "dana"), ("approver", "marc")):
-            out = _run("keys", "create", "--role", role, "--principal", who,
-                       "--as", "bootstrap admin")
-            keys[role] = out.strip().splitlines()[-1]
-        get_settings.cache_clear()
-        yield url, keys
-    get_settings.cache_clear()
+    with service_with_role_keys(tmp_path_factory.mktemp("service")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
