@@ -58,7 +58,7 @@ def measure(ctx: ScoringContext, catalog: Catalog, features: list[dict[str, Any]
             x: np.ndarray, chunk: int = 2_000) -> dict[str, float]:
     """Shares of the book (0..1) under `catalog`."""
     ctx = copy.copy(ctx)
-    ctx.catalog, ctx.prepared_catalog = catalog, prepare(catalog)
+    ctx.catalog, ctx.prepared_catalog = catalog, prepare(catalog, ctx.roles)
     options = Options(parts=frozenset({"recommendations"}))
     n = len(features)
     refi_no_loans = refi_no_hit = refi = reassess = 0

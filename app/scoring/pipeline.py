@@ -18,7 +18,6 @@ import numpy as np
 
 from app.decisions.arbitration import ContactEvent, arbitrate_customer
 from app.decisions.arbitration_batch import BatchArbitration, arbitrate_many
-from app.decisions.prepared import PreparedCatalog, prepare
 from app.engine.evaluate import RawScores
 from app.scoring.context import ScoringContext
 from app.scoring.explain import Explainer
@@ -172,7 +171,7 @@ class _Arbiter:
 
     def __init__(self, ctx: ScoringContext, s: _Scores, options: Options,
                  batch: BatchArbitration | None) -> None:
-        self.prepared = _prepared_catalog(ctx)
+        self.prepared = ctx.prepared_catalog  # prepared for the contract's roles at load
         self.product_names = ctx.constants.product_names
         self.top_n = options.top_n or ctx.policy.default_top_n
         self.include_suppressed = options.include_suppressed
@@ -222,18 +221,6 @@ class _Arbiter:
             out["suppressed"] = [
                 {"action_id": a, "reason_code": c, "detail": d} for a, c, d in suppressed
             ]
-
-
-def _prepared_catalog(ctx: ScoringContext) -> PreparedCatalog:
-    """The context's catalogue prepared for its contract's roles (issue 11).
-
-    Until the context carries a contract (ScoringContext.contract, core's part) its own
-    prepared catalogue is the default roles'. Once the context prepares its catalogue with
-    the contract's roles, this can return ctx.prepared_catalog alone."""
-    contract = ctx.__dict__.get("contract")  # no getattr default: a miss would raise inside
-    if contract is None:
-        return ctx.prepared_catalog
-    return prepare(ctx.catalog, contract.roles)
 
 
 def _single_row(

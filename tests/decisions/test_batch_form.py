@@ -150,7 +150,7 @@ def _compare(default: ScoringContext, monkeypatch: pytest.MonkeyPatch, *, catalo
     form) on the same rows and model outputs; assert both give the same; return the batch's
     results."""
     ctx = copy.copy(default)
-    ctx.catalog, ctx.prepared_catalog = catalog, prepare(catalog)
+    ctx.catalog, ctx.prepared_catalog = catalog, prepare(catalog, ctx.roles)
     if role is not None:  # what the pipeline reads the roles from (ScoringContext.contract)
         ctx.contract = SimpleNamespace(roles=role)  # type: ignore[attr-defined]
     ctx.evaluator = _Scores(ctx, n, seed)
