@@ -123,11 +123,8 @@ def _values(spec: FeatureSpec, column: pa.ChunkedArray, source: str) -> np.ndarr
 
 
 def attach_contract(bundle: Bundle, contract: ContractRef | None) -> Bundle:
-    """`bundle` with `contract` recorded in its manifest (unchanged when None, or when the
-    manifest has no `contract` field yet)."""
-    from app.bundles.manifest import Manifest
-
-    if contract is None or "contract" not in Manifest.model_fields:
+    """`bundle` with `contract` recorded in its manifest (unchanged when None)."""
+    if contract is None:
         return bundle
     fields = bundle.manifest.model_dump(mode="json", exclude_none=True)
     fields.pop("files", None)
