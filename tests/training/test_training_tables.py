@@ -24,16 +24,6 @@ from app.training.table import read_table, sniff_delimiter
 from tests.support.bank_churn import generate, write_csv
 
 
-@pytest.fixture
-def features_family(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until core's `features` family is merged, stand in for the features bundle's sha256."""
-    if "features" not in FAMILIES:
-        from types import SimpleNamespace
-
-        monkeypatch.setattr(contract_input, "contract_bundle",
-                            lambda contract: SimpleNamespace(sha256="0" * 64))
-
-
 @pytest.fixture(scope="module")
 def cols() -> dict[str, list]:
     return generate(1500, seed=5)
@@ -151,7 +141,6 @@ features:
 """
 
 
-@pytest.mark.usefixtures("features_family")
 def test_churn_with_a_contract_reads_columns_as_its_features(tmp_path: Path, cols: dict):
     source = tmp_path / "contract.yaml"
     source.write_text(CONTRACT_YAML)
@@ -173,7 +162,6 @@ def test_churn_with_a_contract_reads_columns_as_its_features(tmp_path: Path, col
         assert m.contract == ref  # type: ignore[attr-defined]
 
 
-@pytest.mark.usefixtures("features_family")
 def test_values_outside_the_contract_are_errors(tmp_path: Path, cols: dict):
     source = tmp_path / "contract.yaml"
     source.write_text(CONTRACT_YAML.replace("minimum: 18", "minimum: 30"))
