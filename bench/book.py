@@ -107,7 +107,8 @@ def in_process_batch(models: Path, cache_dir: Path, quick: bool) -> dict[str, An
     batch = paths["e2e_fast"][1]
     best = inprocess.interleaved({"batch": batch}, budget=1.0 if quick else 4.0, rounds=4)
     us = best["batch"] * 1e6 / x.shape[0]
-    return {"evaluator": fast.name, "batch_rows": x.shape[0], "us_per_customer": round(us, 2),
+    return {"evaluator": fast.name, "isa": str(getattr(fast, "isa", "none")),
+            "batch_rows": x.shape[0], "us_per_customer": round(us, 2),
             "customers_per_s_per_core": round(1e6 / us)}
 
 
@@ -204,7 +205,8 @@ def table(report: dict[str, Any]) -> str:
         f"{f['customers_per_s_per_core']:,}/s per core ({f['share_of_in_process']:.0%} of "
         f"in-process batch; scoring loop alone {f['loop_customers_per_s_per_core']:,}/s, "
         f"{f['loop_share_of_in_process']:.0%}), peak RSS {f['peak_rss_mb']} MB",
-        f"  in-process batch ({p['evaluator']}, {p['batch_rows']:,} rows): "
+        f"  in-process batch ({p['evaluator']}, {p.get('isa', '?')} kernels, "
+        f"{p['batch_rows']:,} rows): "
         f"{p['us_per_customer']} µs/customer → {p['customers_per_s_per_core']:,}/s per core",
     ]
     if "skipped" in s:
