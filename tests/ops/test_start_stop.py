@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,6 +134,15 @@ def test_metrics_sum_over_workers_and_sigterm_loses_no_accepted_request(
             assert process.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.1)
+        # A worker may load its first context before uvicorn binds the port: wait for it.
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                break
+            except OSError:
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.1)
 
         # Warm-up, on fresh connections until every worker has answered: a scrape answered
         # by any worker must then count the requests of all.
