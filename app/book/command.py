@@ -8,6 +8,7 @@ loaded (registry unreachable, a bundle refused).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -168,6 +169,29 @@ def _fail(exc: object, code: int) -> NoReturn:
     for d in exc.details:
         typer.echo(f"  {d.field}: {d.problem}", err=True)
     raise typer.Exit(code)
+
+
+# Packages LightGBM imports at its own import when they are installed, for its scikit-learn and
+# pandas interfaces: scikit-learn (with SciPy's statistics) and pandas take ~0.9 s of CPU, most
+# of a run's start-up, and a run predicts on numpy arrays only.
+_NOT_NEEDED = ("sklearn", "pandas")
+
+
+def import_lightgbm_lean() -> None:
+    """Import LightGBM without its scikit-learn and pandas interfaces; for the `score` process
+    only (app.cli.main), before anything imports LightGBM. Both stay importable afterwards,
+    but LightGBM, already imported, does not take DataFrames or offer LGBMClassifier there."""
+    if "lightgbm" in sys.modules:
+        return
+    blocked = [name for name in _NOT_NEEDED if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # None: "not installed"
+    try:
+        import lightgbm  # noqa: F401
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def register(cli: typer.Typer) -> None:
