@@ -57,6 +57,19 @@ def _table(inproc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(inproc: dict[str, Any]) -> str:
+    """The batch path's speed-up over plain LightGBM end to end, judged per kernel set."""
+    got = inproc["batch_e2e_speedup"]
+    parts = [f"{v:.2f}× with {isa} kernels" if v is not None else f"– with {isa} kernels"
+             for isa, v in got["by_isa"].items()]
+    missed = [isa for isa, ok in got["met"].items() if not ok]
+    verdict = (f"NOT met with {', '.join(missed)} kernels" if missed
+               else "met with " + (" and ".join(got["met"]) + " kernels"))
+    cpu = "AVX-512" if "avx512" in got["by_isa"] else "no AVX-512"
+    return (f"batch end to end vs Booster.predict ({cpu} on this CPU): {'; '.join(parts)}; "
+            f"target ≥ {got['target']}×: {verdict}")
+
+
 def main() -> None:
     from app.config import get_settings
 
@@ -102,9 +115,11 @@ def main() -> None:
         "fast_evaluator_ready_s": round(build_s, 3),
         "fast_evaluator_kernels": fast.isa if isinstance(fast, TreeWalkEvaluator) else None,
     }
-    inproc = inprocess.run(ctx, fast, quick=args.quick)
+    variants = inprocess.kernel_variants(ctx, fast, cache_dir=settings.compile_cache_dir)
+    inproc = inprocess.run(ctx, fast, quick=args.quick, variants=variants)
     report["in_process"] = inproc
     print(_table(inproc))
+    print(_verdict(inproc))
     kernels = f", {fast.isa} kernels" if isinstance(fast, TreeWalkEvaluator) else ""
     print(f"fast evaluator ready in {build_s:.2f} s (arrays built, walker loaded, checked"
           f"{kernels})")

@@ -103,8 +103,35 @@ def _per_s(us: float | None) -> float | None:
     return None if not us else round(1e6 / us)
 
 
-def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
-    """Measure Booster.predict, the fast evaluator and the end-to-end path; a JSON-able dict."""
+# The batch path's target against plain LightGBM, end to end (customers/s per core, same run),
+# on CPUs with AVX-512 and without (issue 14): judged for every kernel set measured.
+BATCH_E2E_TARGET = 4.5
+
+
+def kernel_variants(ctx: ScoringContext, fast: Evaluator, *,
+                    cache_dir: Path | None) -> dict[str, Evaluator]:
+    """The walker again with the AVX2 kernels when `fast` runs AVX-512 ones: the figures of a
+    CPU without AVX-512, measured in the same run ({} when there is nothing else to run)."""
+    from app.engine.compiled import check_against_booster
+    from app.engine.walker import TreeWalkEvaluator
+
+    if not isinstance(fast, TreeWalkEvaluator) or fast.isa != "avx512":
+        return {}
+    other = TreeWalkEvaluator(ctx.layout, cache_dir=cache_dir)
+    if other.use_isa("avx2") != "avx2":
+        return {}
+    diff = check_against_booster(other, ctx.layout)
+    if not diff <= 1e-9:
+        raise RuntimeError(f"the walker's AVX2 kernels differ from LightGBM by {diff}")
+    return {"avx2": other}
+
+
+def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool,
+        variants: dict[str, Evaluator] | None = None) -> dict[str, Any]:
+    """Measure Booster.predict, the fast evaluator and the end-to-end path (and each of
+    `variants`, the walker with other kernels: name → evaluator); a JSON-able dict."""
+    variants = variants or {}
+    isa = str(getattr(fast, "isa", "none"))
     batch_n = 2_000 if quick else 10_000
     budget = 0.6 if quick else 2.0
     x = customer_rows(ctx, batch_n)
@@ -114,13 +141,18 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
     booster = BoosterEvaluator(ctx.layout)
     parts = {"tier": True, "churn": True, "products": True}
     labels = {"booster": "Booster.predict, one call per model",
-              "fast": f"{fast.name}, all models in one call",
+              "fast": f"{fast.name} ({isa}), all models in one call",
               "e2e_booster": "end to end with Booster.predict",
-              "e2e_fast": f"end to end with {fast.name}",
+              "e2e_fast": f"end to end with {fast.name} ({isa})",
               "e2e_replay": "end to end, trees replayed"}
+    for name in variants:
+        labels[f"fast_{name}"] = f"{fast.name} ({name}), all models in one call"
+        labels[f"e2e_fast_{name}"] = f"end to end with {fast.name} ({name})"
     single: dict[str, Callable[[], Any]] = {}
     batch: dict[str, Callable[[], Any]] = {}
-    for key, ev in (("booster", booster), ("fast", fast)):
+    evaluators = [("booster", booster), ("fast", fast),
+                  *((f"fast_{name}", ev) for name, ev in variants.items())]
+    for key, ev in evaluators:
 
         def one(ev: Evaluator = ev, nxt: Callable[[], np.ndarray] = itertools.cycle(
                 singles).__next__) -> Any:
@@ -130,7 +162,7 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
             return ev.raw(x, **parts)
 
         single[key], batch[key] = one, many
-    e2e = _end_to_end(ctx, x, booster=booster, fast=fast)
+    e2e = _end_to_end(ctx, x, booster=booster, fast=fast, variants=variants)
     for key, (one_customer, whole_batch) in e2e.items():
         single[key], batch[key] = one_customer, whole_batch
     previous = ctx.evaluator
@@ -152,25 +184,43 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
         rows["e2e_fast"] = f
         rows["e2e_overhead"] = Row("…not tree evaluation (trees replayed)",
                                    r.single_us, r.batch_us)
-        rows["e2e_trees"] = Row(f"…{fast.name} inside it (the rest)",
+        rows["e2e_trees"] = Row(f"…{fast.name} ({isa}) inside it (the rest)",
                                 (f.single_us or 0) - (r.single_us or 0),
                                 (f.batch_us or 0) - (r.batch_us or 0))
+        for name in variants:
+            v = rows.pop(f"e2e_fast_{name}")
+            rows[f"e2e_fast_{name}"] = v
+            rows[f"e2e_trees_{name}"] = Row(f"…{fast.name} ({name}) inside it (the rest)",
+                                            (v.single_us or 0) - (r.single_us or 0),
+                                            (v.batch_us or 0) - (r.batch_us or 0))
     base = rows["booster"]
     results = {}
-    no_ratio = ("booster", "e2e_booster", "e2e_overhead", "e2e_trees")
+    no_ratio = ("booster", "e2e_booster", "e2e_overhead", "e2e_trees",
+                *(f"e2e_trees_{name}" for name in variants))
     for key, row in rows.items():
         ref = rows.get("e2e_booster") if key.startswith("e2e") else base
         results[key] = {"label": row.name, **row.as_dict(None if key in no_ratio else ref)}
+    by_isa = {isa: results["e2e_fast"]["batch_speedup_vs_booster"],
+              **{name: results[f"e2e_fast_{name}"]["batch_speedup_vs_booster"]
+                 for name in variants}}
     return {
         "batch_rows": batch_n,
         "trees": {m.name: m.num_trees for m in ctx.layout.all_models()},
         "total_trees": sum(m.num_trees for m in ctx.layout.all_models()),
         "fast_evaluator": fast.name,
+        "kernels": isa,
         "results": results,
+        # The batch path end to end against Booster.predict end to end, per kernel set.
+        "batch_e2e_speedup": {
+            "target": BATCH_E2E_TARGET,
+            "by_isa": by_isa,
+            "met": {k: v is not None and v >= BATCH_E2E_TARGET for k, v in by_isa.items()},
+        },
     }
 
 
-def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast: Evaluator
+def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast: Evaluator,
+                variants: dict[str, Evaluator] | None = None,
                 ) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
     """Named features → validated row → models → calibration → arbitration, reasons off:
     (one customer, the whole batch) callables for each evaluator."""
@@ -188,7 +238,10 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast:
     replay = _Replay([fast.raw(schema.row(c.features)[None, :], **parts) for c in firsts],
                      fast.raw(schema.matrix([c.features for c in customers]), **parts))
     out: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
-    for key, ev in (("e2e_booster", booster), ("e2e_fast", fast), ("e2e_replay", replay)):
+    paths: list[tuple[str, Evaluator]] = [
+        ("e2e_booster", booster), ("e2e_fast", fast), ("e2e_replay", replay),
+        *((f"e2e_fast_{name}", ev) for name, ev in (variants or {}).items())]
+    for key, ev in paths:
         nxt = itertools.cycle(range(len(firsts))).__next__
 
         def single(ev: Evaluator = ev, nxt: Callable[[], int] = nxt) -> Any:

@@ -70,6 +70,13 @@ class TreeWalkEvaluator:
         neither or the walker was built without them)."""
         return ISA_NAMES[self._lib.tw_isa(self._handle)]
 
+    def use_isa(self, name: str) -> str:
+        """Use the kernels `name` ("walk", "avx2", "avx512") if this CPU runs them (else the
+        kernels stay as they are); the kernels now in use. For benchmarks and tests (the
+        service always runs the best): e.g. the AVX2 figures of a CPU without AVX-512,
+        measured on one with it. Not while other threads call raw."""
+        return ISA_NAMES[self._lib.tw_set_isa(self._handle, ISA_NAMES.index(name))]
+
     def raw(self, x: np.ndarray, *, tier: bool, churn: bool, products: bool) -> RawScores:
         if type(x) is not np.ndarray or x.dtype != np.float64 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float64)
