@@ -85,15 +85,20 @@ class _Customers:
             self.churn_ok = (churn >= 0.0) & (churn <= 1.0)  # NaN, out of range: not scored
             self.churn = np.where(self.churn_ok, churn, np.nan)
         self.tiers = {t: k for k, t in enumerate(dict.fromkeys(booked_tier))}
-        self.tier_code = np.fromiter((self.tiers[t] for t in booked_tier), dtype=np.intp,
+        self.tier_code = np.fromiter(map(self.tiers.__getitem__, booked_tier), dtype=np.intp,
                                      count=n)
-        self.max_rank = np.fromiter((lim.max_rank for lim in limits), dtype=np.int64, count=n)
-        self.over = np.fromiter((_CODE[lim.over_code] for lim in limits), dtype=np.int8,
-                                count=n)
-        self.cap = np.fromiter((99 if lim.elderly_cap is None else lim.elderly_cap
-                                for lim in limits), dtype=np.int64, count=n)
-        self.reassessable = np.fromiter((lim.reassessable for lim in limits), dtype=bool,
-                                        count=n)
+        # The limits objects are shared (PreparedCatalog.limits_for remembers them): each
+        # distinct one is read once, and every customer indexes its row of the table.
+        ids = list(map(id, limits))
+        by_id = dict(zip(ids, limits, strict=True))
+        first = {i: k for k, i in enumerate(by_id)}
+        which = np.fromiter(map(first.__getitem__, ids), dtype=np.intp, count=n)
+        distinct = list(by_id.values())
+        self.max_rank = np.array([lim.max_rank for lim in distinct], dtype=np.int64)[which]
+        self.over = np.array([_CODE[lim.over_code] for lim in distinct], dtype=np.int8)[which]
+        self.cap = np.array([99 if lim.elderly_cap is None else lim.elderly_cap
+                             for lim in distinct], dtype=np.int64)[which]
+        self.reassessable = np.array([lim.reassessable for lim in distinct], dtype=bool)[which]
         self._flags: dict[str, np.ndarray | None] = {}
 
     def column(self, name: str | None) -> np.ndarray:
@@ -212,7 +217,8 @@ def arbitrate_batch(
     count = len(actions)
     channel_keys = {c: k for k, c in enumerate(dict.fromkeys(channels))}
     weight_table = np.array([prepared.weights_for(c) for c in channel_keys], dtype=np.float64)
-    channel_code = np.fromiter((channel_keys[c] for c in channels), dtype=np.intp, count=n)
+    channel_code = np.fromiter(map(channel_keys.__getitem__, channels), dtype=np.intp,
+                               count=n)
     weight = weight_table[channel_code]
 
     code = np.zeros((n, count), dtype=np.int8)
@@ -306,10 +312,14 @@ class BatchArbitration:
         shown = min(self.top, self.eligible[i])
         idx, p, w, priority = self.idx[i], self.p[i], self.w[i], self.priority[i]
         limits = self.limits[i]
-        recs = [recommendation_dict(actions[idx[r]], priority[r], p[r], w[r], channel,
-                                    booked_tier, days_to_next_maturity, limits,
-                                    self._unlocks(i, idx[r]))
-                for r in range(shown)]
+        unlock = self.unlock
+        recs = []
+        for r in range(shown):
+            a = actions[idx[r]]
+            # A service action carries the product it stands for (unlock[i]).
+            recs.append(recommendation_dict(
+                a, priority[r], p[r], w[r], channel, booked_tier, days_to_next_maturity, limits,
+                actions[unlock[i]] if unlock is not None and a.is_service else None))
         suppressed: list[tuple[str, str, str]] = []
         if self.code is not None and self.order is not None:
             suppressed = [(actions[j].id, CODES[c], "")
@@ -317,12 +327,6 @@ class BatchArbitration:
             suppressed += [(actions[j].id, RANKED_BELOW_TOP_N, "")
                            for j in self.order[i][shown:self.eligible[i]]]
         return recs, suppressed
-
-    def _unlocks(self, i: int, j: int) -> PreparedAction | None:
-        """The product service action j of customer i stands for (None: not a service)."""
-        if self.unlock is None or not self.actions[j].is_service:
-            return None
-        return self.actions[self.unlock[i]]
 
 
 def arbitrate_many(
@@ -343,7 +347,13 @@ def arbitrate_many(
     unpacked per customer."""
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
-    limits = [prepared.limits_of(f) for f in features]
+    names = (prepared.risk_profile_feature, prepared.assessment_feature, prepared.age_feature)
+    if None in names:
+        limits = [prepared.limits_of(f) for f in features]
+    else:  # limits_of without its three look-ups by role per customer
+        limits_for = prepared.limits_for
+        profile, assessment, age = names
+        limits = [limits_for(f.get(profile), f.get(assessment), f.get(age)) for f in features]
     decisions = arbitrate_batch(
         prepared, schema=schema, x=x, booked_tier=booked_tier, limits=limits, churn=churn,
         propensities=propensities, product_names=product_names, channels=channels)

@@ -9,6 +9,7 @@ to 1.0/0.0, categories to their codes, missing and null values of nullable featu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -73,8 +74,9 @@ def _column(spec: FeatureSpec, entry: Entry,
             vals: Sequence[Any]) -> tuple[np.ndarray, int] | None:
     """One feature's values as floats and how many were missing (not given), or None."""
     _, kind, lo, hi, codes, _ = entry
-    missing = given_missing = vals.count(MISSING)
     types = set(map(type, vals))
+    # MISSING is a float: a column without floats has none (and is not searched for it).
+    missing = given_missing = vals.count(MISSING) if float in types else 0
     if type(None) in types:  # null: as missing from here on
         vals = [MISSING if v is None else v for v in vals]
         types.discard(type(None))
@@ -82,12 +84,14 @@ def _column(spec: FeatureSpec, entry: Entry,
     if missing and not spec.nullable:
         return None
     if missing and float in types and kind is not NUMBER and (
-            sum(type(v) is float for v in vals) != missing):
+            list(map(type, vals)).count(float) != missing):
         return None  # a float of the caller's where none belongs
     if kind is CATEGORY:
         if not types <= CATEGORY_TYPES | ({float} if missing else set()):
             return None
-        vals = [codes.get(v, UNKNOWN) if v is not MISSING else MISSING for v in vals]
+        # MISSING stays MISSING (found by identity), anything else unknown is UNKNOWN.
+        vals = list(map((codes | {MISSING: MISSING} if missing else codes).get, vals,
+                        repeat(UNKNOWN)))
         if UNKNOWN in vals:
             return None
     elif not types <= KIND_TYPES[kind] | ({float} if missing else set()):

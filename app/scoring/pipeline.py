@@ -68,16 +68,17 @@ def score_rows(
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
     band_names, churn_features = k.band_names, ctx.churn.model.feature_names
     results: list[dict[str, Any]] = []
+    booked_idx, aum, tier_probs, tier_wealth = s.booked_idx, s.aum, s.tier_probs, s.tier_wealth
     for i, cust in enumerate(customers):
-        booked = tier_names[s.booked_idx[i]] if s.aum[i] == s.aum[i] else None  # not NaN
+        booked = tier_names[booked_idx[i]] if aum[i] == aum[i] else None  # not NaN
         out: dict[str, Any] = {"customer_id": cust.customer_id}
-        if s.tier_probs is not None:
-            probs = s.tier_probs[i]
+        if tier_probs is not None:
+            probs = tier_probs[i]
             predicted = classes[probs.index(max(probs))]
             out["tier"] = {
                 "booked": booked,
                 "predicted": predicted,
-                "predicted_wealth": s.tier_wealth[i] if s.tier_wealth is not None else None,
+                "predicted_wealth": tier_wealth[i] if tier_wealth is not None else None,
                 "probabilities": dict(zip(classes, probs, strict=True)),
                 "upgrade_candidate": booked is not None
                 and tier_rank[predicted] > tier_rank[booked],
