@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from app.book.options import BookOptions
 from app.book.output import OutputLayout
-from app.book.values import feature_values
+from app.book.values import array_values, feature_values
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import CustomerInput, score_rows
 
@@ -81,9 +81,10 @@ class BookScorer:
                    for name in batch.schema.names if name in self.specs}
         x = None
         if all(id_ok):
-            # Every value plainly valid: the matrix column by column, and each customer's
-            # named values read from the columns in place (no dict per row).
-            x = self.ctx.schema.matrix_of_columns(columns, n)
+            # Every value plainly valid: the matrix column by column (numeric columns as
+            # arrays, straight from Arrow), and each customer's named values read from the
+            # columns in place (no dict per row).
+            x = self.ctx.schema.matrix_of_columns(columns, n, self._arrays(batch))
         if x is not None:
             keep = list(range(n))
             features: Sequence[Mapping[str, Any]] = list(map(RowValues, repeat(columns),
@@ -95,6 +96,18 @@ class BookScorer:
         results = score_rows(self.ctx, x, customers, self.pipeline_options) if keep else []
         failed = sorted(set(range(n)) - set(keep)) if errors else []
         return ChunkResult(self.layout.batch(results), errors, failed)
+
+    def _arrays(self, batch: pa.RecordBatch | pa.Table) -> dict[str, np.ndarray]:
+        """The feature columns the schema takes from arrays (see FeatureSchema.encode_array)."""
+        schema = self.ctx.schema
+        out = {}
+        for name in batch.schema.names:
+            spec = self.specs.get(name)
+            if spec is not None and (got := array_values(batch.column(name), spec)) is not None:
+                column = schema.encode_array(name, *got)
+                if column is not None:
+                    out[name] = column
+        return out
 
     def _row_by_row(self, columns: dict[str, list[Any]], n: int, ids: list[Any],
                     id_ok: list[bool], numbers: Sequence[int]

@@ -17,6 +17,7 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,6 +53,39 @@ def feature_values(column: Array, spec: FeatureSpec) -> list[Any]:
     if pa.types.is_integer(t) and spec.kind == "boolean":
         return _booleans(column)
     return column.to_pylist()
+
+
+def array_values(column: Array, spec: FeatureSpec
+                 ) -> tuple[np.ndarray, np.ndarray | None, type] | None:
+    """What feature_values gives for a float64, int64 or boolean column, as an array: (values,
+    missing mask or None, the Python type of every value given), or None when the values
+    would not all be of one type (or for another column type): then feature_values."""
+    t = column.type
+    floating = pa.types.is_float64(t)
+    if not (floating or pa.types.is_int64(t) or pa.types.is_boolean(t)):
+        return None
+    missing = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
+    if missing is not None:
+        column = column.fill_null(False if pa.types.is_boolean(t) else 0)
+    values = column.to_numpy(zero_copy_only=False)
+    if pa.types.is_boolean(t):
+        return values, missing, bool
+    if floating:
+        nan = np.isnan(values)  # missing, as null (pandas writes missing numbers as NaN)
+        if nan.any():
+            missing = nan if missing is None else missing | nan
+    given = values if missing is None else values[~missing]
+    if floating and spec.kind in ("integer", "boolean"):
+        # _whole: integers when every value given is whole and exact, else the floats
+        if not np.all((given == np.floor(given)) & (np.abs(given) <= _EXACT)):
+            return values, missing, float
+    elif floating:
+        return values, missing, float
+    if spec.kind == "boolean":  # _booleans: 0/1 as booleans, else a mix (feature_values)
+        if not np.all((given == 0) | (given == 1)):
+            return None
+        return values == 1, missing, bool
+    return values, missing, int
 
 
 def _whole(column: Array, spec: FeatureSpec) -> list[Any]:

@@ -54,20 +54,55 @@ def encode_columns(specs: tuple[FeatureSpec, ...], table: Mapping[str, Entry],
 
 
 def encode_named_columns(specs: tuple[FeatureSpec, ...], table: Mapping[str, Entry],
-                         columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray | None:
+                         columns: Mapping[str, Sequence[Any]], n: int,
+                         encoded: Mapping[str, np.ndarray] | None = None) -> np.ndarray | None:
     """The (n, features) matrix from each feature's n values (None where missing; a feature
     absent from `columns` is missing in every row), or None when anything is not plainly
     valid, as encode_columns: for callers that hold their data by column (whole-book files),
-    with no per-row look-ups at all."""
+    with no per-row look-ups at all. `encoded` holds columns encode_array already took."""
     out = np.empty((n, len(specs)), dtype=np.float64)
     absent = [MISSING] * n
+    encoded = encoded or {}
     for spec in specs:
         entry = table[spec.name]
+        done = encoded.get(spec.name)
+        if done is not None:
+            out[:, entry[0]] = done
+            continue
         got = _column(spec, entry, columns.get(spec.name, absent))
         if got is None:
             return None
         out[:, entry[0]] = got[0]
     return out
+
+
+def encode_array(spec: FeatureSpec, entry: Entry, values: np.ndarray,
+                 missing: np.ndarray | None, source: type) -> np.ndarray | None:
+    """`_column` for n values of one Python type `source` (float, int or bool) held in an
+    array: floats as float64, ints as int64 or whole float64, bools as bool; `missing` marks
+    the missing ones (None: none; their entries are not read). The float column _column
+    makes of those Python values (null where missing), or None where it might refuse them:
+    the caller then hands _column the Python values, which words nothing differently."""
+    _, kind, lo, hi, _, _ = entry
+    if missing is not None and not missing.any():
+        missing = None
+    if missing is not None and not spec.nullable:
+        return None
+    if kind is CATEGORY or source not in KIND_TYPES[kind]:
+        return None  # bools only for booleans, floats only for numbers
+    column = values.astype(np.float64)  # a copy; ints rounded as float(int) rounds them
+    if source is int:
+        column += 0.0  # a whole float -0.0 was the int 0
+    if missing is not None:
+        column[missing] = np.nan
+    if kind is NUMBER or kind is INTEGER:
+        checked = column[~missing] if missing is not None else column
+        # As _column; a NaN not marked missing fails the range check (as it fails there).
+        if not (np.all(checked >= lo) and np.all(checked <= hi)):
+            return None
+        if source is int and not np.all(np.abs(checked) <= 2.0**53):
+            return None
+    return column
 
 
 def _column(spec: FeatureSpec, entry: Entry,

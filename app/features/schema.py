@@ -10,7 +10,7 @@ import numpy as np
 
 from app.errors import FieldProblem
 from app.features.coding import BOOLEAN, INTEGER, NUMBER, decode_value, entries
-from app.features.columns import encode_columns, encode_named_columns
+from app.features.columns import encode_array, encode_columns, encode_named_columns
 from app.features.plan import RowPlan
 from app.features.spec import FeatureSpec
 
@@ -178,14 +178,24 @@ class FeatureSchema:
             return np.empty((0, len(self.specs)), dtype=np.float64)
         return np.array(values, dtype=np.float64)
 
-    def matrix_of_columns(self, columns: Mapping[str, Sequence[Any]],
-                          n: int) -> np.ndarray | None:
+    def matrix_of_columns(self, columns: Mapping[str, Sequence[Any]], n: int,
+                          encoded: Mapping[str, np.ndarray] | None = None
+                          ) -> np.ndarray | None:
         """`matrix` for values held by feature (n each; a feature not in `columns` is missing
         in every row); None when some value is not plainly valid (or a name is not a
-        feature): the caller then checks row by row (encode_into) to word the problems."""
+        feature): the caller then checks row by row (encode_into) to word the problems.
+        `encoded`: columns already taken by `encode_array` (their values are not read)."""
         if not set(columns) <= self.index.keys():
             return None
-        return encode_named_columns(self.specs, self._table, columns, n)
+        return encode_named_columns(self.specs, self._table, columns, n, encoded)
+
+    def encode_array(self, name: str, values: np.ndarray, missing: np.ndarray | None,
+                     source: type) -> np.ndarray | None:
+        """Feature `name`'s float column from values of one Python type held in an array,
+        as matrix_of_columns makes it of those values; None where it might refuse them
+        (see columns.encode_array)."""
+        return encode_array(self.specs[self.index[name]], self._table[name], values,
+                            missing, source)
 
     def _columns(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
         """`matrix` column by column, or None for the row-by-row path (see columns.py)."""
