@@ -77,21 +77,25 @@ class BookScorer:
         numbers = (range(row_numbers, row_numbers + n) if isinstance(row_numbers, int)
                    else row_numbers)
         ids, id_ok = _customer_ids(batch.column(self.id_column))
-        columns = {name: feature_values(batch.column(name), self.specs[name])
-                   for name in batch.schema.names if name in self.specs}
         x = None
         if all(id_ok):
             # Every value plainly valid: the matrix column by column (numeric columns as
             # arrays, straight from Arrow), and each customer's named values read from the
-            # columns in place (no dict per row).
-            x = self.ctx.schema.matrix_of_columns(columns, n, self._arrays(batch))
+            # columns in place (no dict per row), a column turned into Python values only
+            # when a value of it is read by name.
+            arrays = self._arrays(batch)
+            columns = ChunkColumns(batch, self.specs, skip=arrays)
+            x = self.ctx.schema.matrix_of_columns(columns, n, arrays)
+        else:
+            columns = ChunkColumns(batch, self.specs)
         if x is not None:
             keep = list(range(n))
             features: Sequence[Mapping[str, Any]] = list(map(RowValues, repeat(columns),
                                                               range(n)))
             errors: list[RowError] = []
         else:
-            x, keep, features, errors = self._row_by_row(columns, n, ids, id_ok, numbers)
+            x, keep, features, errors = self._row_by_row(columns.complete(), n, ids, id_ok,
+                                                         numbers)
         customers = list(map(CustomerInput, [ids[i] for i in keep], features))
         results = score_rows(self.ctx, x, customers, self.pipeline_options) if keep else []
         failed = sorted(set(range(n)) - set(keep)) if errors else []
@@ -137,6 +141,35 @@ class BookScorer:
         return x[keep], keep, [rows[i] for i in keep], errors
 
 
+class ChunkColumns(dict[str, list[Any]]):
+    """Feature name → a chunk's values of that feature as Python values (feature_values),
+    each column converted when first read (`skip`: columns left until then; the others now):
+    the batch path reads a few features by name, explanations and per-customer decisions
+    may read any. Iterating sees the converted columns only; complete() converts all."""
+
+    def __init__(self, batch: pa.RecordBatch | pa.Table, specs: Mapping[str, Any],
+                 skip: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self._batch, self._specs = batch, specs
+        self._names = [name for name in batch.schema.names if name in specs]
+        for name in self._names:
+            if skip is None or name not in skip:
+                self[name] = feature_values(batch.column(name), specs[name])
+
+    def __missing__(self, name: str) -> list[Any]:
+        if name not in self._specs or name not in self._names:
+            raise KeyError(name)
+        values = self[name] = feature_values(self._batch.column(name), self._specs[name])
+        return values
+
+    def complete(self) -> ChunkColumns:
+        """Every column converted (and seen when iterating, in the chunk's order); self."""
+        values = {name: self[name] for name in self._names}  # converts what is not yet
+        self.clear()
+        self.update(values)
+        return self
+
+
 class RowValues(Mapping[str, Any]):
     """One row's named values, read in place from the chunk's columns (what score_rows reads
     of a customer's features: a few look-ups by name). Null values read as absent, as a JSON
@@ -155,18 +188,23 @@ class RowValues(Mapping[str, Any]):
         return value
 
     def get(self, name: str, default: Any = None) -> Any:
-        column = self._columns.get(name)
-        if column is None:
+        try:  # (not .get: a ChunkColumns converts a column when it is first subscripted)
+            value = self._columns[name][self._i]
+        except KeyError:
             return default
-        value = column[self._i]
         return default if value is None else value
 
     def __contains__(self, name: object) -> bool:
-        column = self._columns.get(name)  # type: ignore[call-overload]
-        return column is not None and column[self._i] is not None
+        try:
+            return self._columns[name][self._i] is not None  # type: ignore[index]
+        except (KeyError, TypeError):  # TypeError: an unhashable name
+            return False
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, column in self._columns.items() if column[self._i] is not None)
+        columns = self._columns
+        if isinstance(columns, ChunkColumns):
+            columns = columns.complete()
+        return (name for name, column in columns.items() if column[self._i] is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
