@@ -164,9 +164,9 @@ _register_subcommands()
 def main() -> None:
     """Console-script entry point."""
     if sys.argv[1:2] == ["score"]:
-        from app.book.command import import_lightgbm_lean
+        from app.book.command import skip_unneeded_imports
 
-        import_lightgbm_lean()  # a second of start-up less (a whole-book run only)
+        skip_unneeded_imports()  # a second of start-up less (a whole-book run only)
     cli()
 
 

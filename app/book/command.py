@@ -7,8 +7,11 @@ loaded (registry unreachable, a bundle refused).
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
+import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -172,26 +175,31 @@ def _fail(exc: object, code: int) -> NoReturn:
 
 
 # Packages LightGBM imports at its own import when they are installed, for its scikit-learn and
-# pandas interfaces: scikit-learn (with SciPy's statistics) and pandas take ~0.9 s of CPU, most
-# of a run's start-up, and a run predicts on numpy arrays only.
-_NOT_NEEDED = ("sklearn", "pandas")
+# pandas interfaces, and pyarrow when it first converts Python values: scikit-learn (with
+# SciPy's statistics) and pandas take ~1 s of CPU, most of a run's start-up, and a run needs
+# neither (it predicts on numpy arrays, converts plain Python values).
+NOT_NEEDED = ("sklearn", "pandas")
 
 
-def import_lightgbm_lean() -> None:
-    """Import LightGBM without its scikit-learn and pandas interfaces; for the `score` process
-    only (app.cli.main), before anything imports LightGBM. Both stay importable afterwards,
-    but LightGBM, already imported, does not take DataFrames or offer LGBMClassifier there."""
-    if "lightgbm" in sys.modules:
-        return
-    blocked = [name for name in _NOT_NEEDED if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]  # None: "not installed"
-    try:
-        import lightgbm  # noqa: F401
-    finally:
-        for name in blocked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+def skip_unneeded_imports() -> None:
+    """Make scikit-learn and pandas look not installed to this process; for the `score`
+    process only (app.cli.main), before anything imports them. LightGBM then comes without
+    its scikit-learn and DataFrame interfaces, pyarrow without its pandas conversions; the
+    command uses neither (tests/book/test_startup.py checks the answers are the same)."""
+    if not any(isinstance(f, _NotInstalled) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NotInstalled())
+
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    """Refuses to find NOT_NEEDED (and their submodules) as an absent package is refused.
+    (Not sys.modules[name] = None: Cython's import in pyarrow takes that None for pandas.)"""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: types.ModuleType | None = None) -> None:
+        if fullname.partition(".")[0] in NOT_NEEDED:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (not used by tierwise "
+                                      "score)", name=fullname)
+        return None
 
 
 def register(cli: typer.Typer) -> None:
