@@ -347,13 +347,14 @@ def arbitrate_many(
     unpacked per customer."""
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
-    names = (prepared.risk_profile_feature, prepared.assessment_feature, prepared.age_feature)
-    if None in names:
+    profile, assessment, age = (prepared.risk_profile_feature, prepared.assessment_feature,
+                                prepared.age_feature)
+    if profile is None or assessment is None or age is None:
         limits = [prepared.limits_of(f) for f in features]
     else:  # limits_of without its three look-ups by role per customer
         limits_for = prepared.limits_for
-        profile, assessment, age = names
-        limits = [limits_for(f.get(profile), f.get(assessment), f.get(age)) for f in features]
+        limits = [limits_for(f.get(profile), f.get(assessment), f.get(age))  # type: ignore[arg-type]
+                  for f in features]
     decisions = arbitrate_batch(
         prepared, schema=schema, x=x, booked_tier=booked_tier, limits=limits, churn=churn,
         propensities=propensities, product_names=product_names, channels=channels)
