@@ -10,6 +10,7 @@ protocols of app/dataplane/requests.py, which those classes satisfy.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
 from app.observability.logging import note_request
 from app.observability.metrics import ScoreTally
+from app.outcomes.decision_ids import DecisionSigner
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
 
@@ -64,6 +66,18 @@ def _options(options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
     )
 
 
+def _alias(live: LiveContexts, ctx: ScoringContext, pins: Mapping[str, str]) -> str:
+    """The alias a decision id names: the pinned alias when every pin names the same one,
+    "pinned" for other pins, else production or challenger (split routing)."""
+    if pins:
+        named = set(pins.values())
+        if named == {"production"}:
+            return "production"
+        return named.pop() if len(named) == 1 and not next(iter(named)).isdigit() else "pinned"
+    alias_of = getattr(live, "alias_of", None)  # a registry's LiveScoring; static: production
+    return "production" if alias_of is None else str(alias_of(ctx))
+
+
 def _history(context: ContextIn | None, prefix: str,
              known: frozenset[str]) -> tuple[str | None, tuple[ContactEvent, ...]]:
     """The channel and contact events; every action id must be in the live catalogue
@@ -90,6 +104,10 @@ def _history(context: ContextIn | None, prefix: str,
     return context.channel, tuple(events)
 
 
+def _as_of(context: ContextIn | None) -> dt.date | None:
+    return None if context is None else context.as_of
+
+
 def _encode(ctx: ScoringContext, features: Mapping[str, Any], out: np.ndarray,
             parts: frozenset[str], prefix: str) -> list[FieldProblem]:
     # Required-ness depends on the parts asked for (a churn-only call needs churn's features).
@@ -101,10 +119,22 @@ class DataPlane:
     """Scores single customers and batches on the live contexts; counts what it served."""
 
     def __init__(self, *, live: LiveContexts, batcher: MicroBatcher | None,
-                 tally: ScoreTally) -> None:
+                 tally: ScoreTally, signer: DecisionSigner | None = None,
+                 decision_ids: bool = True) -> None:
         self.live = live
         self.batcher = batcher
         self.tally = tally
+        # Every recommendation gets a decision id made with the replicas' shared key.
+        self.decisions = {"signer": signer, "decision_ids": decision_ids}
+
+    def _options(self, options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
+        opts, pins = _options(options)
+        return dataclasses.replace(opts, **self.decisions), pins  # type: ignore[arg-type]
+
+    def _with_alias(self, opts: Options, ctx: ScoringContext, pins: Mapping[str, str]
+                    ) -> Options:
+        alias = _alias(self.live, ctx, pins)
+        return opts if alias == opts.alias else dataclasses.replace(opts, alias=alias)
 
     @property
     def ready(self) -> bool:
@@ -141,15 +171,17 @@ class DataPlane:
 
     def prepare(self, request: ScoreIn) -> OneCustomer:
         """Route to a context, validate the features, read the contact history."""
-        opts, pins = _options(request.options)
+        opts, pins = self._options(request.options)
         ctx, shadow = self.live.for_request(customer_id=request.customer_id, pins=pins)
+        opts = self._with_alias(opts, ctx, pins)
         x = np.empty((1, len(ctx.schema)))
         problems = _encode(ctx, request.features, x[0], opts.parts, "")
         if problems:
             raise InvalidFeature("some features are invalid", problems)
         channel, history = _history(request.context, "", ctx.prepared_catalog.action_ids)
         customer = CustomerInput(customer_id=request.customer_id, features=request.features,
-                                 channel=channel, history=history)
+                                 channel=channel, history=history,
+                                 as_of=_as_of(request.context))
         options = request.options
         return OneCustomer(ctx, shadow, x, customer, opts,
                            bool(options is not None and options.include_suppressed))
@@ -185,7 +217,7 @@ class DataPlane:
         Each item is routed on its own customer id (a challenger split applies per customer);
         the items of each context are then scored together in one vectorised call.
         """
-        opts, pins = _options(options)
+        opts, pins = self._options(options)
         results: list[dict[str, Any]] = [{} for _ in items]
         groups: dict[int, _Group] = {}
         for i, item in enumerate(items):
@@ -205,7 +237,8 @@ class DataPlane:
         for group in groups.values():
             if not group.rows:
                 continue
-            out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers, opts)
+            out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers,
+                             self._with_alias(opts, group.ctx, pins))
             for i, res in zip(group.rows, out, strict=True):
                 res["index"] = i
                 if len(groups) > 1:
@@ -235,7 +268,7 @@ class DataPlane:
         channel, history = _history(item.context, prefix, ctx.prepared_catalog.action_ids)
         group.customers.append(CustomerInput(customer_id=item.customer_id,
                                              features=item.features, channel=channel,
-                                             history=history))
+                                             history=history, as_of=_as_of(item.context)))
         return group
 
 
