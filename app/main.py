@@ -23,7 +23,7 @@ from app.api.handlers import install_error_handlers
 from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
-from app.api.routes import health, keys, metrics, models, scores, status
+from app.api.routes import health, keys, metrics, models, outcomes, scores, status
 from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings
 from app.dataplane.microbatch import MicroBatcher
@@ -31,12 +31,14 @@ from app.dataplane.plane import DataPlane
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import ScoreTally, count_registry_event
+from app.outcomes.decision_ids import DecisionSigner
+from app.registry.history import recorded_history
 from app.registry.runtime import RegistryRuntime, open_runtime
 from app.scoring.isolation import log_network_isolation
 
 log = logging.getLogger("tierwise")
 ROUTERS = (health.router, metrics.router, scores.router, models.router, keys.router,
-           status.router)
+           outcomes.router, status.router)
 DOC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 
@@ -88,9 +90,15 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
             runtime = _open_live(settings)
             services.runtime, services.live = runtime, runtime.live
         tally = ScoreTally()
+        signer = (runtime.signer if runtime is not None
+                  else DecisionSigner.from_text(settings.decision_secret)
+                  if settings.decision_secret else None)
         services.data_plane = DataPlane(
             live=services.live, tally=tally,
-            batcher=MicroBatcher() if settings.microbatch else None)
+            batcher=MicroBatcher() if settings.microbatch else None,
+            signer=signer, decision_ids=settings.decision_ids,
+            history=recorded_history(runtime) if runtime is not None
+            and settings.contact_history_from_outcomes else None)
         try:
             async with metrics_kept_current(lambda: services.live, tally):
                 yield

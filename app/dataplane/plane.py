@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,7 +23,7 @@ from app.dataplane.shadow import shadow_score
 from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
 from app.observability.logging import note_request
-from app.observability.metrics import ScoreTally
+from app.observability.metrics import ScoreTally, count_contact_history
 from app.outcomes.decision_ids import DecisionSigner
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
@@ -38,6 +38,13 @@ class LiveContexts(Protocol):
     def for_request(
         self, *, customer_id: str, pins: Mapping[str, str]
     ) -> tuple[ScoringContext, ScoringContext | None]: ...
+
+
+class RecordedContacts(Protocol):
+    """Recorded contacts, read when a request sends no history (app/registry/history.py)."""
+
+    def events(self, customer_ids: Collection[str], since: dt.date
+               ) -> dict[str, list[tuple[str, dt.date, str]]] | None: ...
 
 
 class RefusedItem:
@@ -104,6 +111,15 @@ def _history(context: ContextIn | None, prefix: str,
     return context.channel, tuple(events)
 
 
+def contact_window_days(ctx: ScoringContext) -> int:
+    """The longest span the live catalogue's contact policy looks back over."""
+    prepared = ctx.prepared_catalog
+    days = [a.contact.accepted_block_days for a in prepared.actions]
+    if prepared.contact_cap is not None:
+        days.append(prepared.contact_cap.window_days)
+    return max(days, default=0)
+
+
 def _as_of(context: ContextIn | None) -> dt.date | None:
     return None if context is None else context.as_of
 
@@ -120,10 +136,12 @@ class DataPlane:
 
     def __init__(self, *, live: LiveContexts, batcher: MicroBatcher | None,
                  tally: ScoreTally, signer: DecisionSigner | None = None,
-                 decision_ids: bool = True) -> None:
+                 decision_ids: bool = True, history: RecordedContacts | None = None) -> None:
         self.live = live
         self.batcher = batcher
         self.tally = tally
+        # When set, a customer sent without a contact history gets its recorded one.
+        self.history = history
         # Every recommendation gets a decision id made with the replicas' shared key.
         self.decisions = {"signer": signer, "decision_ids": decision_ids}
 
@@ -143,8 +161,11 @@ class DataPlane:
 
     async def score(self, request: ScoreIn) -> dict[str, Any]:
         """The response body of one customer (without the request id)."""
-        if request.options is not None and request.options.pin:
-            # A pin may load an older version from the registry: never on the event loop.
+        if (request.options is not None and request.options.pin) or (
+                self.history is not None
+                and not (request.context is not None and request.context.history)):
+            # A pin may load an older version from the registry, a recorded history is a
+            # query: never on the event loop.
             one, result = await asyncio.to_thread(self._prepare_and_score, request)
         else:
             # One customer costs tens of microseconds: less than a thread hop, so it runs
@@ -182,6 +203,8 @@ class DataPlane:
         customer = CustomerInput(customer_id=request.customer_id, features=request.features,
                                  channel=channel, history=history,
                                  as_of=_as_of(request.context))
+        if self.history is not None and not history:
+            customer = self._recorded([customer], ctx)[0]
         options = request.options
         return OneCustomer(ctx, shadow, x, customer, opts,
                            bool(options is not None and options.include_suppressed))
@@ -231,6 +254,9 @@ class DataPlane:
                               "error": err.as_dict()}
                 continue
             group.rows.append(i)
+        if self.history is not None:
+            for group in groups.values():
+                group.customers = self._recorded(group.customers, group.ctx)
         scored = 0
         models: dict[str, Any] = {}
         show = bool(options is not None and options.include_suppressed)
@@ -254,6 +280,34 @@ class DataPlane:
         failed = len(items) - scored
         note_request(models=models, scored=scored, failed=failed)
         return {"results": results, "models": models, "scored": scored, "failed": failed}
+
+    def _recorded(self, customers: list[CustomerInput], ctx: ScoringContext
+                  ) -> list[CustomerInput]:
+        """Customers sent without a history get their recorded contacts (one query), or
+        none while the database is unreachable; each says which (contact_history)."""
+        assert self.history is not None
+        wanted = [c for c in customers if not c.history]
+        if not wanted:
+            return customers
+        today = dt.datetime.now(dt.UTC).date()
+        days = {c.customer_id: c.as_of or today for c in wanted}
+        since = min(days.values()) - dt.timedelta(days=contact_window_days(ctx))
+        found = self.history.events(list(days), since)
+        count_contact_history("unavailable" if found is None else "recorded", len(wanted))
+        out = []
+        for c in customers:
+            if c.history:
+                out.append(c)
+                continue
+            if found is None:
+                out.append(dataclasses.replace(c, history_source="unavailable"))
+                continue
+            as_of = days[c.customer_id]
+            events = tuple(ContactEvent(action_id=a, days_ago=(as_of - d).days,
+                                        outcome=o)  # type: ignore[arg-type]
+                           for a, d, o in found.get(c.customer_id, ()) if d <= as_of)
+            out.append(dataclasses.replace(c, history=events, history_source="recorded"))
+        return out
 
     def _add_to_group(self, groups: dict[int, _Group], item: CustomerIn, i: int, opts: Options,
                       pins: Mapping[str, str], capacity: int) -> _Group:

@@ -63,6 +63,9 @@ class CustomerInput:
     channel: str | None = None
     history: tuple[ContactEvent, ...] = ()
     as_of: dt.date | None = None  # the decision day; None is today (UTC)
+    # Where the history came from when not from the caller: "recorded" (the outcomes
+    # table) or "unavailable" (the database could not be reached); said in the response.
+    history_source: str | None = None
 
 
 def score_rows(
@@ -112,6 +115,8 @@ def score_rows(
                     else []
                 ),
             }
+        if cust.history_source is not None:
+            out["contact_history"] = cust.history_source
         if arbiter is not None:
             arbiter.customer(out, i, cust, booked or "", probability)
         results.append(out)
