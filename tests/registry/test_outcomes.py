@@ -60,7 +60,7 @@ def test_a_repeated_post_adds_nothing(seeded: sessionmaker[Session]) -> None:
     assert (r.churn_probability, r.propensity) == (0.2, 0.3)
     # By customer: the production versions of that day, from the ledger (the seed moved
     # every family to version 1 before "today").
-    by_customer = [r for r in rows if r.decision_id is None][0]
+    by_customer = next(r for r in rows if r.decision_id is None)
     assert by_customer.versions == {"churn": 1, "products": 1, "catalog": 1, "policy": 1}
     assert by_customer.alias == "production"
 
