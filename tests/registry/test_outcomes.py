@@ -139,6 +139,22 @@ def test_retention_purges_what_is_older(seeded: sessionmaker[Session]) -> None:
     assert days == [TODAY]
 
 
+def test_a_post_purges_expired_outcomes(seeded: sessionmaker[Session],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first post of a process (then at most hourly) deletes what retention let go."""
+    old = OutcomeIn(outcome="offered", date=TODAY - dt.timedelta(days=30), customer_id="C1",
+                    action_id="equity_fund")
+    new = OutcomeIn(outcome="offered", date=TODAY, customer_id="C2", action_id="equity_fund")
+    with seeded.begin() as session:
+        _record(session, [old], retention_days=60)
+        monkeypatch.setattr(outcomes, "_purged_at", None)  # as in a fresh process
+        _record(session, [new], retention_days=20)
+        assert [r.customer_id for r in outcomes.list_outcomes(session)] == ["C2"]
+        _record(session, [old], retention_days=60)
+        _record(session, [new], retention_days=20)  # within the hour: no purge again
+        assert len(outcomes.list_outcomes(session)) == 2
+
+
 def test_contact_events_for_the_contact_policy(seeded: sessionmaker[Session]) -> None:
     with seeded.begin() as session:
         _record(session, [
