@@ -156,6 +156,12 @@ def test_the_contact_policy_reads_recorded_outcomes_and_outlives_the_database(
             assert top in [rec["action_id"] for rec in down["recommendations"]]
             metrics = httpx.get(f"{service.url}/metrics").text
             assert 'tierwise_contact_history_total{source="unavailable"}' in metrics
+            # Outcomes themselves need the database: 503, as the other registry routes.
+            for r in (httpx.get(f"{service.url}/v1/outcomes"),
+                      _post(service.url, {}, [{"customer_id": "R1", "action_id": top,
+                                               "outcome": "offered", "date": today}])):
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "registry_unavailable"
     finally:
         drop_pg_database(url)
 
