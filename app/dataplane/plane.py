@@ -306,7 +306,7 @@ class DataPlane:
             if found is None:
                 out.append(dataclasses.replace(c, history_source="unavailable"))
                 continue
-            as_of = days[c.customer_id]
+            as_of = c.as_of or today
             events = tuple(ContactEvent(action_id=a, days_ago=(as_of - d).days,
                                         outcome=o)  # type: ignore[arg-type]
                            for a, d, o in found.get(c.customer_id, ()) if d <= as_of)
