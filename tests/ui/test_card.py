@@ -68,3 +68,81 @@ def _score(service: Service, sample: dict[str, Any], history: list[Any] | None =
     return result
 
 
+
+
+def _decline_first(g: Guarded) -> tuple[str, Any]:
+    """Decline the first action with the keyboard; the card scores again at once."""
+    card = _card(g)
+    first = card.locator("li.action").first
+    declined = first.get_attribute("data-action")
+    with g.page.expect_response(lambda r: r.url.endswith("/v1/score")) as answer:
+        first.locator("button.decline").focus()
+        g.page.keyboard.press("Enter")
+    card.locator(f'li.action[data-action="{declined}"]').wait_for(state="detached")
+    return declined, answer.value
+
+
+def test_a_decline_removes_the_action_on_the_next_score(service: Service,
+                                                        open_page: Any) -> None:
+    """The server has no outcomes route: the decline travels in context.history."""
+    g = open_page(service.url + "/ui/", key=service.keys["scorer"])
+    declined, response = _decline_first(g)
+    card = g.page.locator("tierwise-card")
+    assert declined not in _actions(card)
+    sent = json.loads(response.request.post_data)
+    today = g.page.evaluate("new Date().toISOString().slice(0, 10)")
+    assert sent["context"]["history"] == [
+        {"action_id": declined, "date": today, "outcome": "declined"}]
+    # The caller's callback: the tierwise-outcome event, listed by the demo page.
+    assert g.page.locator("#events li").all_inner_texts() == [
+        f"{today} DEMO-0001 {declined}: declined"]
+    # The screen reader hears it.
+    assert "Declined:" in card.locator("[aria-live]").get_attribute("data-message")
+    assert not [r for r in g.requests if r.url.endswith("/v1/outcomes")]
+    # And the server agrees: the same history suppresses the action for its cool-off.
+    sample = json.loads(g.page.evaluate("fetch('/ui/sample-customer.json').then(r => r.text())"))
+    again = _score(service, sample, sent["context"]["history"])
+    assert declined not in [r["action_id"] for r in again["recommendations"]]
+
+
+def test_with_an_outcomes_route_a_decline_is_posted_there(service: Service,
+                                                           open_page: Any) -> None:
+    """Where the server documents POST /v1/outcomes and recommendations carry decision ids
+    (stood in for here by rewriting the answers in the browser), the card posts there."""
+    g = open_page("about:blank", key=service.keys["scorer"])
+    posted: list[Any] = []
+
+    def openapi(route: Any) -> None:
+        doc = route.fetch().json()
+        doc["paths"]["/v1/outcomes"] = {"post": {"operationId": "record_outcomes"}}
+        route.fulfill(json=doc)
+
+    def score(route: Any) -> None:
+        body = route.fetch().json()
+        for rec in body["recommendations"]:
+            rec["decision_id"] = "dec-" + rec["action_id"]
+        route.fulfill(json=body)
+
+    def outcomes(route: Any) -> None:
+        posted.append((route.request.headers.get("x-api-key"),
+                       json.loads(route.request.post_data)))
+        route.fulfill(json={"recorded": 1})
+
+    g.page.route("**/openapi.json", openapi)
+    g.page.route("**/v1/score", score)
+    g.page.route("**/v1/outcomes", outcomes)
+    g.page.goto(service.url + "/ui/")
+    declined, _ = _decline_first(g)
+    today = g.page.evaluate("new Date().toISOString().slice(0, 10)")
+    assert posted == [(service.keys["scorer"], {"outcomes": [
+        {"decision_id": f"dec-{declined}", "outcome": "declined", "date": today}]})]
+    assert declined not in _actions(g.page.locator("tierwise-card"))
+
+
+def test_the_card_speaks_chinese(service: Service, open_page: Any) -> None:
+    g = open_page(service.url + "/ui/", key=service.keys["scorer"], locale="zh-CN")
+    card = _card(g)  # no lang attribute: navigator.language decides
+    assert card.locator("h3").first.inner_text() == "流失风险（90天）"
+    assert card.locator("button.decline").first.inner_text() == "拒绝"
+    g.page.get_by_role("button", name="English").click()
+    assert card.locator("button.decline").first.inner_text() == "Decline"
