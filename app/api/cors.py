@@ -13,8 +13,10 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.api.request_context import ASGIApp, Receive, Scope, Send
 
+# The card's script and style sheet, the routes it calls, and the document it reads once to
+# learn whether the server has /v1/outcomes.
 CORS_PATHS = frozenset({"/v1/score", "/v1/outcomes", "/ui/tierwise-card.js",
-                        "/ui/tierwise-card.css"})
+                        "/ui/tierwise-card.css", "/openapi.json"})
 ALLOWED_HEADERS = ("X-API-Key", "Authorization", "Content-Type", "X-Request-Id")
 
 

@@ -221,6 +221,17 @@ def show_version(family: FamilyPath, version: VersionPath, principal: RequireVie
     return views.show_version(session=session, family=family, version=version)
 
 
+@router.get("/v1/models/{family}/versions/{version}/config",
+            response_model=views.ConfigDocument,
+            responses=errors(*AUTH_ERRORS, 404, 422,
+                             s404="Unknown family or version, or a model family (only "
+                                  "features, catalog and policy have a document)"),
+            summary="A configuration version's document (the registry console's diff)")
+def show_config(family: FamilyPath, version: VersionPath, principal: RequireViewer,
+                session: SessionDep) -> views.ConfigDocument:
+    return views.config_document(session=session, family=family, version=version)
+
+
 @router.get("/v1/models/{family}/versions/{version}/bundle", response_class=Response,
             responses={200: {"description": "The bundle archive", "content": BUNDLE_FILE},
                        **READ},

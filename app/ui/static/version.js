@@ -6,6 +6,7 @@ import { bars, calibrationCurve, figure, missing, scoreHistogram } from "/ui/plo
 const [, , , family, versionText] = location.pathname.split("/");
 const version = Number(versionText);
 const message = document.getElementById("message");
+const CONFIG_FAMILIES = ["features", "catalog", "policy"];
 
 function summary(v) {
   return el("div", {},
@@ -114,6 +115,10 @@ async function load() {
     document.getElementById("plots").replaceChildren(...plots(v));
     const production = fam.aliases.production;
     const prod = production == null ? null : production === version ? v : await api(`/v1/models/${family}/versions/${production}`);
+    if (prod && prod !== v && CONFIG_FAMILIES.includes(family)) {
+      [v.config, prod.config] = await Promise.all([version, production].map((n) =>
+        api(`/v1/models/${family}/versions/${n}/config`).then((c) => c.document)));
+    }
     document.getElementById("diff").replaceChildren(...diff(v, prod));
   } catch (err) {
     showError(message, err);
