@@ -18,12 +18,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.cors import with_cors
 from app.api.deps import Services
 from app.api.handlers import install_error_handlers
 from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
-from app.api.cors import with_cors
 from app.api.routes import health, keys, metrics, models, scores, status, ui
 from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings

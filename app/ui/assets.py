@@ -3,6 +3,7 @@ documentation bundles (Swagger UI and ReDoc) from the `fastapi-offline` package.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -19,6 +20,19 @@ DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", 
 def docs_asset_dir() -> Path:
     """The directory of the Swagger UI and ReDoc bundles."""
     return Path(str(files("fastapi_offline") / "static"))
+
+
+# The one URL of another host the bundles load by themselves: ReDoc's sidebar logo. Served
+# with the local favicon in its place (ReDoc hides the image when it fails to load, but the
+# browser would still try, and report the CSP refusal).
+REDOC_LOGO = (b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"/ui/vendor/favicon.png")
+
+
+@cache
+def docs_asset(path: Path) -> bytes:
+    """A documentation bundle's bytes as served (ReDoc's logo made local)."""
+    data = path.read_bytes()
+    return data.replace(*REDOC_LOGO) if path.name == "redoc.standalone.js" else data
 
 
 def static_assets() -> dict[str, Path]:

@@ -141,3 +141,13 @@ def test_the_docs_come_from_local_files(start: Callable[..., str], path: str) ->
 def test_the_vendored_bundles_are_the_packaged_ones() -> None:
     for name in assets.DOCS_ASSETS:
         assert (assets.docs_asset_dir() / name).is_file(), name
+
+
+def test_the_served_bundles_name_no_image_or_style_on_another_host(
+        start: Callable[..., str]) -> None:
+    url = start()
+    for name in ("redoc.standalone.js", "swagger-ui-bundle.js", "swagger-ui.css"):
+        body = httpx.get(f"{url}/ui/vendor/{name}").text
+        found = re.findall(r"https?://[^\"'\s)]+\.(?:svg|png|gif|jpe?g|css|woff2?)\b", body)
+        assert found == [], (name, found)
+    assert "validatorUrl\": null" in httpx.get(url + "/docs").text

@@ -154,7 +154,6 @@ def test_a_version_page_plots_its_metrics(service: Service, published: int,
         "Not recorded in tierwise manifests")
     # Production (v1) has the same trees and metrics.
     expect(g.page.locator("#diff")).to_contain_text("No metric differs.")
-    SCREENSHOT["version"] = g.page.screenshot(full_page=True)
 
 
 def test_the_diff_shows_a_policy_change(service: Service, open_page: Any) -> None:
@@ -169,6 +168,3 @@ def test_the_diff_shows_a_policy_change(service: Service, open_page: Any) -> Non
         "churn_bands[high].min_probability", "0.35", "0.3"]
     expect(g.page.locator("#diff-files")).to_contain_text("policy.json")
     expect(g.page.locator("#plots")).to_contain_text("records no metrics")
-
-
-SCREENSHOT: dict[str, bytes] = {}

@@ -89,6 +89,8 @@ async def ui_asset(name: Annotated[str, Path(max_length=64)],
 # --- Swagger UI and ReDoc, from the package's files ---------------------------------------
 
 _DOCS_DIR = assets.docs_asset_dir()
+# Swagger UI would send the document to an online validator and show its badge: off.
+SWAGGER_PARAMETERS = {"validatorUrl": None}
 
 
 @docs_router.get(VENDOR + "/{name}")
@@ -97,7 +99,7 @@ async def docs_asset(name: Annotated[str, Path(max_length=64)]) -> Response:
         raise NotFound(f"no such file: {VENDOR}/{name}",
                        [FieldProblem("path", "not a documentation asset")])
     path = _DOCS_DIR / name
-    return Response(path.read_bytes(), media_type=assets.MEDIA_TYPES[path.suffix],
+    return Response(assets.docs_asset(path), media_type=assets.MEDIA_TYPES[path.suffix],
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
@@ -114,7 +116,8 @@ async def swagger_ui(settings: SettingsDep) -> HTMLResponse:
         openapi_url="/openapi.json", title="tierwise - Swagger UI",
         swagger_js_url=f"{VENDOR}/swagger-ui-bundle.js",
         swagger_css_url=f"{VENDOR}/swagger-ui.css",
-        swagger_favicon_url=f"{VENDOR}/favicon.png", oauth2_redirect_url=OAUTH2_REDIRECT),
+        swagger_favicon_url=f"{VENDOR}/favicon.png", oauth2_redirect_url=OAUTH2_REDIRECT,
+        swagger_ui_parameters=SWAGGER_PARAMETERS),
         settings)
 
 
