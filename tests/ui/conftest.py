@@ -13,7 +13,6 @@ fail under CI=true: they may not skip there.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,11 +49,10 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         browser_unavailable(f"the playwright package is missing ({exc})")
-    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if not path:
+    if not Path(CHROMIUM).is_file():
         browser_unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, headless=True)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             yield chromium
         finally:
@@ -118,9 +116,10 @@ def _role_keys(database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """tierwise on real HTTP: two replicas (threads of this process) on one SQLite file,
-    seeded with the default models; the second answers only once the first has seeded."""
+    seeded with the default models; the second answers only once the first has seeded.
+    (After the browser: without one, the tests skip or fail before starting anything.)"""
     tmp = tmp_path_factory.mktemp("ui-service")
     settings = _settings(tmp)
     with RunningServer(create_app(settings)) as first:
