@@ -89,7 +89,8 @@ clean:
 
 ## Retake docs/ui-card.png and docs/ui-registry.png (the browser tests, writing to docs/).
 screenshots: $(STAMP) browser
-	TIERWISE_UI_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/ui/test_pages.py -k screenshots
+	TIERWISE_UI_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/ui/test_pages.py::test_screenshots \
+	    tests/ui/test_registry_console.py::test_approve_and_promote_in_the_console
 
 ## Regenerate openapi.yaml from the app (a test checks they are identical).
 openapi: $(STAMP)

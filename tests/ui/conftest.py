@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from app.config import Settings, get_settings
+from app.config import PROJECT_ROOT, Settings, get_settings
 from app.main import create_app
 from tests.conftest import MODELS_DIR, RunningServer
 
@@ -129,6 +129,14 @@ def service(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             keys = _role_keys(settings.database_url)
             keys["admin"] = (tmp / "admin.key").read_text().strip()
             yield Service([first.url, second.url], keys, settings.database_url)
+
+
+def save_screenshot(name: str, png: bytes) -> None:
+    """Check a screenshot; with TIERWISE_UI_SCREENSHOTS=docs (`make screenshots`) also write
+    it to docs/<name>."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    if os.environ.get("TIERWISE_UI_SCREENSHOTS") == "docs":
+        (PROJECT_ROOT / "docs" / name).write_bytes(png)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 
 from app.bundles.io import build_bundle, read_dir, to_archive
 from tests.conftest import MODELS_DIR
-from tests.ui.conftest import Guarded, Service, expect
+from tests.ui.conftest import Guarded, Service, expect, save_screenshot
 
 LABEL = "churn 90d, same trees, published from the console test"
 
@@ -108,6 +108,7 @@ def test_approve_and_promote_in_the_console(service: Service, published: int,
     assert ledger.nth(0).locator("td").nth(7).inner_text() == "go live"
     assert ledger.nth(1).locator("td").nth(2).inner_text() == "approve"
     assert "marc" in ledger.nth(1).inner_text()
+    save_screenshot("ui-registry.png", g.page.screenshot(full_page=True))
 
     # Rolling back, confirmed, puts version 1 back on both replicas.
     _confirm(g, g.page.locator('section[data-family="churn"] button.rollback'))
