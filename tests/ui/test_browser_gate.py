@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -26,3 +27,24 @@ def test_a_missing_chromium_skips_loudly_but_never_in_ci(ci: str, outcome: str) 
         assert run.returncode != 0
     else:
         assert "!!! SKIPPING the browser tests" in run.stdout
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_make_installs_chromium_in_ci_and_warns_elsewhere(ci: str, tmp_path: Any) -> None:
+    """`make browser` (a step of `make test`), with a stand-in apt-get that records its
+    arguments instead of installing."""
+    fake = tmp_path / "apt-get"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "CI": ci}
+    run = subprocess.run(["make", "--no-print-directory", "browser",
+                          "CHROMIUM=/nonexistent/chromium"], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    calls = (tmp_path / "calls").read_text().splitlines() if ci else []
+    if ci:
+        assert calls == ["update -q", "install -y -q chromium"]
+    else:
+        assert not (tmp_path / "calls").exists()
+        assert "!!! /nonexistent/chromium is missing: the browser tests (tests/ui) will SKIP" \
+            in run.stdout

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.ui.conftest import Guarded, Service
+from tests.ui.conftest import Guarded, Service, expect
 
 SCREENSHOTS: dict[str, bytes] = {}
 
@@ -48,6 +48,7 @@ def test_the_card_renders_a_scored_customer(service: Service, open_page: Any) ->
     assert g.page.evaluate("sessionStorage.getItem('tierwise.apiKey')") == key
     assert g.page.evaluate("localStorage.length") == 0
     assert all(key not in r.url for r in g.requests)
+    assert g.page.context.cookies() == []
     SCREENSHOTS["card"] = g.page.screenshot(full_page=True)
 
 
@@ -91,6 +92,7 @@ def test_a_decline_removes_the_action_on_the_next_score(service: Service,
     assert declined not in _actions(card)
     sent = json.loads(response.request.post_data)
     today = g.page.evaluate("new Date().toISOString().slice(0, 10)")
+    assert sent["context"]["channel"] == "rm"  # the demo's channel attribute
     assert sent["context"]["history"] == [
         {"action_id": declined, "date": today, "outcome": "declined"}]
     # The caller's callback: the tierwise-outcome event, listed by the demo page.
@@ -136,12 +138,32 @@ def test_with_an_outcomes_route_a_decline_is_posted_there(service: Service,
     today = g.page.evaluate("new Date().toISOString().slice(0, 10)")
     assert posted == [(service.keys["scorer"], {"outcomes": [
         {"decision_id": f"dec-{declined}", "outcome": "declined", "date": today}]})]
-    assert declined not in _actions(g.page.locator("tierwise-card"))
+    card = g.page.locator("tierwise-card")
+    assert declined not in _actions(card)
+    # outcome-url sends them elsewhere; top-n asks for fewer actions.
+    elsewhere: list[Any] = []
+    g.page.route("**/crm/outcomes", lambda route: (
+        elsewhere.append(json.loads(route.request.post_data)), route.fulfill(json={})))
+    card.evaluate("c => c.setAttribute('outcome-url', '/crm/outcomes')")
+    accepted = card.locator("li.action").first.get_attribute("data-action")
+    card.locator("li.action button.accept").first.click()
+    card.locator(f'li.action[data-action="{accepted}"]').wait_for(state="detached")
+    assert elsewhere == [{"outcomes": [
+        {"decision_id": f"dec-{accepted}", "outcome": "accepted", "date": today}]}]
+    assert len(posted) == 1
+    with g.page.expect_response("**/v1/score") as answer:
+        card.evaluate("c => c.setAttribute('top-n', '1')")
+    assert json.loads(answer.value.request.post_data)["options"]["top_n"] == 1
+    expect(card.locator("li.action")).to_have_count(1)
 
 
 def test_the_card_speaks_chinese(service: Service, open_page: Any) -> None:
-    g = open_page(service.url + "/ui/", key=service.keys["scorer"], locale="zh-CN")
+    g = open_page("about:blank", key=service.keys["scorer"], locale="zh-CN")
+    g.page.add_init_script("document.addEventListener('tierwise-scored', "
+                           "(e) => { window.scored = e.detail.customer_id; });")
+    g.page.goto(service.url + "/ui/")
     card = _card(g)  # no lang attribute: navigator.language decides
+    assert g.page.evaluate("window.scored") == "DEMO-0001"  # the tierwise-scored event
     assert card.locator("h3").first.inner_text() == "流失风险（90天）"
     assert card.locator("button.decline").first.inner_text() == "拒绝"
     g.page.get_by_role("button", name="English").click()

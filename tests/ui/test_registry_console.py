@@ -66,12 +66,10 @@ def _wait_for(check: Any, seconds: float, what: str) -> None:
 def test_approve_and_promote_in_the_console(service: Service, published: int,
                                             open_page: Any) -> None:
     # The publisher, with her approver key, may not approve her own version: four eyes.
-    g = open_page(service.url + "/ui/registry", key=service.keys["dana_approver"])
-    _confirm(g, _row(g, "churn", published).locator("button.approve"))
-    alert = g.page.locator("#message .error")
-    alert.wait_for()
-    assert alert.inner_text().startswith("four_eyes: a version may not be approved by the "
-                                         "principal who published it")
+    dana = open_page(service.url + "/ui/registry", key=service.keys["dana_approver"])
+    _confirm(dana, _row(dana, "churn", published).locator("button.approve"))
+    expect(dana.page.locator("#message .error")).to_contain_text(
+        "four_eyes: a version may not be approved by the principal who published it")
     assert service.get(f"/v1/models/churn/versions/{published}")["approvals"] == 0
 
     # Another approver types the key once, approves, then promotes.
@@ -87,8 +85,16 @@ def test_approve_and_promote_in_the_console(service: Service, published: int,
     assert "published by dana" in text
     expect(g.page.locator("#message .ok")).to_have_text(f"Approved churn v{published}.")
     expect(row.locator("td.num")).to_have_text("1")
-    text = _confirm(g, row.locator("button.promote"), note="go live")
+    # Approved now, but still not by dana's hand into production.
+    _confirm(dana, _row(dana, "churn", published).locator("button.promote"))
+    expect(dana.page.locator("#message .error")).to_contain_text(
+        "four_eyes: the principal who published a version may not move it to production")
+    with g.page.expect_request("**/v1/models/aliases") as move:
+        text = _confirm(g, row.locator("button.promote"), note="go live")
     assert f"from v1 to v{published}" in text
+    assert json.loads(move.value.post_data) == {"note": "go live", "moves": [
+        {"family": "churn", "alias": "production", "version": published,
+         "expected_version": 1}]}  # compare-and-set from what the page showed
     expect(g.page.locator("#message .ok")).to_have_text(
         f"churn production is now v{published}.")
     expect(row.locator(".alias.production")).to_have_count(1)
@@ -169,3 +175,29 @@ def test_the_diff_shows_a_policy_change(service: Service, open_page: Any) -> Non
         "churn_bands[high].min_probability", "0.35", "0.3"]
     expect(g.page.locator("#diff-files")).to_contain_text("policy.json")
     expect(g.page.locator("#plots")).to_contain_text("records no metrics")
+
+
+@pytest.mark.parametrize(("family", "caption", "bars"), [
+    ("products", "Reference metrics: AUC per product", 10),
+    ("tier", "Reference metrics: F1 per tier", 4),
+])
+def test_model_families_plot_their_reference_metrics(service: Service, open_page: Any,
+                                                     family: str, caption: str,
+                                                     bars: int) -> None:
+    g = open_page(f"{service.url}/ui/registry/{family}/1", key=service.keys["approver"])
+    figure = g.page.locator("#plots figure").filter(has_text=caption)
+    expect(figure.locator("svg rect")).to_have_count(bars)
+    expect(g.page.locator("#plots")).to_contain_text("Not in this version's manifest")
+    expect(g.page.locator("#diff")).to_contain_text("This version is the one in production.")
+
+
+def test_forget_key_removes_it(service: Service, open_page: Any) -> None:
+    g = open_page(service.url + "/ui/registry")
+    g.page.get_by_label("API key (kept for this browser session only)").fill(
+        service.keys["approver"])
+    g.page.get_by_role("button", name="Use key").click()
+    g.page.locator('section[data-family="churn"]').wait_for()
+    g.page.get_by_role("button", name="Forget key").click()
+    expect(g.page.get_by_label("API key (kept for this browser session only)")).to_be_visible()
+    assert g.page.evaluate("sessionStorage.getItem('tierwise.apiKey')") is None
+    assert g.page.context.cookies() == []
