@@ -90,6 +90,8 @@ def test_a_decline_removes_the_action_on_the_next_score(service: Service,
     declined, response = _decline_first(g)
     card = g.page.locator("tierwise-card")
     assert declined not in _actions(card)
+    # Keyboard focus stays in the card, on the next action's first button.
+    assert card.evaluate("c => c.shadowRoot.activeElement.className") == "accept"
     sent = json.loads(response.request.post_data)
     today = g.page.evaluate("new Date().toISOString().slice(0, 10)")
     assert sent["context"]["channel"] == "rm"  # the demo's channel attribute

@@ -208,6 +208,10 @@ export class TierwiseCard extends HTMLElement {
       } catch { /* kept in the session history; the next score still honours it */ }
     }
     await this.score();
+    // The clicked button is gone with its action: keep keyboard focus in the card.
+    const next = this.shadowRoot.querySelector("li.action button");
+    if (next) next.focus();
+    else { const title = this.shadowRoot.querySelector("h2"); title.tabIndex = -1; title.focus(); }
     this._say(text(this.lang, outcome === "accepted" ? "accepted" : "declined",
                    { action: rec.name }));
   }
