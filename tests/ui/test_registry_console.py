@@ -17,6 +17,10 @@ from tests.conftest import MODELS_DIR
 from tests.ui.conftest import Guarded, Service, expect, save_screenshot
 
 LABEL = "churn 90d, same trees, published from the console test"
+# Labels are the publisher's free text: the pages must show it as text, never as markup.
+HOSTILE_LABEL = ("stricter band <img src=x onerror=\"document.title=1\">"
+                 "<script>alert(1)</script>'\"")
+
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +131,7 @@ def _publish_policy(service: Service, change: dict[str, Any]) -> int:
     """A policy version from the default one with `change` applied, published by dana."""
     bundle = read_dir(MODELS_DIR / "policy")
     fields = json.loads(bundle.manifest_bytes)
-    fields["label"] = "policy with a stricter high-churn band"
+    fields["label"] = HOSTILE_LABEL
     document = {**json.loads(bundle.files["policy.json"]), **change}
     archive = to_archive(build_bundle({k: v for k, v in fields.items() if k != "files"},
                                       {"policy.json": json.dumps(document).encode()}))
@@ -175,6 +179,12 @@ def test_the_diff_shows_a_policy_change(service: Service, open_page: Any) -> Non
         "churn_bands[high].min_probability", "0.35", "0.3"]
     expect(g.page.locator("#diff-files")).to_contain_text("policy.json")
     expect(g.page.locator("#plots")).to_contain_text("records no metrics")
+    expect(g.page.locator("#summary td").first).to_have_text(HOSTILE_LABEL)
+    g.page.goto(service.url + "/ui/registry")
+    label = g.page.locator(f'section[data-family="policy"] tr[data-version="{version}"] td')
+    expect(label.nth(1)).to_have_text(HOSTILE_LABEL)
+    assert g.page.locator("img, main script").count() == 0
+    assert g.page.title() == "tierwise – registry console"
 
 
 @pytest.mark.parametrize(("family", "caption", "bars"), [
