@@ -104,7 +104,15 @@ def test_the_plot_sources() -> None:
         source = row[1]
         for path in re.findall(r"`metrics\.([a-z_.]+)`", source):
             assert f"m.{path}" in version_js, path
-    assert "feature importance" in DOC and "Not recorded in tierwise manifests" in version_js
+        for route in re.findall(r"`GET (/v1/[^`]+)`", source):
+            assert route.rsplit("/", 1)[1] in version_js and route in _openapi_paths(), route
+    assert "/importance" in DOC and "/config" in DOC
+
+
+def _openapi_paths() -> set[str]:
+    import yaml
+    doc = yaml.safe_load((PROJECT_ROOT / "openapi.yaml").read_text())
+    return set(doc["paths"])
 
 
 def test_screenshots_and_the_package() -> None:

@@ -160,9 +160,13 @@ def test_a_version_page_plots_its_metrics(service: Service, published: int,
     reference = plots.filter(has_text="Reference metrics").locator("svg")
     auc = manifest["metrics"]["calibrated"]["auc"]
     assert f"auc {auc}" in reference.get_attribute("aria-label")
-    # What the manifests do not hold is said, not drawn.
-    expect(plots.filter(has_text="Feature importance").locator(".missing")).to_contain_text(
-        "Not recorded in tierwise manifests")
+    # Importance: counted from the trees by the registry (manifests do not hold it).
+    counts = service.get(f"/v1/models/churn/versions/{published}/importance")
+    top = list(counts["models"]["churn"].items())[:15]
+    importance = plots.filter(has_text="Feature importance").locator("svg")
+    expect(importance.locator("rect")).to_have_count(15)
+    assert importance.get_attribute("aria-label") == "splits: " + "; ".join(
+        f"{name} {n}" for name, n in top)
     # Production (v1) has the same trees and metrics.
     expect(g.page.locator("#diff")).to_contain_text("No metric differs.")
 
@@ -179,6 +183,7 @@ def test_the_diff_shows_a_policy_change(service: Service, open_page: Any) -> Non
         "churn_bands[high].min_probability", "0.35", "0.3"]
     expect(g.page.locator("#diff-files")).to_contain_text("policy.json")
     expect(g.page.locator("#plots")).to_contain_text("records no metrics")
+    expect(g.page.locator("#plots")).to_contain_text("a configuration family has no trees")
     expect(g.page.locator("#summary td").first).to_have_text(HOSTILE_LABEL)
     g.page.goto(service.url + "/ui/registry")
     label = g.page.locator(f'section[data-family="policy"] tr[data-version="{version}"] td')
@@ -197,6 +202,8 @@ def test_model_families_plot_their_reference_metrics(service: Service, open_page
     g = open_page(f"{service.url}/ui/registry/{family}/1", key=service.keys["approver"])
     figure = g.page.locator("#plots figure").filter(has_text=caption)
     expect(figure.locator("svg rect")).to_have_count(bars)
+    expect(g.page.locator("#plots figure").filter(has_text="Feature importance")
+           .locator("svg rect")).to_have_count(15)
     expect(g.page.locator("#plots")).to_contain_text("Not in this version's manifest")
     expect(g.page.locator("#diff")).to_contain_text("This version is the one in production.")
 

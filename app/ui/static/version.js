@@ -34,7 +34,19 @@ function plots(v) {
     out.push(missing("Calibration curve", "Not in this version's manifest (no metrics.reliability)."));
     out.push(missing("Score histogram", "Not in this version's manifest (no metrics.reliability)."));
   }
-  out.push(missing("Feature importance", "Not recorded in tierwise manifests: the training does not write feature importance into the bundle."));
+  if (v.importance) {
+    // Summed over the bundle's models (one for tier and churn, one per product).
+    const total = {};
+    for (const counts of Object.values(v.importance.models)) {
+      for (const [name, n] of Object.entries(counts)) total[name] = (total[name] || 0) + n;
+    }
+    const top = Object.entries(total).sort((a, b) => b[1] - a[1]).slice(0, 15);
+    const models = Object.keys(v.importance.models).length;
+    out.push(figure(`Feature importance (splits per feature${models > 1 ? `, over ${models} models` : ""}; top ${top.length})`,
+      bars(top.map(([name, value]) => ({ name, value })), "splits")));
+  } else {
+    out.push(missing("Feature importance", "Not recorded in tierwise manifests, and a configuration family has no trees to count."));
+  }
   if (m.calibrated) {
     out.push(figure("Reference metrics (calibrated, with 95% intervals)", bars(intervalItems(m.calibrated, ["auc", "brier", "log_loss", "ece"]), "value")));
   } else if (m.products) {
@@ -111,6 +123,9 @@ async function load() {
     const [v, fam] = await Promise.all([api(`/v1/models/${family}/versions/${version}`), api(`/v1/models/${family}/versions`)]);
     document.title = `tierwise – ${family} v${version}`;
     document.getElementById("title").textContent = `${family} v${version}`;
+    if (!CONFIG_FAMILIES.includes(family)) {
+      v.importance = await api(`/v1/models/${family}/versions/${version}/importance`);
+    }
     document.getElementById("summary").replaceChildren(summary(v));
     document.getElementById("plots").replaceChildren(...plots(v));
     const production = fam.aliases.production;
