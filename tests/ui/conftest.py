@@ -42,17 +42,23 @@ def browser_unavailable(reason: str) -> None:
     pytest.skip(f"!!! SKIPPING the browser tests (CI=true makes this fail): {reason}")
 
 
+def chromium_path(path: str) -> str:
+    """`path` when Chromium is there and Playwright is installed; else skip or fail."""
+    if expect is None:
+        browser_unavailable("the playwright package is missing (pip install playwright)")
+    if not Path(path).is_file():
+        browser_unavailable(f"no Chromium at {path} (apt-get install -y chromium)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Debian's Chromium under Playwright, headless, for the whole session."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        browser_unavailable(f"the playwright package is missing ({exc})")
-    if not Path(CHROMIUM).is_file():
-        browser_unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    path = chromium_path(CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        chromium = playwright.chromium.launch(executable_path=path, headless=True)
         try:
             yield chromium
         finally:
