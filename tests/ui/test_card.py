@@ -1,6 +1,6 @@
 """The customer card in a real browser: it renders a scored customer, and a decline removes
-the action on the next score, through the session history when the server has no outcomes
-route and through POST /v1/outcomes when it has one."""
+the action on the next score, through the session history, and is recorded by POST
+/v1/outcomes with the recommendation's decision id (or at an outcome-url)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def _decline_first(g: Guarded) -> tuple[str, Any]:
 
 def test_a_decline_removes_the_action_on_the_next_score(service: Service,
                                                         open_page: Any) -> None:
-    """The server has no outcomes route: the decline travels in context.history."""
+    """The decline travels in context.history (the session's), and, the server having
+    POST /v1/outcomes and its answers decision ids, is recorded there by its decision id."""
     g = open_page(service.url + "/ui/", key=service.keys["scorer"])
     declined, response = _decline_first(g)
     card = g.page.locator("tierwise-card")
@@ -102,7 +103,15 @@ def test_a_decline_removes_the_action_on_the_next_score(service: Service,
         f"{today} DEMO-0001 {declined}: declined"]
     # The screen reader hears it.
     assert "Declined:" in card.locator("[aria-live]").get_attribute("data-message")
-    assert not [r for r in g.requests if r.url.endswith("/v1/outcomes")]
+    posted = [r for r in g.requests if r.url.endswith("/v1/outcomes")]
+    assert len(posted) == 1
+    (item,) = json.loads(posted[0].post_data)["outcomes"]
+    assert (item["outcome"], item["date"]) == ("declined", today)
+    assert item["decision_id"].startswith("d1.")
+    recorded = service.get(f"/v1/outcomes?customer_id=DEMO-0001&action_id={declined}",
+                           role="scorer")["outcomes"]
+    assert [(o["outcome"], o["decision_id"]) for o in recorded] == [
+        ("declined", item["decision_id"])]
     # And the server agrees: the same history suppresses the action for its cool-off.
     sample = json.loads(g.page.evaluate("fetch('/ui/sample-customer.json').then(r => r.text())"))
     again = _score(service, sample, sent["context"]["history"])
