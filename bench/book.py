@@ -104,10 +104,13 @@ def in_process_batch(models: Path, cache_dir: Path, quick: bool) -> dict[str, An
     fast = fastest_evaluator(ctx.layout, cache_dir=cache_dir)
     x = inprocess.customer_rows(ctx, 2_000 if quick else 10_000)
     paths = inprocess._end_to_end(ctx, x, booster=BoosterEvaluator(ctx.layout), fast=fast)
-    batch = paths["e2e_fast"][1]
+    # The same work as the file command: no decision ids (a book's columns hold none, see
+    # BookOptions.scoring); the API's batch path makes one per recommendation on top.
+    batch = paths["e2e_no_ids"][1] if "e2e_no_ids" in paths else paths["e2e_fast"][1]
     best = inprocess.interleaved({"batch": batch}, budget=1.0 if quick else 4.0, rounds=4)
     us = best["batch"] * 1e6 / x.shape[0]
     return {"evaluator": fast.name, "isa": str(getattr(fast, "isa", "none")),
+            "decision_ids": "e2e_no_ids" not in paths,
             "batch_rows": x.shape[0], "us_per_customer": round(us, 2),
             "customers_per_s_per_core": round(1e6 / us)}
 
@@ -206,7 +209,9 @@ def table(report: dict[str, Any]) -> str:
         f"in-process batch; scoring loop alone {f['loop_customers_per_s_per_core']:,}/s, "
         f"{f['loop_share_of_in_process']:.0%}), peak RSS {f['peak_rss_mb']} MB",
         f"  in-process batch ({p['evaluator']}, {p.get('isa', '?')} kernels, "
-        f"{p['batch_rows']:,} rows): "
+        + ("with decision ids, " if p.get("decision_ids")
+           else "no decision ids, as the file command, ")
+        + f"{p['batch_rows']:,} rows): "
         f"{p['us_per_customer']} µs/customer → {p['customers_per_s_per_core']:,}/s per core",
     ]
     if "skipped" in s:
