@@ -96,7 +96,8 @@ class BookScorer:
         else:
             x, keep, features, errors = self._row_by_row(columns.complete(), n, ids, id_ok,
                                                          numbers)
-        customers = list(map(CustomerInput, [ids[i] for i in keep], features))
+        kept_ids = ids if len(keep) == n else [ids[i] for i in keep]
+        customers = list(map(CustomerInput, kept_ids, features))
         results = score_rows(self.ctx, x, customers, self.pipeline_options) if keep else []
         failed = sorted(set(range(n)) - set(keep)) if errors else []
         return ChunkResult(self.layout.batch(results), errors, failed)
