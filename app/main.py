@@ -23,20 +23,23 @@ from app.api.handlers import install_error_handlers
 from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
-from app.api.routes import health, keys, metrics, models, scores, status
+from app.api.routes import health, keys, metrics, models, monitoring, scores, status
 from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings
 from app.dataplane.microbatch import MicroBatcher
 from app.dataplane.plane import DataPlane
+from app.monitoring.aggregate import ScoredCounts
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import ScoreTally, count_registry_event
+from app.observability.monitoring_metrics import sync_monitoring
+from app.registry.monitor import ReplicaMonitoring
 from app.registry.runtime import RegistryRuntime, open_runtime
 from app.scoring.isolation import log_network_isolation
 
 log = logging.getLogger("tierwise")
 ROUTERS = (health.router, metrics.router, scores.router, models.router, keys.router,
-           status.router)
+           status.router, monitoring.router)
 DOC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 
@@ -65,6 +68,22 @@ def _open_live(settings: Settings) -> RegistryRuntime:
     return runtime
 
 
+def _open_monitoring(settings: Settings, runtime: RegistryRuntime) -> ReplicaMonitoring:
+    """This replica's counts of what it scores, flushed to the registry database."""
+    from app.monitoring.alerts import Thresholds
+
+    monitoring = ReplicaMonitoring(
+        ScoredCounts(), runtime.sessionmaker, interval=settings.monitoring_flush_seconds,
+        retention_days=settings.monitoring_retention_days,
+        window_days=settings.monitoring_window_days,
+        thresholds=Thresholds(psi=settings.alert_psi, psi_min_rows=settings.alert_psi_min_rows,
+                              calibration_margin=settings.alert_calibration_margin,
+                              calibration_min_count=settings.alert_calibration_min_count),
+        on_report=sync_monitoring)
+    monitoring.start()
+    return monitoring
+
+
 def route_templates(api: FastAPI) -> RouteTemplates:
     """Every path template the application serves (metric labels and log lines)."""
     paths = [SCORE_PATH, BATCH_PATH, *DOC_PATHS]
@@ -88,13 +107,18 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
             runtime = _open_live(settings)
             services.runtime, services.live = runtime, runtime.live
         tally = ScoreTally()
+        if runtime is not None and settings.monitoring:
+            services.monitoring = _open_monitoring(settings, runtime)
         services.data_plane = DataPlane(
             live=services.live, tally=tally,
-            batcher=MicroBatcher() if settings.microbatch else None)
+            batcher=MicroBatcher() if settings.microbatch else None,
+            monitor=services.monitoring.counts if services.monitoring is not None else None)
         try:
             async with metrics_kept_current(lambda: services.live, tally):
                 yield
         finally:
+            if services.monitoring is not None:
+                services.monitoring.stop()  # the last counts reach the database
             if runtime is not None:
                 runtime.close()
 

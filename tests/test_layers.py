@@ -38,7 +38,7 @@ LAYER: dict[str, int] = {
     "app": 0, "errors": 0, "config": 0, "observability": 0,
     "features": 1,
     "engine": 2, "decisions": 2, "bundles": 2,
-    "scoring": 3, "sources": 3,
+    "scoring": 3, "sources": 3, "monitoring": 3,
     "dataplane": 4, "registry": 4, "training": 4,
     "api": 5, "authoring": 5, "book": 5,
     "serve": 6, "main": 6, "config_reference": 6,

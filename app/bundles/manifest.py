@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.bundles.reference import Reference
 from app.features.family import CONTRACT_FILE, ContractRef
 from app.features.spec import FeatureSpec
 
@@ -131,6 +132,9 @@ class Manifest(_Strict):
     contract: ContractRef | None = Field(
         default=None, description="The features bundle (contract) a model was trained "
         "against; absent in bundles made before contracts were versioned.")
+    reference: Reference | None = Field(
+        default=None, description="Histograms of the training rows (features, score) that "
+        "monitoring compares what is scored with; absent in bundles made before issue 15.")
 
     @model_validator(mode="after")
     def _family_shape(self) -> Manifest:
@@ -153,9 +157,10 @@ class Manifest(_Strict):
             raise ValueError("wealth belongs to a tier bundle without classes")
         if self.family in ("tier", "churn") and len(self.models) != 1:
             raise ValueError(f"a {self.family} bundle holds exactly one model")
-        if self.family not in MODEL_FAMILIES and (self.models or self.contract is not None):
-            raise ValueError(f"a {self.family} bundle holds no models and no contract "
-                             "reference")
+        if self.family not in MODEL_FAMILIES and (self.models or self.contract is not None
+                                                  or self.reference is not None):
+            raise ValueError(f"a {self.family} bundle holds no models, no contract "
+                             "reference and no training reference")
         if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:
             raise ValueError(f"a {self.family} bundle needs {CONFIG_FILES[self.family]}")
         return self

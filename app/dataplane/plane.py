@@ -21,6 +21,7 @@ from app.dataplane.requests import ContextIn, CustomerIn, OptionsIn, ScoreIn
 from app.dataplane.shadow import shadow_score
 from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
+from app.monitoring.aggregate import ScoredCounts
 from app.observability.logging import note_request
 from app.observability.metrics import ScoreTally
 from app.scoring.context import ScoringContext
@@ -101,10 +102,14 @@ class DataPlane:
     """Scores single customers and batches on the live contexts; counts what it served."""
 
     def __init__(self, *, live: LiveContexts, batcher: MicroBatcher | None,
-                 tally: ScoreTally) -> None:
+                 tally: ScoreTally, monitor: ScoredCounts | None = None) -> None:
         self.live = live
         self.batcher = batcher
         self.tally = tally
+        self.monitor = monitor
+        # Which alias answered (monitoring counts per alias): the live registry state says
+        # (LiveScoring.alias_of); fixed contexts (tests) are production.
+        self._alias_of = getattr(live, "alias_of", None)
 
     @property
     def ready(self) -> bool:
@@ -160,14 +165,18 @@ class DataPlane:
         if one.shadow is not None:
             shadow_score(one.shadow, [one.customer], one.opts, [result])
         result["models"] = ctx.models_served
-        self._observe(ctx.models_served, (result,), one.show_suppressed)
+        self._observe(ctx, one.x, (result,), one.show_suppressed)
         note_request(models=ctx.models_served, customer_id=one.customer.customer_id)
         return result
 
-    def _observe(self, models: Mapping[str, Any], results: Sequence[dict[str, Any]],
+    def _observe(self, ctx: ScoringContext, x: np.ndarray, results: Sequence[dict[str, Any]],
                  show_suppressed: bool) -> None:
-        """Count the outcomes, then drop the suppressed lists nobody asked for."""
-        self.tally.add(models, results)
+        """Count the outcomes (and, for monitoring, the rows), then drop the suppressed lists
+        nobody asked for."""
+        self.tally.add(ctx.models_served, results)
+        if self.monitor is not None:
+            alias = "production" if self._alias_of is None else self._alias_of(ctx)
+            self.monitor.observe(ctx, alias, x, results)
         if not show_suppressed:
             for result in results:
                 result.pop("suppressed", None)
@@ -213,7 +222,7 @@ class DataPlane:
                 results[i] = res
             if group.shadow is not None:
                 shadow_score(group.shadow, group.customers, opts, out)
-            self._observe(group.ctx.models_served, out, show)
+            self._observe(group.ctx, group.x[: len(group.rows)], out, show)
             scored += len(group.rows)
             models = models or group.ctx.models_served
         if not models:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -239,3 +240,23 @@ class ApiKeyRow(Base):
     __table_args__ = (
         CheckConstraint("role IN ('scorer', 'publisher', 'approver', 'admin')", name="role"),
     )
+
+
+class MonitoringCountRow(Base):
+    """A replica's cumulative count of one bin for one day (app/monitoring/aggregate.py):
+    each replica only ever writes its own rows, with absolute values, so no increment is
+    lost between replicas and a repeated flush changes nothing."""
+
+    __tablename__ = "monitoring_counts"
+
+    replica: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    family: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alias: Mapped[str] = mapped_column(String(32), primary_key=True)
+    series: Mapped[str] = mapped_column(String(80), primary_key=True)
+    bin: Mapped[str] = mapped_column(String(80), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_monitoring_counts_day", "day"),)
