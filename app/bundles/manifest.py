@@ -157,10 +157,11 @@ class Manifest(_Strict):
             raise ValueError("wealth belongs to a tier bundle without classes")
         if self.family in ("tier", "churn") and len(self.models) != 1:
             raise ValueError(f"a {self.family} bundle holds exactly one model")
-        if self.family not in MODEL_FAMILIES and (self.models or self.contract is not None
-                                                  or self.reference is not None):
-            raise ValueError(f"a {self.family} bundle holds no models, no contract "
-                             "reference and no training reference")
+        if self.family not in MODEL_FAMILIES and (self.models or self.contract is not None):
+            raise ValueError(f"a {self.family} bundle holds no models and no contract "
+                             "reference")
+        if self.family not in MODEL_FAMILIES and self.reference is not None:
+            raise ValueError(f"a {self.family} bundle holds no training reference")
         if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:
             raise ValueError(f"a {self.family} bundle needs {CONFIG_FILES[self.family]}")
         return self

@@ -11,12 +11,21 @@ import typer
 
 
 def _from_service(url: str, key: str | None, params: dict[str, str]) -> dict[str, Any]:
-    from app.registry.commands import _client
+    import httpx
+
+    from app.registry.client import RegistryClient, RegistryClientError
 
     report: dict[str, Any] = {}
-    with _client(url, key) as client:
-        for part in ("drift", "calibration", "actions", "alerts"):
-            report.update(client.monitoring(part, params))
+    try:
+        with RegistryClient(url, key) as client:
+            for part in ("drift", "calibration", "actions", "alerts"):
+                report.update(client.monitoring(part, params))
+    except RegistryClientError as exc:
+        typer.echo(exc.describe(), err=True)
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach {url}: {exc}", err=True)
+        raise typer.Exit(1) from None
     return report
 
 
