@@ -150,6 +150,38 @@ class Settings(BaseSettings):
         "working directory).",
     )
 
+    decision_ids: bool = Field(
+        default=True,
+        description="Give every recommendation a decision id (a signed token outcomes are "
+        "posted with); false leaves them out of responses.",
+    )
+    decision_secret: str | None = Field(
+        default=None, min_length=16,
+        description="Secret decision ids are signed with (at least 16 characters, the same "
+        "on every replica); unset: a random secret made at first start and kept in the "
+        "registry database.",
+    )
+    outcomes_retention_days: int = Field(
+        default=730, ge=1, le=36500,
+        description="Outcomes that occurred more than this many days ago are deleted (at "
+        "most once an hour, when outcomes are posted) and refused when posted.",
+    )
+    outcomes_max_per_request: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Most outcomes in one POST /v1/outcomes (422 above).",
+    )
+    outcomes_max_rows: int = Field(
+        default=50_000_000, ge=1,
+        description="Most outcome rows kept; a post that would pass it is refused whole "
+        "(507 outcomes_full) until retention frees room or the limit is raised.",
+    )
+    contact_history_from_outcomes: bool = Field(
+        default=False,
+        description="When a scoring request sends no context.history, the contact policy "
+        "reads the customer's recorded outcomes instead (one bounded query; scoring goes on "
+        "without them while the database is unreachable).",
+    )
+
     oidc_issuer: str | None = Field(
         default=None,
         description="Issuer (`iss`) of the OIDC access tokens accepted as `Authorization: "

@@ -24,7 +24,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 # The web and database frameworks the pure layers must not touch.
 FRAMEWORKS = frozenset({"fastapi", "starlette", "uvicorn", "httpx", "sqlalchemy", "alembic",
                         "psycopg", "psycopg2"})
-PURE = ("engine", "decisions", "features")
+PURE = ("engine", "decisions", "features", "outcomes")
 UPPER = frozenset({"api", "dataplane", "registry", "serve", "scoring"})
 
 # Layers, lowest first; a package may import only packages of a strictly lower layer.
@@ -37,7 +37,7 @@ UPPER = frozenset({"api", "dataplane", "registry", "serve", "scoring"})
 LAYER: dict[str, int] = {
     "app": 0, "errors": 0, "config": 0, "observability": 0,
     "features": 1,
-    "engine": 2, "decisions": 2, "bundles": 2,
+    "engine": 2, "decisions": 2, "bundles": 2, "outcomes": 2,
     "scoring": 3, "sources": 3, "monitoring": 3,
     "dataplane": 4, "registry": 4, "training": 4,
     "api": 5, "authoring": 5, "book": 5,

@@ -6,7 +6,7 @@ repeated flush is harmless. Downgrade drops the table (counts only; nothing else
 it).
 
 Revision ID: 20261204_monitoring
-Revises: 20261202_features_family (20261203_outcomes once the outcomes branch lands)
+Revises: 20261203_outcomes
 Create Date: 2026-12-04
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261204_monitoring"
-down_revision = "20261202_features_family"
+down_revision = "20261203_outcomes"
 branch_labels = None
 depends_on = None
 
