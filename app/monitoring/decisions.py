@@ -80,14 +80,16 @@ def _number(value: Any) -> float | None:
 
 def decisions_of(rows: Iterable[Mapping[str, Any]]) -> list[Decision]:
     """Group outcome records into decisions. Each record has `outcome` and either a
-    `decision_id` or `customer_id`, `action_id` and `date`/`occurred_on`; optional `versions`,
-    `alias`, `group` (the outcomes table's columns) fill in what the payload does not give."""
+    `decision_id` or `customer_id`, `action_id` and `date`/`occurred_on`; optional
+    `decided_on`, `versions`, `alias`, `group`, `churn_probability`, `propensity` (the
+    outcomes table's columns) fill in what the payload does not give."""
     found: dict[str, Decision] = {}
     for row in rows:
         payload = payload_of(row.get("decision_id")) or {}
         customer = str(payload.get("c", row.get("customer_id") or ""))
         action = str(payload.get("a", row.get("action_id") or ""))
-        day = str(payload.get("d", row.get("occurred_on") or row.get("date") or ""))
+        day = str(payload.get("d") or row.get("decided_on") or row.get("occurred_on")
+                  or row.get("date") or "")
         key = row.get("decision_id") or f"{customer}|{action}|{day}"
         d = found.get(key)
         if d is None:
@@ -96,7 +98,7 @@ def decisions_of(rows: Iterable[Mapping[str, Any]]) -> list[Decision]:
                 group=str(payload.get("g") or row.get("group") or "treatment"),
                 alias=payload.get("al") or row.get("alias"),
                 versions=_versions(payload.get("v") or row.get("versions")),
-                churn_probability=_number(payload.get("p")),
-                propensity=_number(payload.get("pp")))
+                churn_probability=_number(payload.get("p", row.get("churn_probability"))),
+                propensity=_number(payload.get("pp", row.get("propensity"))))
         d.outcomes.add(str(row["outcome"]))
     return list(found.values())

@@ -117,16 +117,19 @@ def calibration_table(pairs: Sequence[tuple[float, bool]],
 
 
 def calibration(decisions: Sequence[Decision]) -> dict[str, Any]:
-    """Churn calibration per churn version (customers with a decision, observed = an outcome
-    'churned' for any of their decisions that day), and product calibration per products
+    """Churn calibration per churn version (each customer and decision day once, observed =
+    an outcome 'churned' recorded for the customer), and product calibration per products
     version (treatment decisions with a propensity, observed = converted)."""
+    # A customer churned when any outcome 'churned' is recorded for them (by decision id
+    # or by customer), whichever decision it names.
+    churned = {d.customer_id for d in decisions if CHURNED in d.outcomes}
     churn: dict[str, dict[tuple[str, str], list[Any]]] = defaultdict(dict)
     for d in decisions:
         if d.churn_probability is None or "churn" not in d.versions:
             continue
         version = f"churn v{d.versions['churn']}"
-        seen = churn[version].setdefault((d.customer_id, d.day), [d.churn_probability, False])
-        seen[1] = seen[1] or CHURNED in d.outcomes
+        churn[version].setdefault((d.customer_id, d.day),
+                                  [d.churn_probability, d.customer_id in churned])
     products: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for d in decisions:
         if d.propensity is None or d.group == "control" or "products" not in d.versions:

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.registry.tables import Base, MonitoringCountRow, VersionRow, utcnow
+from app.registry.tables import MonitoringCountRow, OutcomeRow, VersionRow, utcnow
 
 # (day, family, version, alias, series, bin) -> count, as app/monitoring/aggregate.py folds
 Folded = Mapping[tuple[str, str, int, str, str, str], int]
@@ -72,16 +72,15 @@ def delete_before(session: Session, *, day: dt.date) -> int:
 def outcome_records(session: Session, *, since: dt.date, until: dt.date
                     ) -> list[dict[str, Any]]:
     """Outcome rows that occurred since..until, as plain records for
-    app/monitoring/decisions.py (none while the outcomes table is not part of the schema)."""
-    table = Base.metadata.tables.get("outcomes")
-    if table is None:
-        return []
-    c = table.c
-    q = select(c.decision_id, c.customer_id, c.action_id, c.outcome, c.occurred_on,
-               c.versions, c.alias, c.decision_group).where(
-        c.occurred_on >= since, c.occurred_on <= until)
+    app/monitoring/decisions.py."""
+    t = OutcomeRow
+    q = select(t.decision_id, t.customer_id, t.action_id, t.outcome, t.occurred_on,
+               t.decided_on, t.versions, t.alias, t.group, t.churn_probability,
+               t.propensity).where(t.occurred_on >= since, t.occurred_on <= until)
     return [{"decision_id": r.decision_id, "customer_id": r.customer_id,
              "action_id": r.action_id, "outcome": r.outcome,
-             "occurred_on": r.occurred_on.isoformat(), "versions": r.versions,
-             "alias": r.alias, "group": r.decision_group}
+             "occurred_on": r.occurred_on.isoformat(),
+             "decided_on": r.decided_on.isoformat() if r.decided_on else None,
+             "versions": r.versions, "alias": r.alias, "group": r.group,
+             "churn_probability": r.churn_probability, "propensity": r.propensity}
             for r in session.execute(q)]
