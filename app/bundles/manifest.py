@@ -162,6 +162,16 @@ class Manifest(_Strict):
                              "reference")
         if self.family not in MODEL_FAMILIES and self.reference is not None:
             raise ValueError(f"a {self.family} bundle holds no training reference")
+        if self.reference is not None:
+            declared = {f.name: f for f in self.features}
+            for name, hist in self.reference.features.items():
+                spec = declared.get(name)
+                if spec is None:
+                    raise ValueError(f"the training reference counts {name!r}, which the "
+                                     "bundle does not declare")
+                if (hist.categories is not None) != (spec.kind in ("category", "boolean")):
+                    raise ValueError(f"the training reference of {name!r} does not fit its "
+                                     f"kind ({spec.kind})")
         if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:
             raise ValueError(f"a {self.family} bundle needs {CONFIG_FILES[self.family]}")
         return self

@@ -4,13 +4,16 @@ is flagged (PSI > 0.25) on that feature only; an unshifted batch is not flagged 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
 
+from app.bundles.io import Bundle, build_bundle
+from app.bundles.manifest import FAMILIES
 from app.monitoring.aggregate import ScoredCounts
 from app.monitoring.drift import drift_report
-from app.scoring.context import ScoringContext, families_of
+from app.scoring.context import ScoringContext, build_context, families_of
 from app.scoring.pipeline import CustomerInput, Options, score_rows
 from app.training.dataset import encode_book
 from app.training.synth import generate_book
@@ -86,3 +89,18 @@ def test_single_rows_buffered_count_the_same_as_one_batch(default_context: Scori
     for i in range(700):
         rows.observe(default_context, "production", x[i:i + 1], [{}])
     assert whole.fold() == rows.fold()
+
+
+def test_bundles_without_a_reference_say_so_and_never_fail(
+        default_bundles: dict[str, Bundle], batch: np.ndarray) -> None:
+    bundles = dict(default_bundles)
+    fields = json.loads(bundles["churn"].manifest_bytes)
+    fields.pop("files")
+    fields.pop("reference")
+    bundles["churn"] = build_bundle(fields, dict(bundles["churn"].files))
+    ctx = build_context(bundles, dict.fromkeys(FAMILIES, 1))
+    assert ctx.churn.reference is None
+    report = {e["family"]: e for e in _report(ctx, batch[:600])}
+    assert report["churn"]["reference"] is False and report["churn"]["rows"] == 600
+    assert report["churn"]["features"] == [] and "no reference" in report["churn"]["note"]
+    assert report["tier"]["reference"] is True and report["tier"]["drifted"] == []
