@@ -90,7 +90,7 @@ def _report(services: ServicesDep, since: dt.date | None, until: dt.date | None,
     return monitoring.report(since=first, until=last, family=family)
 
 
-@router.get("/v1/monitoring/drift", response_model=DriftOut, responses=errors(*AUTH_ERRORS),
+@router.get("/v1/monitoring/drift", response_model=DriftOut, responses=errors(*AUTH_ERRORS, 422),
             summary="PSI per feature and of the score against each version's training data")
 def drift(principal: RequireScorer, services: ServicesDep, since: Since = None,
           until: Until = None) -> Any:
@@ -98,7 +98,7 @@ def drift(principal: RequireScorer, services: ServicesDep, since: Since = None,
 
 
 @router.get("/v1/monitoring/calibration", response_model=CalibrationOut,
-            responses=errors(*AUTH_ERRORS),
+            responses=errors(*AUTH_ERRORS, 422),
             summary="Predicted vs observed per band, from recorded outcomes")
 def calibration(principal: RequireScorer, services: ServicesDep, since: Since = None,
                 until: Until = None) -> Any:
@@ -106,7 +106,7 @@ def calibration(principal: RequireScorer, services: ServicesDep, since: Since = 
 
 
 @router.get("/v1/monitoring/actions", response_model=ActionsOut,
-            responses=errors(*AUTH_ERRORS),
+            responses=errors(*AUTH_ERRORS, 422),
             summary="Acceptance and uplift per action, per version and alias, with intervals")
 def actions(principal: RequireScorer, services: ServicesDep, since: Since = None,
             until: Until = None, family: VersionFamily = "products") -> Any:
@@ -114,7 +114,7 @@ def actions(principal: RequireScorer, services: ServicesDep, since: Since = None
 
 
 @router.get("/v1/monitoring/alerts", response_model=AlertsOut,
-            responses=errors(*AUTH_ERRORS),
+            responses=errors(*AUTH_ERRORS, 422),
             summary="Monitoring alerts over the window (thresholds TIERWISE_ALERT_*)")
 def alerts(principal: RequireScorer, services: ServicesDep, since: Since = None,
            until: Until = None) -> Any:
