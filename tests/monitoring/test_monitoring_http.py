@@ -111,3 +111,14 @@ def test_counts_survive_a_restart_and_add_up(tmp_path: Path,
                 "drift"]}
         assert rows == {"tier": expected, "churn": expected, "products": expected}
         server.__exit__(None, None, None)
+
+
+def test_bad_days_are_refused_naming_the_parameter(
+        tmp_path: Path, serve: Callable[[Any], RunningServer]) -> None:
+    server = serve(_app(tmp_path))
+    _ready(server.url)
+    for value in ("0", "20261201", "2026-13-01", "2026-02-30", "x", "", "2026-12-01T00:00"):
+        for name in ("since", "until"):
+            got = httpx.get(f"{server.url}/v1/monitoring/drift", params={name: value})
+            assert got.status_code == 422, (name, value)
+            assert name in got.json()["error"]["details"][0]["field"]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from app.api.auth import RequireScorer
 from app.api.deps import ServicesDep
 from app.api.openapi import AUTH_ERRORS, errors, operation_id
+from app.api.schemas import IsoDate
 from app.errors import FieldProblem, InvalidRequest, NotReady
 from app.registry.monitor import ReplicaMonitoring
 
@@ -21,10 +22,10 @@ router = APIRouter(tags=["monitoring"], default_response_class=JSONResponse,
                    generate_unique_id_function=operation_id)
 MAX_WINDOW_DAYS = 3660
 
-Since = Annotated[dt.date | None, Query(
+Since = Annotated[IsoDate | None, Query(
     description="First day (UTC, YYYY-MM-DD) counted; default: TIERWISE_MONITORING_WINDOW_DAYS "
     "before `until`")]
-Until = Annotated[dt.date | None, Query(description="Last day counted; default: today (UTC)")]
+Until = Annotated[IsoDate | None, Query(description="Last day counted; default: today (UTC)")]
 VersionFamily = Annotated[str, Query(
     pattern=r"^(?:tier|churn|products|catalog|policy)$",
     description="Whose version acceptance is compared by (a decision names each family's)")]
