@@ -122,3 +122,23 @@ def test_bad_days_are_refused_naming_the_parameter(
             got = httpx.get(f"{server.url}/v1/monitoring/drift", params={name: value})
             assert got.status_code == 422, (name, value)
             assert name in got.json()["error"]["details"][0]["field"]
+
+
+def test_monitoring_needs_a_scorer_key(tmp_path: Path,
+                                       serve: Callable[[Any], RunningServer]) -> None:
+    app = create_app(Settings(
+        database_url=f"sqlite:///{tmp_path / 'registry.sqlite3'}", models_dir=MODELS_DIR,
+        auth_enabled=True, compile_models=False, bootstrap_admin_key_file=tmp_path / "admin.key",
+        monitoring_flush_seconds=3600))
+    server = serve(app)
+    _ready(server.url)
+    admin = {"X-API-Key": (tmp_path / "admin.key").read_text().strip()}
+    made = httpx.post(f"{server.url}/v1/keys", headers=admin,
+                      json={"principal": "crm dashboard", "kind": "service", "role": "scorer"})
+    assert made.status_code == 201, made.text
+    scorer = {"X-API-Key": made.json()["key"]}
+    for part in ("drift", "calibration", "actions", "alerts"):
+        url = f"{server.url}/v1/monitoring/{part}"
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, headers={"X-API-Key": "tw_not_a_key"}).status_code == 401
+        assert httpx.get(url, headers=scorer).status_code == 200
