@@ -27,7 +27,8 @@ DECIDING_FAMILIES: tuple[str, ...] = ("churn", "products", "catalog", "policy")
 GROUPS: tuple[str, ...] = ("treatment", "control")
 MAX_TOKEN_CHARS = 1024  # a customer id of 128 characters gives ~400
 
-_b64encode = base64.urlsafe_b64encode
+_b2a = binascii.b2a_base64
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
@@ -94,15 +95,21 @@ class DecisionSigner:
         return outer.digest()[:MAC_BYTES]
 
     def _sign(self, body: bytes) -> str:
-        return (body + b"." + _b64encode(self.mac(body)).rstrip(b"=")).decode("ascii")
+        inner = self._inner.copy()
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        mac = _b2a(outer.digest()[:MAC_BYTES], newline=False).translate(_URLSAFE)
+        return (body + b"." + mac[:22]).decode("ascii")  # 16 bytes: 22 characters
 
     def make(self, *, customer_id: str, action_id: str, as_of: dt.date,
              versions: Mapping[str, int], alias: str, group: str, rank: int,
              churn_probability: float | None, propensity: float | None) -> str:
         """One decision id (the plain form; the scoring path uses `stamp`)."""
-        return DecisionStamp(self, versions, alias).make(
-            customer_json(customer_id), as_of.isoformat(), _number(churn_probability),
-            action_id, group, rank, propensity)
+        stamp = DecisionStamp(self, versions, alias)
+        head = stamp.customer(customer_json(customer_id), as_of.isoformat(),
+                              _number(churn_probability))
+        return stamp.make(head, action_id, group, rank, propensity)
 
     def verify(self, token: object) -> Decision | None:
         """What `token` says when it is a decision id made with this key, else None."""
@@ -147,28 +154,44 @@ def _decision(p: Any) -> Decision | None:
 def customer_json(customer_id: str) -> str:
     """The customer id as a JSON string (ids are printable ASCII: only " and \\ escape)."""
     if '"' in customer_id or "\\" in customer_id or not customer_id.isascii():
-        return _dumps(customer_id)  # type: ignore[no-any-return]
+        return _dumps(customer_id)
     return f'"{customer_id}"'
 
 
+def _b64_whole(text: str) -> bytes:
+    """base64url of `text` padded with spaces (JSON whitespace) to a multiple of 3 bytes, so
+    that its encoding ends on a boundary and pieces encoded apart join into one encoding."""
+    raw = text.encode("ascii")
+    raw += b"   "[: -len(raw) % 3]
+    return _b2a(raw, newline=False).translate(_URLSAFE)
+
+
 class DecisionStamp:
-    """A signer with the versions and alias of one scoring call: the per-call part of every
-    payload is built once, each id then costs one small string, one base64 and one HMAC."""
+    """A signer with the versions and alias of one context: the parts of a payload that do
+    not change are encoded once (per context, per customer), so an id costs one short
+    string, its base64 and one HMAC. Pieces are padded with JSON whitespace to whole base64
+    quanta, so their encodings concatenate into the encoding of the whole payload."""
 
     __slots__ = ("_sign", "_tail")
 
     def __init__(self, signer: DecisionSigner, versions: Mapping[str, int], alias: str) -> None:
         self._sign = signer._sign
         chosen = {f: int(versions[f]) for f in DECIDING_FAMILIES if f in versions}
-        self._tail = f',"v":{_dumps(chosen)},"al":{_dumps(alias)}}}'
+        tail = f',"v":{_dumps(chosen)},"al":{_dumps(alias)}}}'.encode("ascii")
+        self._tail = _b2a(tail, newline=False).translate(_URLSAFE).rstrip(b"=")
 
-    def make(self, customer: str, as_of: str, churn: str, action_id: str, group: str,
-             rank: int, propensity: float | None) -> str:
-        """The id of one recommendation; `customer` from customer_json, `churn` from
-        number() (computed once per customer)."""
-        payload = (f'{{"c":{customer},"a":"{action_id}","d":"{as_of}","g":"{group}",'
-                   f'"r":{rank},"p":{churn},"pp":{_number(propensity)}{self._tail}')
-        return self._sign(b"d1." + _b64encode(payload.encode("ascii")).rstrip(b"="))
+    @staticmethod
+    def customer(customer: str, as_of: str, churn: str) -> bytes:
+        """The encoded part a customer's ids share: `customer` from customer_json, `churn`
+        from number()."""
+        return b"d1." + _b64_whole(f'{{"c":{customer},"d":"{as_of}","p":{churn}')
+
+    def make(self, head: bytes, action_id: str, group: str, rank: int,
+             propensity: float | None) -> str:
+        """The id of one recommendation of the customer whose `head` this is."""
+        middle = _b64_whole(f',"a":"{action_id}","g":"{group}","r":{rank},'
+                            f'"pp":{_number(propensity)}')
+        return self._sign(head + middle + self._tail)
 
 
 number = _number

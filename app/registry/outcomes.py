@@ -218,7 +218,8 @@ def production_versions_on(session: Session, day: dt.date) -> dict[str, int] | N
         .where(LedgerRow.action == "alias_move", LedgerRow.alias == "production",
                LedgerRow.at < end, LedgerRow.family.in_(DECIDING_FAMILIES))
         .order_by(LedgerRow.id)).all()
-    versions = {family: version for family, version in moves if version is not None}
+    versions = {family: version for family, version in moves
+                if family is not None and version is not None}
     return versions or None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -202,12 +203,8 @@ class _Arbiter:
         self.batch = batch
         self.product_p = s.product_p
         self.product_arr = s.product_arr
-        self.stamp: DecisionStamp | None = None
-        if options.decision_ids:
-            self.stamp = DecisionStamp(
-                options.signer or process_signer(),
-                {f: v.version for f, v in ctx.versions.items()}, options.alias)
-        self.today = dt.datetime.now(dt.UTC).date().isoformat()
+        self.stamp = _stamp(ctx, options) if options.decision_ids else None
+        self.today = _today()
 
     @classmethod
     def of(cls, ctx: ScoringContext, x: np.ndarray, customers: Sequence[CustomerInput],
@@ -263,14 +260,39 @@ class _Arbiter:
         """A decision id on each recommendation, ranked as arbitration ranked them."""
         if not recs:
             return
-        make = self.stamp.make  # type: ignore[union-attr]
-        who = customer_json(cust.customer_id)
-        day = self.today if cust.as_of is None else cust.as_of.isoformat()
-        churn_text = number(churn)
+        stamp = self.stamp
+        assert stamp is not None
+        make = stamp.make
+        head = stamp.customer(customer_json(cust.customer_id),
+                              self.today if cust.as_of is None else cust.as_of.isoformat(),
+                              number(churn))
         for rank, r in enumerate(recs, start=1):
             group = "control" if control and r["kind"] == "product" else "treatment"
-            r["decision_id"] = make(who, day, churn_text, r["action_id"], group, rank,
-                                    r["propensity"])
+            r["decision_id"] = make(head, r["action_id"], group, rank, r["propensity"])
+
+
+def _stamp(ctx: ScoringContext, options: Options) -> DecisionStamp:
+    """The context's decision-id stamp for this signer and alias (built once, then reused)."""
+    signer = options.signer or process_signer()
+    key = (signer, options.alias)
+    stamp = ctx.decision_stamps.get(key)
+    if stamp is None:
+        stamp = ctx.decision_stamps[key] = DecisionStamp(
+            signer, {f: v.version for f, v in ctx.versions.items()}, options.alias)
+    return stamp
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_day: tuple[int, str] = (-1, "")
+
+
+def _today() -> str:
+    """Today in UTC as YYYY-MM-DD (recomputed when the day changes, not per call)."""
+    global _day
+    day = int(time.time() // 86400)
+    if day != _day[0]:
+        _day = (day, dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat())
+    return _day[1]
 
 
 def _single_row(

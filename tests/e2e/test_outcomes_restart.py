@@ -69,6 +69,10 @@ def _restart_keeps_outcomes(tmp: Path, headers: dict[str, str], **settings: str)
         assert [(o["outcome"], o["group"], o["alias"]) for o in r.json()["outcomes"]] == [
             ("converted", "treatment", "production")]
         _bad_outcomes_name_the_field(service.url, headers, token, today)
+        limit = int(settings.get("TIERWISE_OUTCOMES_MAX_PER_REQUEST", "1000"))
+        r = _post(service.url, headers, [items[-1]] * (limit + 1))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"][0]["field"] == "outcomes"
 
 
 def _bad_outcomes_name_the_field(url: str, headers: dict[str, str], token: str,
@@ -106,7 +110,8 @@ def test_outcomes_survive_a_restart_on_sqlite(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         scorer = {"X-API-Key": r.json()["key"]}
         assert httpx.get(f"{service.url}/v1/outcomes").status_code == 401
-    _restart_keeps_outcomes(tmp_path, scorer, TIERWISE_AUTH_ENABLED="true")
+    _restart_keeps_outcomes(tmp_path, scorer, TIERWISE_AUTH_ENABLED="true",
+                            TIERWISE_OUTCOMES_MAX_PER_REQUEST="8")
 
 
 def test_outcomes_survive_a_restart_on_postgresql(tmp_path: Path) -> None:
@@ -151,6 +156,12 @@ def test_the_contact_policy_reads_recorded_outcomes_and_outlives_the_database(
             assert top in [rec["action_id"] for rec in down["recommendations"]]
             metrics = httpx.get(f"{service.url}/metrics").text
             assert 'tierwise_contact_history_total{source="unavailable"}' in metrics
+            # Outcomes themselves need the database: 503, as the other registry routes.
+            for r in (httpx.get(f"{service.url}/v1/outcomes"),
+                      _post(service.url, {}, [{"customer_id": "R1", "action_id": top,
+                                               "outcome": "offered", "date": today}])):
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "registry_unavailable"
     finally:
         drop_pg_database(url)
 

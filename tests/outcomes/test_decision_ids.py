@@ -103,8 +103,19 @@ def test_a_well_formed_signed_payload_verifies() -> None:  # the hostile cases' 
 
 def test_the_stamp_makes_the_same_token_as_make() -> None:
     stamp = DecisionStamp(SIGNER, VERSIONS, "production")
-    assert stamp.make('"C000123"', "2026-12-01", "0.5497", "credit_card", "treatment", 1,
-                      0.12345) == _make()
+    head = stamp.customer('"C000123"', "2026-12-01", "0.5497")
+    assert stamp.make(head, "credit_card", "treatment", 1, 0.12345) == _make()
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_pieces_join_into_one_payload(n: int) -> None:
+    """Whatever the lengths of the customer id and the action id, the pieces' encodings
+    join into the encoding of one JSON payload (padded with whitespace)."""
+    token = _make(customer_id="C" * n, action_id="a" * (n + 2), rank=n * 7)
+    body = token.split(".")[1]
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert (payload["c"], payload["a"], payload["r"]) == ("C" * n, "a" * (n + 2), n * 7)
+    assert SIGNER.verify(token) is not None
 
 
 def test_short_keys_are_refused() -> None:

@@ -60,7 +60,7 @@ def test_a_repeated_post_adds_nothing(seeded: sessionmaker[Session]) -> None:
     assert (r.churn_probability, r.propensity) == (0.2, 0.3)
     # By customer: the production versions of that day, from the ledger (the seed moved
     # every family to version 1 before "today").
-    by_customer = [r for r in rows if r.decision_id is None][0]
+    by_customer = next(r for r in rows if r.decision_id is None)
     assert by_customer.versions == {"churn": 1, "products": 1, "catalog": 1, "policy": 1}
     assert by_customer.alias == "production"
 
@@ -137,6 +137,22 @@ def test_retention_purges_what_is_older(seeded: sessionmaker[Session]) -> None:
         assert outcomes.purge_expired(session, today=TODAY, retention_days=9) == 1
         days = [r.occurred_on for r in outcomes.list_outcomes(session)]
     assert days == [TODAY]
+
+
+def test_a_post_purges_expired_outcomes(seeded: sessionmaker[Session],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first post of a process (then at most hourly) deletes what retention let go."""
+    old = OutcomeIn(outcome="offered", date=TODAY - dt.timedelta(days=30), customer_id="C1",
+                    action_id="equity_fund")
+    new = OutcomeIn(outcome="offered", date=TODAY, customer_id="C2", action_id="equity_fund")
+    with seeded.begin() as session:
+        _record(session, [old], retention_days=60)
+        monkeypatch.setattr(outcomes, "_purged_at", None)  # as in a fresh process
+        _record(session, [new], retention_days=20)
+        assert [r.customer_id for r in outcomes.list_outcomes(session)] == ["C2"]
+        _record(session, [old], retention_days=60)
+        _record(session, [new], retention_days=20)  # within the hour: no purge again
+        assert len(outcomes.list_outcomes(session)) == 2
 
 
 def test_contact_events_for_the_contact_policy(seeded: sessionmaker[Session]) -> None:

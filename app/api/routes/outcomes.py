@@ -57,11 +57,13 @@ class OutcomesIn(_In):
         min_length=1, max_length=HARD_MAX_ITEMS,
         description="At most TIERWISE_OUTCOMES_MAX_PER_REQUEST (default 1000).")
 
+    # By customer only: a decision id is made by the deployment that scored (its key), so no
+    # fixed example of one is valid anywhere; docs/outcomes.md shows the round trip.
     model_config = ConfigDict(json_schema_extra={"examples": [{"outcomes": [
-        {"decision_id": "d1.eyJjIjoiQzAwMDEyMyIsImEiOiJjcmVkaXRfY2FyZCJ9.c2lnbmF0dXJl",
-         "outcome": "accepted", "date": "2026-12-02"},
         {"customer_id": "C000123", "action_id": "credit_card", "outcome": "offered",
-         "date": "2026-12-01"}]}]})
+         "date": "2026-11-01"},
+        {"customer_id": "C000123", "action_id": "credit_card", "outcome": "accepted",
+         "date": "2026-11-02"}]}]})
 
 
 class OutcomesRecorded(BaseModel):
@@ -123,8 +125,9 @@ def record(body: OutcomesIn, principal: RequireScorer, session: SessionDep,
 def list_recorded(principal: RequireScorer, session: SessionDep,
                   customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
                   action_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-                  since: Annotated[dt.date | None, Query(
-                      description="Outcomes that happened on this day or later")] = None,
+                  since: Annotated[IsoDate | None, Query(
+                      description="Outcomes that happened on this day or later (YYYY-MM-DD)")
+                  ] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> OutcomeList:
     found = outcomes.list_outcomes(session, customer_id=customer_id, action_id=action_id,
                                    since=since, limit=limit)
