@@ -87,3 +87,22 @@ def test_calibration_alert_needs_the_margin_and_the_count() -> None:
     assert alerts_of([], cal, {3: 0.002}, Thresholds(calibration_margin=0.25)) == []
     assert alerts_of([], cal, {3: 0.002}, Thresholds(calibration_min_count=601)) == []
     assert alerts_of([], cal, {}, Thresholds()) == []  # no held-out figure: no alert
+
+
+def test_decision_ids_made_by_scoring_read_back(default_context) -> None:  # type: ignore[no-untyped-def]
+    from app.scoring.pipeline import CustomerInput, Options, score_rows
+    from tests.customers import book_customers
+
+    people = book_customers(20, seed=3)
+    x = default_context.schema.matrix([p["features"] for p in people])
+    results = score_rows(default_context, x, [CustomerInput(customer_id=p["customer_id"],
+                                                            features=p["features"])
+                                              for p in people], Options())
+    recs = [(r["customer_id"], rec) for r in results for rec in r["recommendations"]]
+    assert recs
+    for customer, rec in recs:
+        payload = payload_of(rec["decision_id"])
+        assert payload is not None
+        assert payload["c"] == customer and payload["a"] == rec["action_id"]
+        assert payload["v"]["products"] == 1 and payload["al"] == "production"
+        assert payload["pp"] == round(rec["propensity"], 4)
