@@ -23,6 +23,7 @@ from app.monitoring.decisions import decisions_of
 from app.monitoring.drift import drift_report
 from app.monitoring.evaluation import acceptance, calibration
 from app.registry import monitoring as queries
+from app.registry.database import is_unavailable
 
 log = logging.getLogger("tierwise.monitoring")
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -70,8 +71,8 @@ class ReplicaMonitoring:
             self._thread.join(timeout)
         try:
             self.flush()
-        except Exception:
-            log.exception("the last monitoring flush failed")
+        except Exception as exc:
+            _log_failure(exc, "the last monitoring flush failed; its counts are lost")
 
     def flush(self) -> int:
         """Write today's (and any unwritten earlier day's) counts; returns rows written."""
@@ -113,9 +114,18 @@ class ReplicaMonitoring:
         while not self._stop.wait(self._interval):
             try:
                 self.refresh()
-            except Exception:  # the database may be down: the counts wait in memory
-                log.warning("monitoring flush failed; retrying in %.0f s", self._interval,
-                            exc_info=True)
+            except Exception as exc:  # the database may be down: the counts wait in memory
+                _log_failure(exc, f"monitoring flush failed; counts kept in memory, retrying "
+                                  f"in {self._interval:.0f} s")
+
+
+def _log_failure(exc: BaseException, message: str) -> None:
+    # An outage is expected and already reported by the registry's health: one line, no
+    # traceback; anything else is a bug worth its traceback.
+    if is_unavailable(exc):
+        log.warning("%s: registry database unreachable", message)
+    else:
+        log.error(message, exc_info=exc)
 
 
 def references_of(manifests: Mapping[tuple[str, int], Mapping[str, Any]]
