@@ -18,14 +18,26 @@ from app.registry import database
 from app.registry import monitoring as queries
 from app.registry.monitor import ReplicaMonitoring
 from app.scoring.context import ScoringContext
+from tests.registry.db import drop_pg_database, fresh_database
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[database.sessionmaker[Session]]:
-    engine = database.make_engine(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh migrated database of each kind (its own PostgreSQL database per test)."""
+    url = fresh_database(request.param, tmp_path)
+    engine = database.make_engine(url)
     database.upgrade(engine)
+    engine.dispose()
+    yield url
+    if request.param == "postgresql":
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[database.sessionmaker[Session]]:
+    engine = database.make_engine(db_url)
     yield database.make_sessionmaker(engine)
     engine.dispose()
 
@@ -76,3 +88,30 @@ def test_counts_wait_in_memory_while_the_database_is_down(
     down = False
     replica.flush()
     assert _rows(sessions) == {"tier": 10, "churn": 10, "products": 10}
+
+
+def test_the_report_reads_the_database_directly(
+        sessions: database.sessionmaker[Session], db_url: str, tmp_path: Path,
+        default_context: ScoringContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.config import get_settings
+
+    replica = _replica(sessions, "r")
+    x = np.zeros((5, len(default_context.schema)))
+    replica.counts.observe(default_context, "production", x, [{}] * 5)
+    replica.flush()
+    monkeypatch.setenv("TIERWISE_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "report.html"
+        result = CliRunner().invoke(cli, ["report", "--out", str(out)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "3 scored version(s)" in result.output
+    page = out.read_text()
+    assert "churn v1 (production), 5 customers scored" in page
+    # The registry holds no version yet: no reference to compare with, said plainly.
+    assert "No reference" in page
