@@ -227,6 +227,12 @@ class Settings(BaseSettings):
         description="How often a replica writes its cumulative monitoring counts to the "
         "registry database (and at shutdown).",
     )
+    monitoring_report_seconds: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="How often a replica recomputes the monitoring report over the window "
+        "for /v1/status alerts and the monitoring gauges (at its first flush, then at the "
+        "first flush after this many seconds); it reads the window's outcome rows.",
+    )
     monitoring_window_days: int = Field(
         default=30, ge=1, le=3650,
         description="Days of counts and outcomes that /v1/monitoring, the metrics' gauges, "

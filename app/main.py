@@ -76,6 +76,7 @@ def _open_monitoring(settings: Settings, runtime: RegistryRuntime) -> ReplicaMon
 
     monitoring = ReplicaMonitoring(
         ScoredCounts(), runtime.sessionmaker, interval=settings.monitoring_flush_seconds,
+        report_interval=settings.monitoring_report_seconds,
         retention_days=settings.monitoring_retention_days,
         window_days=settings.monitoring_window_days,
         thresholds=Thresholds(psi=settings.alert_psi, psi_min_rows=settings.alert_psi_min_rows,

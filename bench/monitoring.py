@@ -3,7 +3,9 @@
 Measures, in this one process on the default models, interleaved (bench/inprocess.py:
 least CPU time over short alternating slices): ScoredCounts.observe for one customer (the
 binning amortised: every BIN_EVERY-th call bins the buffer) and for a batch of 1,000, next
-to score_rows on the same batch of 1,000 (plain Booster.predict evaluation), for scale.
+to score_rows on the same batch of 1,000 (plain Booster.predict evaluation), for scale;
+and the report's outcome part per outcome row (grouping into decisions, acceptance, uplift,
+calibration).
 """
 
 from __future__ import annotations
@@ -48,12 +50,40 @@ def run(*, budget: float, rounds: int) -> dict[str, Any]:
         "score_batch_1000": lambda: score_rows(ctx, x, people, Options()),
     }, budget=budget, rounds=rounds)
     us = {k: v * 1e6 for k, v in best.items()}
+    report_us = _report_cost()
     return {
         "observe_one_us": round(us["observe_one"], 2),
         "observe_batch_us_per_customer": round(us["observe_batch_1000"] / 1000, 3),
         "score_batch_us_per_customer": round(us["score_batch_1000"] / 1000, 2),
         "bin_every": BIN_EVERY,
+        "report_us_per_outcome_row": round(report_us, 2),
     }
+
+
+def _report_cost(n: int = 50_000) -> float:
+    """CPU microseconds per outcome row to group rows into decisions and compute acceptance,
+    uplift and calibration (the report's outcome part; reading the rows is not counted)."""
+    import time
+
+    from app.monitoring.decisions import decisions_of
+    from app.monitoring.evaluation import acceptance, calibration
+
+    rows = []
+    for i in range(n):
+        row = {"decision_id": None, "customer_id": f"C{i}", "action_id": f"a{i % 10}",
+               "outcome": "offered", "occurred_on": "2026-12-01",
+               "decided_on": "2026-12-01", "versions": {"products": 1 + i % 2, "churn": 1},
+               "alias": "production", "group": "control" if i % 5 == 0 else "treatment",
+               "churn_probability": 0.1, "propensity": 0.2}
+        rows += [row, {**row, "outcome": "accepted" if i % 3 else "declined"}]
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        decisions = decisions_of(rows)
+        acceptance(decisions)
+        calibration(decisions)
+        best = min(best, time.process_time() - t0)
+    return best / len(rows) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:

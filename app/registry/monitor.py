@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -37,13 +38,14 @@ def replica_id() -> str:
 
 class ReplicaMonitoring:
     """A replica's monitoring: a daemon thread that writes its cumulative counts every
-    `interval` seconds, then re-reads the report over the default window (alerts for
-    /v1/status, the gauges). A failed flush (database down) is retried at the next one:
+    `interval` seconds and, every `report_interval` seconds, re-reads the report over the
+    default window (alerts for /v1/status, the gauges; it reads the window's outcome rows,
+    so it is the costlier part). A failed flush (database down) is retried at the next one:
     the counts wait in memory."""
 
     def __init__(self, counts: ScoredCounts, sessions: Sessions, *, interval: float,
                  retention_days: int, window_days: int, thresholds: Thresholds,
-                 replica: str | None = None,
+                 replica: str | None = None, report_interval: float | None = None,
                  on_report: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.counts = counts
         self.replica = replica or replica_id()
@@ -53,6 +55,7 @@ class ReplicaMonitoring:
         self.latest_at: dt.datetime | None = None
         self._sessions = sessions
         self._interval = interval
+        self._report_interval = interval if report_interval is None else report_interval
         self._retention = retention_days
         self._on_report = on_report
         self._stop = threading.Event()
@@ -111,9 +114,14 @@ class ReplicaMonitoring:
         return report
 
     def _run(self) -> None:
+        next_report = time.monotonic()
         while not self._stop.wait(self._interval):
             try:
-                self.refresh()
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + self._report_interval
+                    self.refresh()
+                else:
+                    self.flush()
             except Exception as exc:  # the database may be down: the counts wait in memory
                 _log_failure(exc, f"monitoring flush failed; counts kept in memory, retrying "
                                   f"in {self._interval:.0f} s")
