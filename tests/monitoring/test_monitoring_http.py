@@ -142,3 +142,28 @@ def test_monitoring_needs_a_scorer_key(tmp_path: Path,
         assert httpx.get(url).status_code == 401
         assert httpx.get(url, headers={"X-API-Key": "tw_not_a_key"}).status_code == 401
         assert httpx.get(url, headers=scorer).status_code == 200
+
+
+def test_an_unreachable_database_answers_503_and_scoring_goes_on(
+        tmp_path: Path, serve: Callable[[Any], RunningServer],
+        customers: list[dict[str, Any]]) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    app = _app(tmp_path)
+    server = serve(app)
+    _ready(server.url)
+    monitoring = app.services.monitoring
+    working = monitoring._sessions
+
+    def down() -> Any:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database down"))
+
+    monitoring._sessions = down
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.post("/v1/score/batch", json={"items": customers[:50]}).status_code == 200
+        got = http.get("/v1/monitoring/drift")
+        assert got.status_code == 503
+        assert got.json()["error"]["code"] == "registry_unavailable"
+        monitoring._sessions = working  # back: the counts waited in memory
+        rows = {e["family"]: e["rows"] for e in http.get("/v1/monitoring/drift").json()["drift"]}
+        assert rows == {"tier": 50, "churn": 50, "products": 50}
