@@ -92,7 +92,8 @@ class ReplicaMonitoring:
     def window(self, since: dt.date | None, until: dt.date | None) -> tuple[dt.date, dt.date]:
         """The days a report covers: the default window ends today (UTC)."""
         until = until or dt.datetime.now(dt.UTC).date()
-        return since or until - dt.timedelta(days=self.window_days - 1), until
+        first = dt.date.fromordinal(max(1, until.toordinal() - (self.window_days - 1)))
+        return since or first, until
 
     def report(self, *, since: dt.date | None = None, until: dt.date | None = None,
                family: str = "products") -> dict[str, Any]:

@@ -39,7 +39,8 @@ def _from_database(since: dt.date | None, until: dt.date | None,
 
     settings = get_settings()
     until = until or dt.datetime.now(dt.UTC).date()
-    since = since or until - dt.timedelta(days=settings.monitoring_window_days - 1)
+    since = since or dt.date.fromordinal(
+        max(1, until.toordinal() - (settings.monitoring_window_days - 1)))
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:

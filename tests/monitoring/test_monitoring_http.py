@@ -122,6 +122,11 @@ def test_bad_days_are_refused_naming_the_parameter(
             got = httpx.get(f"{server.url}/v1/monitoring/drift", params={name: value})
             assert got.status_code == 422, (name, value)
             assert name in got.json()["error"]["details"][0]["field"]
+    for params in ({"until": "0001-01-01"}, {"since": "0001-01-01", "until": "0001-01-02"},
+                   {"until": "9999-12-31"}):
+        got = httpx.get(f"{server.url}/v1/monitoring/drift", params=params)
+        assert got.status_code == 200, (params, got.text)
+        assert got.json()["drift"] == []
 
 
 def test_monitoring_needs_a_scorer_key(tmp_path: Path,
