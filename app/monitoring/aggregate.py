@@ -129,6 +129,8 @@ class _Accumulator:
     bins: list[np.ndarray] = field(default_factory=list)
     score_counts: np.ndarray = field(
         default_factory=lambda: np.zeros(len(SCORE_EDGES) + 1, dtype=np.int64))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False  # folded: its counts are in the totals, a new one takes over
 
     def __post_init__(self) -> None:
         self.bins = [np.zeros(b.bins + 1, dtype=np.int64) for b in self.plan.binnings]
@@ -158,29 +160,38 @@ class ScoredCounts:
     def __init__(self, *, today: Callable[[], dt.date] | None = None,
                  bin_every: int = BIN_EVERY) -> None:
         self._lock = threading.Lock()
-        self._accs: dict[tuple[int, str], tuple[ScoringContext, _Accumulator]] = {}
+        self._accs: dict[tuple[int, str, int], tuple[ScoringContext, _Accumulator]] = {}
         self._totals: dict[CountKey, int] = {}
         self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
         self._bin_every = bin_every
 
     def observe(self, ctx: ScoringContext, alias: str, x: np.ndarray,
                 results: Sequence[dict[str, Any]]) -> None:
-        """Count rows `x` (laid out by ctx.schema) and their results, scored on `ctx`."""
-        key = (id(ctx), alias)
-        with self._lock:
+        """Count rows `x` (laid out by ctx.schema) and their results, scored on `ctx`.
+
+        Each thread fills its own accumulator (the event loop's single customers, each
+        batch worker's), so binning a batch never makes the event loop wait; only fold()
+        takes an accumulator from its thread, briefly, once per flush."""
+        key = (id(ctx), alias, threading.get_ident())
+        while True:
             entry = self._accs.get(key)
             if entry is None or entry[0] is not ctx:
-                entry = self._accs[key] = (ctx, _Accumulator(_Plan.of(ctx), alias))
+                with self._lock:
+                    entry = self._accs[key] = (ctx, _Accumulator(_Plan.of(ctx), alias))
             acc = entry[1]
-            acc.rows.append(x)
-            scores = acc.scores
-            for r in results:
-                churn = r.get("churn")
-                if churn is not None and churn["probability"] is not None:
-                    scores.append(churn["probability"])
-            acc.pending += x.shape[0]
-            if acc.pending >= self._bin_every:
-                acc.bin_pending()
+            with acc.lock:
+                if acc.closed:  # folded since we looked it up: take a fresh one
+                    continue
+                acc.rows.append(x)
+                scores = acc.scores
+                for r in results:
+                    churn = r.get("churn")
+                    if churn is not None and churn["probability"] is not None:
+                        scores.append(churn["probability"])
+                acc.pending += x.shape[0]
+                if acc.pending >= self._bin_every:
+                    acc.bin_pending()
+                return
 
     def fold(self) -> dict[CountKey, int]:
         """Add everything counted so far to the day's totals and return a copy of them."""
@@ -188,8 +199,14 @@ class ScoredCounts:
         with self._lock:
             accs = [acc for _, acc in self._accs.values()]
             self._accs = {}  # contexts are let go; the next request rebuilds a plan
-            for acc in accs:
+        folded = []
+        for acc in accs:
+            with acc.lock:
                 acc.bin_pending()
+                acc.closed = True
+            folded.append(acc)
+        with self._lock:
+            for acc in folded:
                 self._fold_one(day, acc)
             return dict(self._totals)
 

@@ -104,3 +104,36 @@ def test_bundles_without_a_reference_say_so_and_never_fail(
     assert report["churn"]["reference"] is False and report["churn"]["rows"] == 600
     assert report["churn"]["features"] == [] and "no reference" in report["churn"]["note"]
     assert report["tier"]["reference"] is True and report["tier"]["drifted"] == []
+
+
+def test_threads_and_folds_lose_no_customer(default_context: ScoringContext,
+                                            batch: np.ndarray) -> None:
+    import threading
+
+    counts = ScoredCounts(today=lambda: dt.date(2026, 12, 1), bin_every=64)
+    x = batch[:50]
+    folds: list[dict] = []
+
+    def score(n: int) -> None:
+        for i in range(n):
+            counts.observe(default_context, "production", x[i % 50:i % 50 + 1], [{}])
+            if i % 100 == 0:
+                counts.observe(default_context, "production", x, [{}] * 50)
+
+    def fold() -> None:
+        for _ in range(20):
+            folds.append(counts.fold())
+
+    threads = [threading.Thread(target=score, args=(1000,)) for _ in range(4)]
+    threads.append(threading.Thread(target=fold))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = counts.fold()
+    per_thread = 1000 + 10 * 50
+    for family in ("tier", "churn", "products"):
+        assert total[("2026-12-01", family, 1, "production", "rows", "all")] == 4 * per_thread
+        age = sum(n for (_, f, _, _, series, _), n in total.items()
+                  if f == family and series == "feature:age")
+        assert age == 4 * per_thread
