@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,6 +21,12 @@ DATA_ROOT = PACKAGE_DIR / "_data" if (PACKAGE_DIR / "_data").is_dir() else PROJE
 VAR_DIR = Path("var")
 # The roles an OIDC claim may map to (app/registry/tables.py ROLES; config sits below it).
 OidcRole = Literal["scorer", "publisher", "approver", "admin"]
+# A web origin as browsers send it in Origin: scheme, host and optional port, nothing else
+# (it goes into CSP and CORS headers, so no spaces, quotes, semicolons or paths).
+WebOrigin = Annotated[str, StringConstraints(
+    pattern=r"^https?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[0-9]{1,5})?$",
+    max_length=253)]
 
 
 class Settings(BaseSettings):
@@ -261,6 +267,23 @@ class Settings(BaseSettings):
         default=500, ge=1,
         description="Calibration alerts need at least this many customers with a churn "
         "probability and recorded outcomes.",
+    )
+
+    ui_enabled: bool = Field(
+        default=True,
+        description="Serve the web pages under /ui/ (customer card, demo, registry console); "
+        "false answers 404 there. /docs and /redoc stay.",
+    )
+    ui_frame_ancestors: list[WebOrigin] = Field(
+        default_factory=list,
+        description="JSON list of origins (`[\"https://crm.bank.example\"]`) whose pages may "
+        "show /ui/ pages in a frame, besides tierwise's own (CSP frame-ancestors); empty: "
+        "only tierwise's own, and X-Frame-Options: SAMEORIGIN is sent too.",
+    )
+    ui_cors_origins: list[WebOrigin] = Field(
+        default_factory=list,
+        description="JSON list of origins whose pages may call /v1/score and /v1/outcomes "
+        "and load /ui/tierwise-card.js from the browser (CORS); empty: CORS off.",
     )
 
     @model_validator(mode="after")

@@ -33,10 +33,11 @@ UPPER = frozenset({"api", "dataplane", "registry", "serve", "scoring"})
 # other pure packages (they vectorise its rows, bundles declare its specs), the utilities
 # every layer may use at the bottom (errors, settings, metrics and logs, the package's own
 # __init__), training beside registry (it builds bundles with scoring's loader), the
-# process (serve, main) and the settings reference over api, and the command line on top.
+# process (serve, main) and the settings reference over api, and the command line on top;
+# the web pages' files and headers (ui) low, as they import nothing else of app/.
 LAYER: dict[str, int] = {
     "app": 0, "errors": 0, "config": 0, "observability": 0,
-    "features": 1,
+    "features": 1, "ui": 1,
     "engine": 2, "decisions": 2, "bundles": 2, "outcomes": 2,
     "scoring": 3, "sources": 3, "monitoring": 3,
     "dataplane": 4, "registry": 4, "training": 4,

@@ -63,13 +63,17 @@ class RefusedItem:
 _DEFAULT_OPTIONS = Options(include_suppressed=True, suppressed_details=False)
 
 
-def _options(options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
+def _options(options: OptionsIn | None, base: Options = _DEFAULT_OPTIONS
+             ) -> tuple[Options, dict[str, str]]:
+    """The pipeline's options of a request; `base` holds the defaults and the data plane's
+    decision-id settings."""
     if options is None:
-        return _DEFAULT_OPTIONS, {}
+        return base, {}
     parts = frozenset(options.parts) if options.parts else frozenset(PARTS)
     return (
         Options(parts=parts, top_n=options.top_n, explain=options.explain,
-                include_suppressed=True, suppressed_details=options.include_suppressed),
+                include_suppressed=True, suppressed_details=options.include_suppressed,
+                decision_ids=base.decision_ids, signer=base.signer),
         {str(family): pin for family, pin in options.pin.items()},
     )
 
@@ -146,11 +150,11 @@ class DataPlane:
         # When set, a customer sent without a contact history gets its recorded one.
         self.history = history
         # Every recommendation gets a decision id made with the replicas' shared key.
-        self.decisions = {"signer": signer, "decision_ids": decision_ids}
+        self._base = dataclasses.replace(_DEFAULT_OPTIONS, signer=signer,
+                                         decision_ids=decision_ids)
 
     def _options(self, options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
-        opts, pins = _options(options)
-        return dataclasses.replace(opts, **self.decisions), pins  # type: ignore[arg-type]
+        return _options(options, self._base)
 
     def _with_alias(self, opts: Options, ctx: ScoringContext, pins: Mapping[str, str]
                     ) -> Options:
@@ -309,7 +313,7 @@ class DataPlane:
             if found is None:
                 out.append(dataclasses.replace(c, history_source="unavailable"))
                 continue
-            as_of = days[c.customer_id]
+            as_of = c.as_of or today
             events = tuple(ContactEvent(action_id=a, days_ago=(as_of - d).days,
                                         outcome=o)  # type: ignore[arg-type]
                            for a, d, o in found.get(c.customer_id, ()) if d <= as_of)

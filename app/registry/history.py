@@ -18,19 +18,19 @@ from app.registry.outage import RegistryHealth
 from app.registry.outcomes import contact_events
 from app.registry.runtime import RegistryRuntime
 
-# Rows read per request at most: a customer's contacts within the longest contact window of
-# a catalogue are a handful; this bounds a pathological one.
-MAX_EVENTS = 2000
+# Rows read per customer asked for at most (newest first): a customer's contacts within the
+# longest contact window of a catalogue are a handful; this bounds a pathological one.
+# Customers are asked for CHUNK at a time (one query each; a batch of 10,000 makes 20).
+EVENTS_PER_CUSTOMER = 100
+CHUNK = 500
 
 
 class RecordedHistory:
     """Recorded contacts of customers, or None when the database cannot be reached."""
 
-    def __init__(self, *, sessions: sessionmaker[Session], health: RegistryHealth,
-                 limit: int = MAX_EVENTS) -> None:
+    def __init__(self, *, sessions: sessionmaker[Session], health: RegistryHealth) -> None:
         self._sessions = sessions
         self._health = health
-        self._limit = limit
 
     def events(self, customer_ids: Collection[str], since: dt.date
                ) -> dict[str, list[tuple[str, dt.date, str]]] | None:
@@ -38,10 +38,14 @@ class RecordedHistory:
         newest first; None while the registry database is unreachable."""
         if not self._health.up:
             return None
+        wanted = list(dict.fromkeys(customer_ids))
+        found: dict[str, list[tuple[str, dt.date, str]]] = {}
         try:
             with self._sessions() as session:
-                found = contact_events(session, customer_ids=customer_ids, since=since,
-                                       limit=self._limit)
+                for start in range(0, len(wanted), CHUNK):
+                    chunk = wanted[start:start + CHUNK]
+                    found.update(contact_events(session, customer_ids=chunk, since=since,
+                                                limit=EVENTS_PER_CUSTOMER * len(chunk)))
         except Exception as exc:
             if not database.is_unavailable(exc):
                 raise

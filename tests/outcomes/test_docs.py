@@ -57,7 +57,8 @@ def test_the_control_group_snippet_is_a_valid_policy_part() -> None:
 
 
 def test_the_history_bound() -> None:
-    assert "at most 2,000 rows" in DOC and history.MAX_EVENTS == 2000
+    assert "one query\nper 500 customers of a request, at most 100 rows per customer" in DOC
+    assert (history.CHUNK, history.EVENTS_PER_CUSTOMER) == (500, 100)
 
 
 def test_the_readme_names_the_same_outcomes() -> None:

@@ -123,3 +123,25 @@ def test_the_share_is_bounded() -> None:
     from pydantic import ValidationError
     with pytest.raises(ValidationError):
         ControlGroup(share=0.6)
+
+
+def test_a_book_says_control_only_when_the_policy_has_a_group(
+        default_context: ScoringContext) -> None:
+    from app.book.options import BookOptions
+    from app.book.output import OutputLayout
+
+    options = BookOptions(nested=True)
+    assert "control" not in OutputLayout(default_context, options).schema.names
+    ctx = _with_control(default_context, 0.3)
+    layout = OutputLayout(ctx, options)
+    items = book_customers(50, seed=3)
+    x = np.empty((50, len(ctx.schema)))
+    for i, item in enumerate(items):
+        ctx.schema.encode_into(item["features"], x[i])
+    results = score_rows(ctx, x, [CustomerInput(customer_id=it["customer_id"],
+                                                features=it["features"]) for it in items],
+                         options.scoring(ctx))
+    batch = layout.batch(results)
+    assert batch.column("control").to_pylist() == [r["control"] for r in results]
+    assert any(r["control"] for r in results)
+    assert all("decision_id" not in rec for r in results for rec in r["recommendations"])

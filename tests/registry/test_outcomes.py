@@ -198,3 +198,21 @@ def test_the_decision_secret_is_made_once(seeded: sessionmaker[Session]) -> None
     assert again.verify(token) is not None
     configured = outcomes.decision_signer(session, secret="set by the operator, long")
     assert configured.verify(token) is None
+
+
+def test_recorded_history_reads_every_customer_and_not_while_down(
+        seeded: sessionmaker[Session]) -> None:
+    from app.registry.history import CHUNK, RecordedHistory
+    from app.registry.outage import RegistryHealth
+
+    customers = [f"H{i}" for i in range(CHUNK + 20)]  # two queries
+    with seeded.begin() as session:
+        _record(session, [OutcomeIn(outcome="declined", date=TODAY, customer_id=c,
+                                    action_id="equity_fund") for c in customers])
+    health = RegistryHealth()
+    reader = RecordedHistory(sessions=seeded, health=health)
+    found = reader.events(customers, TODAY - dt.timedelta(days=5))
+    assert found is not None and set(found) == set(customers)
+    assert found["H7"] == [("equity_fund", TODAY, "declined")]
+    health.failed(ConnectionError("down"), "test")
+    assert reader.events(customers, TODAY) is None  # at once, no query while down
