@@ -41,10 +41,11 @@ ROWS_SERIES = "rows"
 
 
 def bin_names(hist: FeatureHistogram) -> list[str]:
-    """The stored bin names of a reference feature, in count order, missing last."""
-    if hist.categories is not None:
-        return [*hist.categories, MISSING]
-    return [*(str(i) for i in range(len(hist.edges or ()) + 1)), MISSING]
+    """The stored bin names of a reference feature, in count order, missing last: the bin's
+    position ("0", "1", ...; a category's position in the reference, whose order the
+    manifest fixes), so any category name fits the table's column."""
+    n = len(hist.categories) if hist.categories is not None else len(hist.edges or ()) + 1
+    return [*(str(i) for i in range(n)), MISSING]
 
 
 @dataclass(frozen=True, slots=True)
