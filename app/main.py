@@ -46,7 +46,7 @@ from app.observability.metrics import ScoreTally, count_registry_event
 from app.observability.monitoring_metrics import sync_monitoring
 from app.outcomes.decision_ids import DecisionSigner
 from app.registry.history import recorded_history
-from app.registry.monitor import ReplicaMonitoring
+from app.registry.monitor import ReplicaMonitoring, thresholds_of
 from app.registry.runtime import RegistryRuntime, open_runtime
 from app.scoring.isolation import log_network_isolation
 
@@ -83,16 +83,12 @@ def _open_live(settings: Settings) -> RegistryRuntime:
 
 def _open_monitoring(settings: Settings, runtime: RegistryRuntime) -> ReplicaMonitoring:
     """This replica's counts of what it scores, flushed to the registry database."""
-    from app.monitoring.alerts import Thresholds
-
     monitoring = ReplicaMonitoring(
         ScoredCounts(), runtime.sessionmaker, interval=settings.monitoring_flush_seconds,
         report_interval=settings.monitoring_report_seconds,
         retention_days=settings.monitoring_retention_days,
         window_days=settings.monitoring_window_days,
-        thresholds=Thresholds(psi=settings.alert_psi, psi_min_rows=settings.alert_psi_min_rows,
-                              calibration_margin=settings.alert_calibration_margin,
-                              calibration_min_count=settings.alert_calibration_min_count),
+        thresholds=thresholds_of(settings),
         on_report=sync_monitoring)
     monitoring.start()
     return monitoring

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.bundles.reference import Reference
+from app.config import Settings
 from app.monitoring.aggregate import ScoredCounts
 from app.monitoring.alerts import Thresholds, alerts_of
 from app.monitoring.decisions import decisions_of
@@ -28,6 +29,13 @@ from app.registry.database import is_unavailable
 
 log = logging.getLogger("tierwise.monitoring")
 Sessions = Callable[[], AbstractContextManager[Session]]
+
+
+def thresholds_of(settings: Settings) -> Thresholds:
+    """The alert thresholds the settings give (TIERWISE_ALERT_*)."""
+    return Thresholds(psi=settings.alert_psi, psi_min_rows=settings.alert_psi_min_rows,
+                      calibration_margin=settings.alert_calibration_margin,
+                      calibration_min_count=settings.alert_calibration_min_count)
 
 
 def replica_id() -> str:

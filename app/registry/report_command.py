@@ -32,10 +32,9 @@ def _from_service(url: str, key: str | None, params: dict[str, str]) -> dict[str
 def _from_database(since: dt.date | None, until: dt.date | None,
                    family: str) -> dict[str, Any]:
     from app.config import get_settings
-    from app.monitoring.alerts import Thresholds
     from app.registry import monitoring as queries
     from app.registry.database import make_engine, make_sessionmaker
-    from app.registry.monitor import build_report
+    from app.registry.monitor import build_report, thresholds_of
 
     settings = get_settings()
     until = until or dt.datetime.now(dt.UTC).date()
@@ -47,10 +46,7 @@ def _from_database(since: dt.date | None, until: dt.date | None,
             rows = queries.outcome_records(session, since=since, until=until)
             return build_report(
                 session, since=since, until=until, outcome_rows=rows, family=family,
-                thresholds=Thresholds(
-                    psi=settings.alert_psi, psi_min_rows=settings.alert_psi_min_rows,
-                    calibration_margin=settings.alert_calibration_margin,
-                    calibration_min_count=settings.alert_calibration_min_count))
+                thresholds=thresholds_of(settings))
     finally:
         engine.dispose()
 
