@@ -3,9 +3,10 @@ reference: per-feature bin counts, the score histogram, the number of customers.
 feature is kept: rows wait in a small buffer (references to the request's own arrays) until
 BIN_EVERY of them are there, then the whole buffer is binned with numpy in one pass.
 
-Cost on the scoring path: one lock, one dict look-up, one list append and the churn
-probability read from each result; binning is amortised over BIN_EVERY rows
-(docs/monitoring.md gives the measured figure). Pure: no SQL, no settings.
+Cost on the scoring path: one dict look-up, the calling thread's own (uncontended) lock, one
+list append and the churn probability read from each result; binning is amortised over
+BIN_EVERY rows (`python -m bench.monitoring`; docs/monitoring.md gives the figures). Pure: no
+SQL, no settings.
 """
 
 from __future__ import annotations
