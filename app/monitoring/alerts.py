@@ -39,7 +39,7 @@ def alerts_of(drift: Sequence[Mapping[str, Any]], calibration: Mapping[str, Any]
         if score and score["psi"] is not None and score["psi"] > t.psi:
             out.append({"kind": "score_drift", **where, "value": round(score["psi"], 4),
                         "threshold": t.psi})
-    for label, table in (calibration.get("churn") or {}).items():
+    for label, table in dict(calibration.get("churn") or {}).items():
         version = int(label.rsplit("v", 1)[1])
         observed, baseline = table.get("ece"), held_out_ece.get(version)
         if observed is None or baseline is None or table["n"] < t.calibration_min_count:

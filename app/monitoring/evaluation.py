@@ -118,13 +118,16 @@ def calibration_table(pairs: Sequence[tuple[float, bool]],
 
 def calibration(decisions: Sequence[Decision]) -> dict[str, Any]:
     """Churn calibration per churn version (each customer and decision day once, observed =
-    an outcome 'churned' recorded for the customer), and product calibration per products
+    an outcome 'churned' recorded for the customer; none while no 'churned' is recorded at
+    all), and product calibration per products
     version (treatment decisions with a propensity, observed = converted)."""
     # A customer churned when any outcome 'churned' is recorded for them (by decision id
     # or by customer), whichever decision it names.
     churned = {d.customer_id for d in decisions if CHURNED in d.outcomes}
     churn: dict[str, dict[tuple[str, str], list[Any]]] = defaultdict(dict)
-    for d in decisions:
+    # No 'churned' recorded at all: the bank does not report churn (yet), and observed
+    # churn is unknown, not zero.
+    for d in decisions if churned else ():
         if d.churn_probability is None or "churn" not in d.versions:
             continue
         version = f"churn v{d.versions['churn']}"
@@ -138,5 +141,7 @@ def calibration(decisions: Sequence[Decision]) -> dict[str, Any]:
     return {
         "churn": {v: calibration_table([(p, y) for p, y in seen.values()])
                   for v, seen in sorted(churn.items())},
+        "churn_note": None if churned else "no outcome 'churned' recorded in the window: "
+                                           "churn calibration needs them",
         "products": {v: calibration_table(pairs) for v, pairs in sorted(products.items())},
     }

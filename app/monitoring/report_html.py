@@ -70,12 +70,15 @@ def _drift(report: Mapping[str, Any]) -> str:
 def _calibration(report: Mapping[str, Any]) -> str:
     cal = report.get("calibration") or {}
     parts = []
-    for kind, what in (("churn", "churned"), ("products", "converted")):
+    if cal.get("churn_note"):
+        parts.append(f"<p>Churn: {escape(cal['churn_note'])}.</p>")
+    for kind, what, unit in (("churn", "churned", "customers"),
+                             ("products", "converted", "decisions")):
         for version, table in (cal.get(kind) or {}).items():
             points = [(b["predicted"], b["observed"], *(b["interval_95"] or (0, 0)), b["n"])
                       for b in table["bands"]]
             ece = table.get("ece")
-            parts.append(f"<h3>{escape(version)}: {table['n']} decisions, ECE "
+            parts.append(f"<h3>{escape(version)}: {table['n']} {unit}, ECE "
                          f"{'–' if ece is None else f'{ece:.4f}'}</h3>")
             parts.append(plots.calibration_curve(f"{version}: predicted vs {what}", points))
             parts.append(_table(["band", "n", "predicted", "observed", "95% interval"], [

@@ -89,11 +89,16 @@ def test_the_report_names_the_better_version_and_measures_uplift(
             service.approve(session=session, family="products", version=2, actor=SYSTEM)
             session.commit()
         decisions = []  # (decision id, products version, group)
+        churn = []  # (a decision id of the customer, churn probability)
         for version, half in ((1, customers[::2]), (2, customers[1::2])):
             options = {"pin": {"products": "2"}} if version == 2 else {}
             body = http.post("/v1/score/batch", json={"items": half, "options": options})
             assert body.status_code == 200, body.text
             for result in body.json()["results"]:
+                ids = [r["decision_id"] for r in result["recommendations"]
+                       + result.get("held_out", [])]
+                if ids:
+                    churn.append((ids[0], result["churn"]["probability"]))
                 for rec in result["recommendations"]:
                     if rec["kind"] == "product":
                         decisions.append((rec["decision_id"], rec["action_id"], version,
@@ -120,11 +125,19 @@ def test_the_report_names_the_better_version_and_measures_uplift(
             elif rng.random() < BASELINE:
                 outcomes.append({"decision_id": decision_id, "outcome": "converted",
                                  "date": today})
+        # Every customer's first decision is recorded as offered (a repeat of a product
+        # decision's is a duplicate, and harmless); customers leave as often as the (well
+        # calibrated) churn model says.
+        outcomes += [{"decision_id": d, "outcome": "offered", "date": today} for d, _ in churn]
+        outcomes += [{"decision_id": d, "outcome": "churned", "date": today}
+                     for d, p in churn if rng.random() < p]
         for start in range(0, len(outcomes), 5000):
             posted = http.post("/v1/outcomes", json={"outcomes": outcomes[start:start + 5000]})
             assert posted.status_code == 200, posted.text
 
-        actions = http.get("/v1/monitoring/actions").json()["actions"]
+        offered = {a for _, a, _, _ in decisions}  # product actions (retention: not drawn)
+        actions = [a for a in http.get("/v1/monitoring/actions").json()["actions"]
+                   if a["action_id"] in offered]
         # Every action offered often enough: v2 named better, its interval above v1's rate.
         busiest = max(actions, key=lambda a: a["treatment"]["n"])
         for action in [busiest, *actions]:
@@ -159,6 +172,13 @@ def test_the_report_names_the_better_version_and_measures_uplift(
         assert low <= true_rate - BASELINE <= high
         assert low > 0  # the offers do move customers
         assert uplift["control"]["n"] > 100
+
+        calibrated = http.get("/v1/monitoring/calibration").json()["calibration"]
+        table = calibrated["churn"]["churn v1"]
+        assert table["n"] == len(churn) and table["ece"] < 0.02
+        assert calibrated["products"]["products v2"]["n"] > 1000
+        alerts = http.get("/v1/monitoring/alerts").json()["alerts"]
+        assert [a for a in alerts if a["kind"] == "calibration"] == []
 
         out = tmp_path / "report.html"
         result = CliRunner().invoke(cli, ["report", "--out", str(out), "--url", server.url])

@@ -106,3 +106,11 @@ def test_decision_ids_made_by_scoring_read_back(default_context) -> None:  # typ
         assert payload["c"] == customer and payload["a"] == rec["action_id"]
         assert payload["v"]["products"] == 1 and payload["al"] == "production"
         assert payload["pp"] == round(rec["propensity"], 4)
+
+
+def test_no_churned_outcome_at_all_means_no_churn_calibration() -> None:
+    rows = [_row(str(i), "retain", "offered", versions={"churn": 3}, churn_probability=0.1)
+            for i in range(600)]
+    cal = calibration(decisions_of(rows))
+    assert cal["churn"] == {} and "no outcome 'churned'" in cal["churn_note"]
+    assert alerts_of([], cal, {3: 0.002}, Thresholds()) == []
