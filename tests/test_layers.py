@@ -34,7 +34,9 @@ UPPER = frozenset({"api", "dataplane", "registry", "serve", "scoring"})
 # every layer may use at the bottom (errors, settings, metrics and logs, the package's own
 # __init__), training beside registry (it builds bundles with scoring's loader), the
 # process (serve, main) and the settings reference over api, and the command line on top;
-# the web pages' files and headers (ui) low, as they import nothing else of app/.
+# the web pages' files and headers (ui) low, as they import nothing else of app/; decision
+# ids and the control group's hash (outcomes) pure, beside decisions, since scoring signs
+# every recommendation (the outcomes' SQL is the registry's: app/registry/outcomes.py).
 LAYER: dict[str, int] = {
     "app": 0, "errors": 0, "config": 0, "observability": 0,
     "features": 1, "ui": 1,

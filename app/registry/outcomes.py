@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.errors import FieldProblem, InvalidRequest, TierwiseError
 from app.outcomes.decision_ids import DECIDING_FAMILIES, DecisionSigner
 from app.registry.auth_keys import Principal
-from app.registry.tables import DecisionSecretRow, LedgerRow, OutcomeRow, utcnow
+from app.registry.tables import Base, DecisionSecretRow, LedgerRow, OutcomeRow, utcnow
 
 # What a recorded outcome means to the contact policy (app/decisions/contact_policy.py):
 # a conversion is an acceptance; a churn is no contact event.
@@ -130,7 +130,7 @@ def record_outcomes(*, session: Session, items: Sequence[OutcomeIn], signer: Dec
     if rows:
         _purge_now_and_then(session, today, retention_days)
         _check_room(session, len(rows), max_rows)
-    recorded = sum(_insert_once(session, row) for row in rows)
+    recorded = _insert_new(session, rows)
     return {"recorded": recorded, "duplicate": len(rows) - recorded}
 
 
@@ -182,16 +182,22 @@ def _check_item(item: OutcomeIn, at: str, signer: DecisionSigner, live_actions: 
                       action_id=item.action_id, outcome=item.outcome, occurred_on=item.date)
 
 
-def _insert_once(session: Session, row: OutcomeRow) -> int:
-    """Insert unless the same outcome is stored (the unique key); 1 when inserted."""
-    values = {c.key: getattr(row, c.key) for c in OutcomeRow.__mapper__.column_attrs
-              if c.key != "id"}
+def _insert_new(session: Session, rows: Sequence[OutcomeRow]) -> int:
+    """Insert the rows not stored yet (the unique key decides; a repeat within `rows` too);
+    how many were inserted. One statement, compiled once, sent as an executemany that the
+    drivers batch into multi-row INSERTs (SQLAlchemy's insertmanyvalues)."""
+    if not rows:
+        return 0
+    table = Base.metadata.tables["outcomes"]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(OutcomeRow).values(**values).on_conflict_do_nothing(
-        index_elements=["customer_id", "action_id", "outcome", "occurred_on", "decision_key"])
-    result = session.execute(stmt.returning(OutcomeRow.id))
-    return 1 if result.first() is not None else 0
+    columns = [(c.key, c.columns[0].name) for c in OutcomeRow.__mapper__.column_attrs
+               if c.key != "id"]
+    values = [{name: getattr(row, key) for key, name in columns} for row in rows]
+    stmt = insert(table).on_conflict_do_nothing(
+        index_elements=["customer_id", "action_id", "outcome", "occurred_on", "decision_key"]
+    ).returning(table.c.id)
+    return len(session.connection().execute(stmt, values).all())
 
 
 def _check_room(session: Session, adding: int, max_rows: int) -> None:

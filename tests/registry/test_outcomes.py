@@ -65,6 +65,14 @@ def test_a_repeated_post_adds_nothing(seeded: sessionmaker[Session]) -> None:
     assert by_customer.alias == "production"
 
 
+def test_a_repeat_within_one_post_is_stored_once(seeded: sessionmaker[Session]) -> None:
+    item = OutcomeIn(outcome="accepted", date=TODAY, decision_id=_token("C8"))
+    other = OutcomeIn(outcome="offered", date=TODAY, customer_id="C8", action_id="equity_fund")
+    with seeded.begin() as session:
+        assert _record(session, [item, other, item, other]) == {"recorded": 2, "duplicate": 2}
+        assert len(outcomes.list_outcomes(session, customer_id="C8")) == 2
+
+
 def test_before_any_production_the_versions_are_unknown(seeded: sessionmaker[Session]) -> None:
     with seeded.begin() as session:
         _record(session, [OutcomeIn(outcome="offered", date=dt.date(2001, 1, 1),
