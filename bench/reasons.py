@@ -3,9 +3,10 @@ recommended product, against the same score without, and against LightGBM's pred
 
 Measured in one run, in turns (bench.inprocess.interleaved), CPU time of this process:
 - "score": score_rows with reasons off (explain false);
-- "score + reasons (treeshap)": the same, then native SHAP values of the churn model for
-  every row and of each recommended product's model for the rows recommending it, with the
-  reasons picked from them (top churn contributions, product features that raised it);
+- "score + reasons (treeshap)": score_rows as served, reasons on (the default): native SHAP
+  values of the churn model for every row and of each recommended product's model for the
+  rows recommending it, with the reasons picked from them (top churn contributions, product
+  features that raised it, as sentences);
 - "score + reasons (pred_contrib)": the same through Booster.predict(pred_contrib=True)
   (a smaller batch: it costs milliseconds per customer);
 - the attributions alone: churn, and one product model.
@@ -54,17 +55,20 @@ def _run(ctx: ScoringContext, *, quick: bool) -> dict[str, Any]:
     feats = [{k: v for k, v in schema.decode(r).items() if v is not None} for r in x]
     customers = [CustomerInput(customer_id=f"c{i}", features=f) for i, f in enumerate(feats)]
     off = Options(explain=False)
+    on = Options()  # reasons on: the default
     churn_names, codes = ctx.churn.model.feature_names, ctx.churn.reason_codes
 
     def score(m: np.ndarray, cs: list[CustomerInput]) -> list[dict[str, Any]]:
         return score_rows(ctx, m, cs, off)
 
     def with_reasons(ex: Explainer, m: np.ndarray, cs: list[CustomerInput]) -> Any:
+        if ex is explainer:  # as served
+            return score_rows(ctx, m, cs, on)
         results = score_rows(ctx, m, cs, off)
         phi = ex.churn_contributions(m)
         for out, row, c in zip(results, phi, cs, strict=True):
             out["churn"]["reasons"] = top_reasons(row, churn_names, c.features, codes)
-        ex.product_reasons(m, results, [c.features for c in cs])
+        ex.product_reasons(m, results, [c.features for c in cs], churn=phi)
         return results
 
     def matrix(cs: list[CustomerInput]) -> np.ndarray:

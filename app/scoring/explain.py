@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Explainer:
         self.action_model = {a.id: a.propensity_model for a in ctx.catalog.actions
                              if a.kind == "product" and a.propensity_model in self.products}
         self.codes = reason_texts(ctx)
+        self.churn_pos = {n: j for j, n in enumerate(ctx.churn.model.feature_names)}
 
     @classmethod
     def of(cls, ctx: ScoringContext, *, cache_dir: Path | None = None) -> Explainer:
@@ -72,6 +73,18 @@ class Explainer:
                     weakref.finalize(ctx, _explainers.pop, id(ctx), None)
         return got
 
+    def churn_side(self, churn_row: np.ndarray) -> Callable[[str], bool | None]:
+        """For one row of churn contributions: which of a feature's two texts states the
+        customer's value, as the churn reasons pick it (True: up, it raises churn; False:
+        down; None: not in the churn model, or no effect)."""
+        pos = self.churn_pos
+
+        def side(name: str) -> bool | None:
+            j = pos.get(name)
+            c = float(churn_row[j]) if j is not None else 0.0
+            return None if c == 0.0 else c > 0.0
+        return side
+
     @property
     def name(self) -> str:
         """"treeshap" when every model's attributions are native, else "lightgbm"."""
@@ -83,24 +96,30 @@ class Explainer:
         return self.churn.contributions(x)
 
     def product_reasons(self, x: np.ndarray, results: Sequence[dict[str, Any]],
-                        features: Sequence[Mapping[str, Any]],
-                        k: int = PRODUCT_REASONS) -> None:
+                        features: Sequence[Mapping[str, Any]], *,
+                        churn: np.ndarray | None = None, k: int = PRODUCT_REASONS) -> None:
         """Add `explanation` (the features that raised its propensity most: code, feature,
         contribution, text) to every recommended product of `results` (rows of x, in order)
         and their texts to its `reasons`: one native call per product over the rows that
-        recommend it."""
+        recommend it. `churn`: the rows' churn contributions when the caller has them (they
+        pick which of a feature's two contract texts states the customer's value)."""
         wanted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for i, out in enumerate(results):
             for rec in out.get("recommendations", ()):
                 model = self.action_model.get(rec.get("action_id", ""))
                 if model is not None:
                     wanted.setdefault(model, []).append((i, rec))
+        if not wanted:
+            return
+        if churn is None:
+            churn = self.churn.contributions(x)
         for model, recs in wanted.items():
             rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
             phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
             for (i, rec), row in zip(recs, phi, strict=True):
-                reasons = raising(row, names, features[i], self.codes, k)
+                reasons = raising(row, names, features[i], self.codes, k,
+                                  self.churn_side(churn[i]))
                 rec["explanation"] = reasons
                 rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
 
@@ -119,10 +138,14 @@ def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
 
 
 def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Mapping[str, Any],
-            codes: Mapping[str, ReasonCode], k: int = PRODUCT_REASONS) -> list[dict[str, Any]]:
+            codes: Mapping[str, ReasonCode], k: int = PRODUCT_REASONS,
+            side: Callable[[str], bool | None] | None = None) -> list[dict[str, Any]]:
     """The (at most k) features that raised this score most, largest first, as reasons:
-    the reason code of the feature (stable) and a sentence stating its value ("monthly
-    salary: CNY 35,000"); the churn texts speak of leaving, so they are not used here."""
+    the feature's stable reason code and a sentence in the customer's terms: the feature
+    contract's text that states this customer's value (`side`: up when the feature raises
+    the customer's churn, as the churn reasons pick it: "salary of CNY 35,000 a month
+    credited here", "a product matures in 12 days"), else the feature and its value
+    ("monthly salary: CNY 35,000")."""
     values = contrib_row[:-1]
     order = np.argsort(-values, kind="stable")[:k]
     out = []
@@ -133,9 +156,13 @@ def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Map
         name = feature_names[j]
         code = codes.get(name)
         raw = features.get(name)
-        value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
-                 else format_value(raw, code.format if code else "text"))
+        up = side(name) if side is not None else None
+        if code is not None and up is not None:
+            text = (code.up if up else code.down).format(value=format_value(raw, code.format))
+        else:
+            value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
+                     else format_value(raw, code.format if code else "text"))
+            text = f"{name.replace('_', ' ')}: {value}"
         out.append({"code": code.code if code else name, "feature": name,
-                    "contribution": round(c, 6),
-                    "text": f"{name.replace('_', ' ')}: {value}"})
+                    "contribution": round(c, 6), "text": text})
     return out

@@ -33,7 +33,7 @@ class Options:
 
     parts: frozenset[str] = frozenset(PARTS)
     top_n: int | None = None
-    explain: bool = False
+    explain: bool = True  # reasons (issue 13); the book command keeps them opt-in
     include_suppressed: bool = False
     # With include_suppressed: whether each suppressed action carries its readable detail.
     # The service lists suppressed actions on every call for its metrics but formats the
@@ -61,8 +61,10 @@ def score_rows(
     s = _Scores.of(ctx, x, tier="tier" in parts, churn=want_churn or want_recs,
                    products=want_recs)
     contrib = None
-    if want_churn and options.explain:
-        contrib = Explainer.of(ctx).churn_contributions(x)  # native SHAP (issue 13)
+    if options.explain and (want_churn or want_recs):
+        # Native SHAP (issue 13): churn reasons, and the product reasons' texts (which of a
+        # feature's two texts states this customer's value).
+        contrib = Explainer.of(ctx).churn_contributions(x)
     arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
@@ -98,7 +100,8 @@ def score_rows(
             arbiter.customer(out, i, cust, booked or "", probability)
         results.append(out)
     if arbiter is not None and options.explain:  # why each recommended product (issue 13)
-        Explainer.of(ctx).product_reasons(x, results, [c.features for c in customers])
+        Explainer.of(ctx).product_reasons(x, results, [c.features for c in customers],
+                                          churn=contrib)
     return results
 
 

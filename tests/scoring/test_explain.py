@@ -9,7 +9,7 @@ from app.engine.attributions import BoosterAttributions
 from app.scoring.context import ScoringContext
 from app.scoring.explain import Explainer
 from app.scoring.pipeline import CustomerInput, Options, score_rows
-from app.scoring.reasons import top_reasons
+from app.scoring.reasons import format_value, top_reasons
 from tests.customers import book_customers
 
 
@@ -56,7 +56,47 @@ def test_every_recommended_product_says_why(default_context: ScoringContext) -> 
                 contributions, reverse=True)
             assert all(r["text"] in rec_b["reasons"] for r in why)
     assert products >= 30
+    # Reasons are on unless turned off.
+    assert Options().explain
+    default = score_rows(ctx, x[:1], customers[:1], Options())[0]
+    assert default == alone[0]
     # Reasons off: no explanation, no extra work.
     off = score_rows(ctx, x[:1], customers[:1], Options(explain=False))[0]
     assert all("explanation" not in r for r in off["recommendations"])
     assert off["churn"]["reasons"] == []
+
+
+def test_product_reasons_are_the_contract_sentences_for_the_customer(
+        default_context: ScoringContext) -> None:
+    """Each product reason is the feature contract's sentence for the customer's value: the
+    text the churn reasons would use for that feature (up when it raises churn), with a stable
+    code; a feature the churn model does not move reads "feature: value"."""
+    ctx = default_context
+    explainer = Explainer.of(ctx)
+    customers = _customers(40)
+    x = ctx.schema.matrix([c.features for c in customers])
+    got = score_rows(ctx, x, customers, Options())
+    churn = BoosterAttributions(ctx.churn.model, ctx.layout.columns(ctx.churn.model)) \
+        .contributions(x)
+    pos = {n: j for j, n in enumerate(ctx.churn.model.feature_names)}
+    sentences = 0
+    for out, c, phi in zip(got, customers, churn, strict=True):
+        for rec in out["recommendations"]:
+            for r in rec.get("explanation") or ():
+                code = explainer.codes.get(r["feature"])
+                assert code is not None and r["code"] == code.code
+                assert "{" not in r["text"] and r["text"] in rec["reasons"]
+                side = phi[pos[r["feature"]]] if r["feature"] in pos else 0.0
+                if abs(side) > 1e-9:
+                    template = code.up if side > 0 else code.down
+                    assert r["text"] == template.format(
+                        value=format_value(c.features.get(r["feature"]), code.format))
+                    sentences += 1
+    assert sentences >= 40
+    # Hostile: a customer with only the required features (every other one missing) still
+    # gets sentences ("missing" where a value is absent), never a KeyError.
+    required = {k: v for k, v in customers[0].features.items() if k in ctx.schema.required}
+    bare = [CustomerInput(customer_id="bare", features=required)]
+    out = score_rows(ctx, ctx.schema.matrix([required]), bare, Options())[0]
+    for rec in out["recommendations"]:
+        assert all("{" not in r["text"] for r in rec.get("explanation") or ())
