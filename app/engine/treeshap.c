@@ -37,7 +37,9 @@
  * Q / 4 vectors, over the internal nodes only: a leaf is folded into its parent (its T and
  * the charge of its edge are the parent's P times a factor picked by scalars), and every
  * choice on o is a scalar or pointer pick (indexed loads, masks), never a branch on the data,
- * which mispredicts. Batches take the same kernel, rows in chunks, tree after tree.
+ * which mispredicts. Batches (ts_tree8) run the same records with 4 rows in the lanes of a
+ * vector and the points in a loop, the row-independent factors of a tree tabulated once per
+ * chunk of rows (ts_fill).
  */
 #pragma GCC diagnostic ignored "-Wpsabi"
 #include <stdint.h>
@@ -469,6 +471,193 @@ TS_INLINE void ts_single(const ts_model *m, int32_t t, const double *x0, const u
  * nout doubles, overwritten: the bias, plus every tree's charges. Returns 0, or -1 when
  * memory is short.
  */
+/* ---- batches: TS_R rows in the lanes of a vector ------------------------------------------
+ * The same arithmetic as ts_tree_s on the same records, with the rows in the lanes (one AVX2
+ * register) and the points one after the other: what depends on the
+ * node and the point is scalar and shared by the 8 rows, what depends on the row (decisions,
+ * o, the leaf value picked) is a lane mask, selections are bitwise (exact), and the charges
+ * of a node are summed over the points in registers, then added to acc[output] (lanes = rows). */
+#define TS_R 4 /* rows in the lanes of a vector (ymm; wider vectors are split badly by GCC) */
+typedef double ts_v8 __attribute__((vector_size(8 * TS_R)));
+typedef long long ts_m8 __attribute__((vector_size(8 * TS_R)));
+
+TS_INLINE ts_v8 ts_sel8(ts_m8 m, ts_v8 a, ts_v8 b) {
+    return (ts_v8)((m & (ts_m8)a) | (~m & (ts_m8)b));
+}
+
+TS_INLINE ts_v8 ts_bc(double v) { return (ts_v8){v, v, v, v}; }
+
+TS_INLINE ts_m8 ts_bm(long long v) { return (ts_m8){v, v, v, v}; }
+
+/* Per tree, row-independent (filled once per chunk of blocks): node by node, Q values each,
+ * f1 = F_c(1) / F_anc(1), f0 = F_c(0) / F_anc(1), ik = 1 / F_ka(1), cg = C (-1 / (1 - t)),
+ * own = (1 - z_c) w / F_c(1); per point wg = -w / (1 - t). */
+typedef struct {
+    double *f1, *f0, *ik, *cg, *own, *wg;
+} ts_tab;
+
+TS_INLINE void ts_fill(const ts_model *m, int32_t t, const ts_tab *tb) {
+    const int32_t i0 = m->ni0[t], ni = m->ni0[t + 1] - i0, Q = m->q[t], qo = m->qoff[t];
+    const double *tq = m->tq + qo, *wq = m->wq + qo, *ng = m->ng + qo;
+    const double *inv = m->iinv + m->iioff[t];
+    for (int k = 0; k < Q; ++k) tb->wg[k] = wq[k] * ng[k];
+    for (int32_t c = 0; c < ni; ++c) {
+        const ts_down *d = m->dn + i0 + c;
+        const ts_up *u = m->up + i0 + c;
+        const double z = d->rz[1], *ia = inv + (size_t)d->anc * Q, *ik = inv + (size_t)u->ka * Q;
+        const double *ic = inv + (size_t)c * Q;
+        for (int k = 0; k < Q; ++k) {
+            const size_t j = (size_t)c * Q + k;
+            tb->f1[j] = (z + (1.0 - z) * tq[k]) * ia[k];
+            tb->f0[j] = (z - z * tq[k]) * ia[k];
+            tb->ik[j] = ik[k];
+            tb->cg[j] = u->ca[0] * ng[k];
+            tb->own[j] = u->s1[1] * (wq[k] * ic[k]);
+        }
+    }
+}
+
+/* One tree for the TS_R rows of a block: x0t, kt: the block's columns transposed (column j's
+ * values at TS_R j), x: the rows (for categorical nodes). */
+TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const double *x0t,
+                        const ts_m8 *kt, const double *const *x, ts_v8 *acc, ts_v8 *P,
+                        ts_v8 *S, ts_m8 *O, ts_m8 *L, const int Q) {
+    const int32_t i0 = m->ni0[t], ni = m->ni0[t + 1] - i0;
+    if (ni == 0) return;
+    const ts_down *dn = m->dn + i0;
+    const ts_up *up = m->up + i0;
+    const int32_t qo = m->qoff[t];
+    const double *tq = m->tq + qo, *wq = m->wq + qo;
+    const int32_t zs = m->nslot[t];
+    ts_v8 *const acct = acc + m->base[t];
+    const ts_m8 all = ts_bm(-1);
+    for (int k = 0; k < Q; ++k) {
+        P[k] = ts_bc(1.0);
+        P[(size_t)ni * Q + k] = S[(size_t)zs * Q + k] = S[(size_t)(zs + 1) * Q + k] = ts_bc(0.0);
+    }
+    O[0] = all;
+    for (int32_t c = 0; c < ni; ++c) {
+        const ts_down *d = dn + c;
+        const int col = d->col, dm = d->dm;
+        ts_v8 v;
+        memcpy(&v, x0t + TS_R * (size_t)col, sizeof v);
+        const ts_m8 dflt = (kt[col] & ts_bm(dm & 3)) != ts_bm(0);
+        ts_m8 lf = (ts_m8)ts_sel8(dflt, (ts_v8)ts_bm(-(long long)((dm >> 2) & 1)),
+                                  (ts_v8)(v <= ts_bc(d->thr)));
+        if (dm & 8)
+            for (int r = 0; r < TS_R; ++r)
+                lf[r] = -(long long)ts_left(m->nodes + m->inode[i0 + c], x[r], m->cat);
+        L[c] = lf;
+        /* The excluded sum of c (if any) starts here: its terms come later, going up. */
+        ts_v8 *so = S + (size_t)up[c].so * Q;
+        for (int k = 0; k < Q; ++k) so[k] = ts_bc(0.0);
+        if (c == 0) continue;
+        const int32_t a = d->anc, pa = d->parent;
+        const ts_m8 oa = O[a], oc = oa & (L[pa] ^ ts_bm((long long)d->isleft - 1));
+        O[c] = oc;
+        const double *f1 = tb->f1 + (size_t)c * Q, *f0 = tb->f0 + (size_t)c * Q;
+        const ts_v8 rv = ts_bc(d->rz[0]);
+        const ts_v8 *pp = P + (size_t)pa * Q;
+        ts_v8 *pc = P + (size_t)c * Q;
+        for (int k = 0; k < Q; ++k)
+            pc[k] = pp[k] * ts_sel8(oa, ts_sel8(oc, ts_bc(f1[k]), ts_bc(f0[k])), rv);
+    }
+    for (int32_t c = ni - 1; c >= 0; --c) {
+        const ts_up *u = up + c;
+        const ts_m8 ok = O[u->ka];
+        const double *ik = tb->ik + (size_t)c * Q, *cg = tb->cg + (size_t)c * Q;
+        const ts_v8 B = ts_sel8(L[c], ts_bc(u->v[1]), ts_bc(u->v[0]));
+        const ts_v8 A = ts_bc(u->ca[1]), BA = B - A, C = ts_bc(u->ca[0]);
+        ts_v8 *pc = P + (size_t)c * Q;
+        const ts_v8 *pl = P + (size_t)u->l * Q, *pr = P + (size_t)u->r * Q;
+        ts_v8 sum = ts_bc(0.0);
+        for (int k = 0; k < Q; ++k) {
+            const ts_v8 p = pc[k], ikv = ts_bc(ik[k]);
+            const ts_v8 tl = p * ts_sel8(ok, (A + BA * ts_bc(tq[k])) * ikv, C);
+            sum += (ts_bc(wq[k]) * p) * ts_sel8(ok, BA * ikv, ts_bc(cg[k]));
+            pc[k] = pl[k] + pr[k] + tl;
+        }
+        acct[u->cout] += sum;
+        if (c == 0) break;
+        const ts_m8 oc = O[c];
+        const double *own = tb->own + (size_t)c * Q;
+        ts_v8 *sx = S + (size_t)u->sa * Q;
+        const ts_v8 *sc = S + (size_t)u->so * Q;
+        ts_v8 acc2 = ts_bc(0.0);
+        for (int k = 0; k < Q; ++k) {
+            sx[k] += pc[k];
+            acc2 += (pc[k] - sc[k]) * ts_sel8(oc, ts_bc(own[k]), ts_bc(tb->wg[k]));
+        }
+        acct[u->out] += acc2;
+    }
+}
+
+TS_INLINE void ts_block8(const ts_model *m, int32_t t, const ts_tab *tb, const double *x0t,
+                         const ts_m8 *kt, const double *const *x, ts_v8 *acc, ts_v8 *P,
+                         ts_v8 *S, ts_m8 *O, ts_m8 *L) {
+    switch (m->q[t]) {
+    case 4: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, 4); break;
+    case 8: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, 8); break;
+    default: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, m->q[t]); break;
+    }
+}
+
+/* n >= TS_R rows: chunks of TS_BLOCKS blocks of TS_R rows (the last block padded with copies
+ * of the last row), tree after tree within a chunk, so that a tree's records and its table
+ * stay in cache. */
+#define TS_BLOCKS 16
+TS_INLINE int ts_batch8(const ts_model *m, const double *x, int64_t n, const int64_t *rows,
+                        double *out) {
+    const int32_t nout = m->nout, maxq = m->maxq > 0 ? m->maxq : 4;
+    const size_t w = (size_t)m->width, pcells = (size_t)(m->maxni + 1) * maxq,
+                 scells = (size_t)(m->maxslot + 2) * maxq, nn = (size_t)m->maxni + 1;
+    char *raw = malloc(sizeof(ts_v8) * (pcells + scells + (size_t)nout * TS_BLOCKS +
+                                        w * TS_BLOCKS) +
+                       sizeof(ts_m8) * (2 * nn + w * TS_BLOCKS) +
+                       sizeof(double) * (5 * nn * maxq + maxq) + 64);
+    if (!raw) return -1;
+    char *al = raw + (64 - (uintptr_t)raw % 64) % 64;
+    ts_v8 *P = (ts_v8 *)(void *)al, *S = P + pcells, *acc = S + scells;
+    ts_v8 *x0t = acc + (size_t)nout * TS_BLOCKS;
+    ts_m8 *kt = (ts_m8 *)(void *)(x0t + w * TS_BLOCKS), *O = kt + w * TS_BLOCKS, *L = O + nn;
+    ts_tab tb;
+    tb.f1 = (double *)(void *)(L + nn);
+    tb.f0 = tb.f1 + nn * maxq; tb.ik = tb.f0 + nn * maxq; tb.cg = tb.ik + nn * maxq;
+    tb.own = tb.cg + nn * maxq; tb.wg = tb.own + nn * maxq;
+    const double *xs[TS_BLOCKS][TS_R];
+    for (int64_t c0 = 0; c0 < n; c0 += TS_R * TS_BLOCKS) {
+        const int nb = (int)((n - c0 + TS_R - 1) / TS_R < TS_BLOCKS ? (n - c0 + TS_R - 1) / TS_R
+                                                                     : TS_BLOCKS);
+        for (int b = 0; b < nb; ++b)
+            for (int r = 0; r < TS_R; ++r) {
+                const int64_t i = c0 + TS_R * b + r < n ? c0 + TS_R * b + r : n - 1;
+                const double *xr = xs[b][r] = x + (rows ? rows[i] : i) * m->width;
+                for (size_t j = 0; j < w; ++j) {
+                    const double v = xr[j];
+                    const int nan = v != v,
+                              zero = nan | ((v >= -TS_ZERO_THRESHOLD) & (v <= TS_ZERO_THRESHOLD));
+                    x0t[b * w + j][r] = zero ? 0.0 : v;
+                    kt[b * w + j][r] = zero | nan << 1;
+                }
+            }
+        for (size_t j = 0; j < (size_t)nout * nb; ++j) acc[j] = ts_bc(0.0);
+        for (int32_t t = 0; t < m->ntrees; ++t) {
+            ts_fill(m, t, &tb);
+            for (int b = 0; b < nb; ++b)
+                ts_block8(m, t, &tb, (const double *)(x0t + b * w), kt + b * w, xs[b],
+                          acc + (size_t)b * nout, P, S, O, L);
+        }
+        for (int b = 0; b < nb; ++b) {
+            const int64_t i0 = c0 + TS_R * b;
+            const int lanes = n - i0 < TS_R ? (int)(n - i0) : TS_R;
+            for (int r = 0; r < lanes; ++r)
+                for (int32_t j = 0; j < nout; ++j) out[(i0 + r) * nout + j] += acc[(size_t)b * nout + j][r];
+        }
+    }
+    free(raw);
+    return 0;
+}
+
 /*
  * x: rows of `width` doubles; rows: n indices into x (NULL: rows 0..n-1); out: n rows of
  * nout doubles, overwritten: the bias, plus every tree's charges. Returns 0, or -1 when
@@ -481,6 +670,7 @@ TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const in
     if (n <= 0) return 0;
     const int32_t nout = m->nout;
     for (int64_t i = 0; i < n; ++i) memcpy(out + i * nout, m->bias, sizeof(double) * (size_t)nout);
+    if (n >= TS_R) return ts_batch8(m, x, n, rows, out);
     const int A4 = (m->maxq > 0 ? m->maxq : 4) / 4;
     const size_t pv = (size_t)(m->maxni + 1) * A4, sv = (size_t)(m->maxslot + 2) * A4,
                  av = (size_t)nout * A4, w = (size_t)m->width, nn = (size_t)m->maxn + 1;
