@@ -74,6 +74,7 @@ typedef struct {
     ts_node *nodes;
     int32_t *node0;   /* per tree: first node; node0[ntrees] = nnodes */
     int32_t *q;       /* per tree: Gauss-Legendre points, a multiple of 4 (padding: weight 0) */
+    int32_t *qr;      /* per tree: the points that are not padding */
     int32_t *qoff;    /* per tree: first entry in tq, wq, g, ng */
     int32_t *base;    /* per tree: first output of its class */
     int64_t *ioff;    /* per tree: first entry in inv (node by node, q entries each) */
@@ -129,7 +130,7 @@ void ts_free(ts_model *m) {
     if (!m) return;
     free(m->nodes); free(m->node0); free(m->q); free(m->qoff); free(m->base); free(m->ioff);
     free(m->tq); free(m->wq); free(m->g); free(m->inv); free(m->bias); free(m->cat);
-    free(m->slot); free(m->nslot); free(m->dn); free(m->up); free(m->ni0); free(m->iioff); free(m->iinv); free(m->inode); free(m->ng);
+    free(m->slot); free(m->nslot); free(m->qr); free(m->dn); free(m->up); free(m->ni0); free(m->iioff); free(m->iinv); free(m->inode); free(m->ng);
     free(m);
 }
 
@@ -219,6 +220,13 @@ ts_model *ts_new(int32_t ntrees, int32_t nnodes, const ts_node *nodes, const int
             double *iv = m->inv + m->ioff[t] + (int64_t)c * nq_t;
             for (int32_t k = 0; k < nq_t; ++k) iv[k] = c ? 1.0 / (z + (1.0 - z) * tt[k]) : 1.0;
         }
+    }
+    m->qr = malloc(sizeof(int32_t) * ((size_t)ntrees + 1));
+    if (!m->qr) { ts_free(m); return NULL; }
+    for (int32_t t = 0; t < ntrees; ++t) {
+        int32_t k = 0;
+        while (k < m->q[t] && m->wq[m->qoff[t] + k] != 0.0) ++k;
+        m->qr[t] = k;
     }
     /* Compact slots for the nodes some excluded sum lands in. */
     m->slot = malloc(sizeof(int16_t) * ((size_t)nnodes + 1));
@@ -340,7 +348,10 @@ TS_INLINE int ts_left(const ts_node *d, const double *x, const uint32_t *cat) {
  * one register with AVX2; the batch loop is cloned for AVX2 and AVX-512 where supported). */
 typedef double ts_v4 __attribute__((vector_size(32)));
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(TW_PORTABLE) && defined(__has_attribute)
-#if __has_attribute(target_clones)
+#if __has_attribute(target_clones) && !defined(__clang__) && __GNUC__ >= 12
+/* x86-64-v4: AVX-512 with VL, whose vpternlog makes a lane select one instruction. */
+#define TS_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#elif __has_attribute(target_clones)
 #define TS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
@@ -521,7 +532,7 @@ TS_INLINE void ts_fill(const ts_model *m, int32_t t, const ts_tab *tb) {
  * values at TS_R j), x: the rows (for categorical nodes). */
 TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const double *x0t,
                         const ts_m8 *kt, const double *const *x, ts_v8 *acc, ts_v8 *P,
-                        ts_v8 *S, ts_m8 *O, ts_m8 *L, const int Q) {
+                        ts_v8 *S, ts_m8 *O, ts_m8 *L, const int Q, const int QR) {
     const int32_t i0 = m->ni0[t], ni = m->ni0[t + 1] - i0;
     if (ni == 0) return;
     const ts_down *dn = m->dn + i0;
@@ -531,7 +542,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
     const int32_t zs = m->nslot[t];
     ts_v8 *const acct = acc + m->base[t];
     const ts_m8 all = ts_bm(-1);
-    for (int k = 0; k < Q; ++k) {
+    for (int k = 0; k < QR; ++k) {
         P[k] = ts_bc(1.0);
         P[(size_t)ni * Q + k] = S[(size_t)zs * Q + k] = S[(size_t)(zs + 1) * Q + k] = ts_bc(0.0);
     }
@@ -550,7 +561,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         L[c] = lf;
         /* The excluded sum of c (if any) starts here: its terms come later, going up. */
         ts_v8 *so = S + (size_t)up[c].so * Q;
-        for (int k = 0; k < Q; ++k) so[k] = ts_bc(0.0);
+        for (int k = 0; k < QR; ++k) so[k] = ts_bc(0.0);
         if (c == 0) continue;
         const int32_t a = d->anc, pa = d->parent;
         const ts_m8 oa = O[a], oc = oa & (L[pa] ^ ts_bm((long long)d->isleft - 1));
@@ -559,7 +570,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         const ts_v8 rv = ts_bc(d->rz[0]);
         const ts_v8 *pp = P + (size_t)pa * Q;
         ts_v8 *pc = P + (size_t)c * Q;
-        for (int k = 0; k < Q; ++k)
+        for (int k = 0; k < QR; ++k)
             pc[k] = pp[k] * ts_sel8(oa, ts_sel8(oc, ts_bc(f1[k]), ts_bc(f0[k])), rv);
     }
     for (int32_t c = ni - 1; c >= 0; --c) {
@@ -571,7 +582,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         ts_v8 *pc = P + (size_t)c * Q;
         const ts_v8 *pl = P + (size_t)u->l * Q, *pr = P + (size_t)u->r * Q;
         ts_v8 sum = ts_bc(0.0);
-        for (int k = 0; k < Q; ++k) {
+        for (int k = 0; k < QR; ++k) {
             const ts_v8 p = pc[k], ikv = ts_bc(ik[k]);
             const ts_v8 tl = p * ts_sel8(ok, (A + BA * ts_bc(tq[k])) * ikv, C);
             sum += (ts_bc(wq[k]) * p) * ts_sel8(ok, BA * ikv, ts_bc(cg[k]));
@@ -584,7 +595,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         ts_v8 *sx = S + (size_t)u->sa * Q;
         const ts_v8 *sc = S + (size_t)u->so * Q;
         ts_v8 acc2 = ts_bc(0.0);
-        for (int k = 0; k < Q; ++k) {
+        for (int k = 0; k < QR; ++k) {
             sx[k] += pc[k];
             acc2 += (pc[k] - sc[k]) * ts_sel8(oc, ts_bc(own[k]), ts_bc(tb->wg[k]));
         }
@@ -595,11 +606,14 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
 TS_INLINE void ts_block8(const ts_model *m, int32_t t, const ts_tab *tb, const double *x0t,
                          const ts_m8 *kt, const double *const *x, ts_v8 *acc, ts_v8 *P,
                          ts_v8 *S, ts_m8 *O, ts_m8 *L) {
-    switch (m->q[t]) {
-    case 4: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, 4); break;
-    case 8: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, 8); break;
-    default: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, m->q[t]); break;
+    /* The points that count (the padding has weight 0): the rows are in the lanes here. */
+    const int Q = m->q[t], qr = m->qr[t];
+#define TS_Q8(n) case n: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, Q, n); break;
+    switch (qr) {
+    TS_Q8(1) TS_Q8(2) TS_Q8(3) TS_Q8(4) TS_Q8(5) TS_Q8(6) TS_Q8(7) TS_Q8(8)
+    default: ts_tree8(m, t, tb, x0t, kt, x, acc, P, S, O, L, Q, qr); break;
     }
+#undef TS_Q8
 }
 
 /* n >= TS_R rows: chunks of TS_BLOCKS blocks of TS_R rows (the last block padded with copies
