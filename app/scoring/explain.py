@@ -22,7 +22,7 @@ from app.engine.attributions import Attributions, BoosterAttributions, attributi
 from app.engine.compiled import probe_rows
 from app.engine.trees import TreeModel
 from app.scoring.context import ScoringContext
-from app.scoring.reasons import format_value
+from app.scoring.reasons import format_value, top_order
 
 PRODUCT_REASONS = 3  # at most; only features that raised the propensity
 PROBE_ROWS = 64  # rows the native attributions are checked on against pred_contrib
@@ -117,9 +117,10 @@ class Explainer:
             rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
             phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
-            for (i, rec), row in zip(recs, phi, strict=True):
+            orders = top_order(phi, k, signed=True)
+            for (i, rec), row, order in zip(recs, phi, orders, strict=True):
                 reasons = raising(row, names, features[i], self.codes, k,
-                                  self.churn_side(churn[i]))
+                                  self.churn_side(churn[i]), order)
                 rec["explanation"] = reasons
                 rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
 
@@ -139,18 +140,20 @@ def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
 
 def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Mapping[str, Any],
             codes: Mapping[str, ReasonCode], k: int = PRODUCT_REASONS,
-            side: Callable[[str], bool | None] | None = None) -> list[dict[str, Any]]:
+            side: Callable[[str], bool | None] | None = None,
+            order: list[int] | None = None) -> list[dict[str, Any]]:
     """The (at most k) features that raised this score most, largest first, as reasons:
     the feature's stable reason code and a sentence in the customer's terms: the feature
     contract's text that states this customer's value (`side`: up when the feature raises
     the customer's churn, as the churn reasons pick it: "salary of CNY 35,000 a month
     credited here", "a product matures in 12 days"), else the feature and its value
     ("monthly salary: CNY 35,000")."""
-    values = contrib_row[:-1]
-    order = np.argsort(-values, kind="stable")[:k]
+    values = contrib_row[:-1].tolist()
+    if order is None:
+        order = top_order(contrib_row[None, :], k, signed=True)[0]
     out = []
-    for j in order.tolist():
-        c = float(values[j])
+    for j in order:
+        c = values[j]
         if not c > 0.0:
             break
         name = feature_names[j]

@@ -22,7 +22,7 @@ from app.engine.evaluate import RawScores
 from app.scoring.context import ScoringContext
 from app.scoring.explain import Explainer
 from app.scoring.families import calibrate
-from app.scoring.reasons import top_reasons
+from app.scoring.reasons import top_order, top_reasons
 
 PARTS: tuple[str, ...] = ("tier", "churn", "recommendations")
 
@@ -61,10 +61,12 @@ def score_rows(
     s = _Scores.of(ctx, x, tier="tier" in parts, churn=want_churn or want_recs,
                    products=want_recs)
     contrib = None
+    order: list[list[int]] = []
     if options.explain and (want_churn or want_recs):
         # Native SHAP (issue 13): churn reasons, and the product reasons' texts (which of a
         # feature's two texts states this customer's value).
         contrib = Explainer.of(ctx).churn_contributions(x)
+        order = top_order(contrib) if want_churn else []
     arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
@@ -91,7 +93,7 @@ def score_rows(
                 "band": band_names[s.band_idx[i]],
                 "reasons": (
                     top_reasons(contrib[i], churn_features, cust.features,
-                                ctx.churn.reason_codes)
+                                ctx.churn.reason_codes, order=order[i])
                     if contrib is not None
                     else []
                 ),

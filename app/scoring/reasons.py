@@ -40,19 +40,31 @@ def _generic(feature: str) -> ReasonCode:
                       down=f"{readable} ({{value}}) lowers risk", format="text")
 
 
+def top_order(contrib: np.ndarray, k: int = TOP_REASONS, *, signed: bool = False
+              ) -> list[list[int]]:
+    """Per row of contributions (bias last): the k features by decreasing |value| (signed:
+    by decreasing value), ties by position, as the stable sort gives them."""
+    values = contrib[:, :-1]
+    keys = -values if signed else -np.abs(values)
+    return np.argsort(keys, axis=1, kind="stable")[:, :k].tolist()
+
+
 def top_reasons(
     contrib_row: np.ndarray,
     feature_names: tuple[str, ...],
     features: Mapping[str, Any],
     codes: Mapping[str, ReasonCode],
     k: int = TOP_REASONS,
+    order: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The k features that moved this customer's churn score most, largest first."""
-    values = contrib_row[:-1]  # last column is the expected value (bias)
-    order = np.argsort(-np.abs(values), kind="stable")[:k]
+    """The k features that moved this customer's churn score most, largest first (`order`:
+    this row of `top_order` over many rows, when the caller has it)."""
+    values = contrib_row[:-1].tolist()  # last column is the expected value (bias)
+    if order is None:
+        order = top_order(contrib_row[None, :], k)[0]
     reasons = []
     for j in order:
-        c = float(values[j])
+        c = values[j]
         if c == 0.0:
             break
         name = feature_names[j]
