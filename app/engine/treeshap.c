@@ -37,7 +37,10 @@
  * Q / 4 vectors, over the internal nodes only: a leaf is folded into its parent (its T and
  * the charge of its edge are the parent's P times a factor picked by scalars), and every
  * choice on o is a scalar or pointer pick (indexed loads, masks), never a branch on the data,
- * which mispredicts. Batches (ts_tree8) run the same records with 4 rows in the lanes of a
+ * which mispredicts. One row reads every record of the model once, usually from memory (a
+ * request explains the churn model and a few product models): the records are small (80
+ * bytes an internal node, the 1 / F(t) of the nodes computed going down rather than read),
+ * and the next tree's are prefetched while one tree is computed. Batches (ts_tree8) run the same records with 4 rows in the lanes of a
  * vector and the points in a loop, the row-independent factors of a tree tabulated once per
  * chunk of rows (ts_fill).
  */
@@ -111,7 +114,6 @@ typedef struct ts_down {
 } ts_down;
 
 typedef struct ts_up {
-    double s1[2];       /* 1, and 1 - z of the edge into the node */
     /* Its leaf children l (v_l, z_l, r_l; zeros for an internal child): ca = {C, A} with
      * A = sum v_l z_l, C = sum v_l r_l, and v = {v_right, v_left}. */
     double ca[2], v[2];
@@ -286,7 +288,6 @@ ts_model *ts_new(int32_t ntrees, int32_t nnodes, const ts_node *nodes, const int
             w->isleft = d->isleft;
             w->dm = (uint8_t)((missing == 1 ? 1 : missing == 2 ? 2 : 0) |
                               ((d->dtype >> 1) & 1) << 2 | (d->dtype & 1) << 3);
-            u->s1[0] = 1.0; u->s1[1] = 1.0 - d->z;
             u->ca[0] = u->ca[1] = u->v[0] = u->v[1] = 0.0;
             for (int j = 0; j < 2; ++j) {
                 const int leaf = ch[j]->right < 0;
@@ -380,13 +381,15 @@ TS_INLINE ts_m4 ts_mask4(int bit) {
 
 TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const uint8_t *kind,
                          const double *x, ts_v4 *acc, int A4, ts_v4 *P, ts_v4 *S, uint8_t *o,
-                         uint8_t *left, const int Q4) {
+                         uint8_t *left, double *iv, const int Q4) {
     const int32_t i0 = m->ni0[t], ni = m->ni0[t + 1] - i0, Q = 4 * Q4;
     if (ni == 0) return;
     const ts_down *dn = m->dn + i0;
     const ts_up *up = m->up + i0;
     const int32_t qo = m->qoff[t];
-    const double *inv = m->iinv + m->iioff[t];
+    /* 1 / F_c(1) of every internal node, computed going down into iv (a few divisions cost
+     * less than reading a table of them from memory: one row reads each record once). */
+    double *const inv = iv;
     const int32_t zs = m->nslot[t];
     ts_v4 tt[TS_QMAX / 4], w[TS_QMAX / 4];
     ts_v4 *const acct = acc + (size_t)m->base[t] * A4;
@@ -395,6 +398,7 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
         w[k] = ts_ld(m->wq + qo + 4 * k);
         P[k] = (ts_v4){1.0, 1.0, 1.0, 1.0};
         P[(size_t)ni * Q4 + k] = P[k] - P[k];
+        ts_st(inv + 4 * k, P[k]);
     }
     for (int32_t i = 0; i < (zs + 2) * Q4; ++i) S[i] = (ts_v4){0.0, 0.0, 0.0, 0.0};
     o[0] = 1;
@@ -418,9 +422,14 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
         const double al = d->rz[oa], be = (double)oa * ((double)oc - d->rz[1]);
         const double *ia = inv + ((size_t)a * Q & (size_t)-(int64_t)oa);
         const ts_v4 A = {al, al, al, al}, B = {be, be, be, be};
+        const double z = d->rz[1];
+        const ts_v4 zv = {z, z, z, z}, one = {1.0, 1.0, 1.0, 1.0};
         const ts_v4 *pp = P + (size_t)pa * Q4;
         ts_v4 *pc = P + (size_t)c * Q4;
-        for (int k = 0; k < Q4; ++k) pc[k] = pp[k] * ((A + B * tt[k]) * ts_ld(ia + 4 * k));
+        for (int k = 0; k < Q4; ++k) {
+            pc[k] = pp[k] * ((A + B * tt[k]) * ts_ld(ia + 4 * k));
+            ts_st(inv + (size_t)c * Q + 4 * k, one / (zv + (one - zv) * tt[k]));
+        }
     }
     /* Up, for each internal node c (P_c in P, then T_c):
      * - its leaf children l (o_l = o_ka & the decision, F_l / F_ka = z_l (1 - t) + o_l t
@@ -453,7 +462,7 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
         }
         if (c == 0) break;
         const int oc = o[c];
-        const double s1 = u->s1[oc];
+        const double s1 = 1.0 - dn[c].rz[1] * (double)oc; /* 1 - z, or 1 */
         const ts_v4 sv = {s1, s1, s1, s1};
         const double *ic = (const double *)((uintptr_t)(inv + (size_t)c * Q) & -(uintptr_t)oc) +
                            ((uintptr_t)ngt & ((uintptr_t)oc - 1)) / sizeof(double);
@@ -466,14 +475,24 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
     }
 }
 
+/* Ask for tree t's records while the one before it is computed: one row reads every
+ * record once, so from memory unless the model was used just before. */
+TS_INLINE void ts_prefetch(const ts_model *m, int32_t t) {
+    const int32_t i0 = m->ni0[t], ni = m->ni0[t + 1] - i0;
+    const char *d = (const char *)(m->dn + i0), *u = (const char *)(m->up + i0);
+    const size_t nd = sizeof(ts_down) * (size_t)ni, nu = sizeof(ts_up) * (size_t)ni;
+    for (size_t j = 0; j < nd; j += 64) __builtin_prefetch(d + j);
+    for (size_t j = 0; j < nu; j += 64) __builtin_prefetch(u + j);
+}
+
 TS_INLINE void ts_single(const ts_model *m, int32_t t, const double *x0, const uint8_t *kind,
                          const double *x, ts_v4 *acc, int A4, ts_v4 *P, ts_v4 *S, uint8_t *o,
-                         uint8_t *left) {
+                         uint8_t *left, double *iv) {
     switch (m->q[t] / 4) {
-    case 1: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, 1); break;
-    case 2: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, 2); break;
-    case 3: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, 3); break;
-    default: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, m->q[t] / 4); break;
+    case 1: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, iv, 1); break;
+    case 2: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, iv, 2); break;
+    case 3: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, iv, 3); break;
+    default: ts_tree_s(m, t, x0, kind, x, acc, A4, P, S, o, left, iv, m->q[t] / 4); break;
     }
 }
 
@@ -523,7 +542,7 @@ TS_INLINE void ts_fill(const ts_model *m, int32_t t, const ts_tab *tb) {
             tb->f0[j] = (z - z * tq[k]) * ia[k];
             tb->ik[j] = ik[k];
             tb->cg[j] = u->ca[0] * ng[k];
-            tb->own[j] = u->s1[1] * (wq[k] * ic[k]);
+            tb->own[j] = (1.0 - z) * (wq[k] * ic[k]);
         }
     }
 }
@@ -688,12 +707,12 @@ TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const in
     const int A4 = (m->maxq > 0 ? m->maxq : 4) / 4;
     const size_t pv = (size_t)(m->maxni + 1) * A4, sv = (size_t)(m->maxslot + 2) * A4,
                  av = (size_t)nout * A4, w = (size_t)m->width, nn = (size_t)m->maxn + 1;
-    char *raw = malloc(sizeof(ts_v4) * (pv + sv + av * TS_CHUNK) + 2 * nn +
+    char *raw = malloc(sizeof(ts_v4) * (2 * pv + sv + av * TS_CHUNK) + 2 * nn +
                        (sizeof(double) + 1) * w * TS_CHUNK + 32);
     if (!raw) return -1;
     char *al = raw + (32 - (uintptr_t)raw % 32) % 32;
     ts_v4 *P = (ts_v4 *)(void *)al, *S = P + pv, *acc = S + sv;
-    double *x0 = (double *)(void *)(acc + av * TS_CHUNK);
+    double *iv = (double *)(void *)(acc + av * TS_CHUNK), *x0 = iv + 4 * pv;
     uint8_t *o = (uint8_t *)(x0 + w * TS_CHUNK), *left = o + nn, *kind = left + nn;
     for (int64_t i0 = 0; i0 < n; i0 += TS_CHUNK) {
         const int rn = n - i0 < TS_CHUNK ? (int)(n - i0) : TS_CHUNK;
@@ -709,9 +728,13 @@ TS_CLONES int ts_contrib(const ts_model *m, const double *x, int64_t n, const in
             }
         }
         for (size_t j = 0; j < av * (size_t)rn; ++j) acc[j] = (ts_v4){0.0, 0.0, 0.0, 0.0};
-        for (int32_t t = 0; t < m->ntrees; ++t)
+        if (m->ntrees > 0) ts_prefetch(m, 0);
+        for (int32_t t = 0; t < m->ntrees; ++t) {
+            if (t + 1 < m->ntrees) ts_prefetch(m, t + 1);
             for (int r = 0; r < rn; ++r)
-                ts_single(m, t, x0 + r * w, kind + r * w, xr[r], acc + r * av, A4, P, S, o, left);
+                ts_single(m, t, x0 + r * w, kind + r * w, xr[r], acc + r * av, A4, P, S, o, left,
+                          iv);
+        }
         for (int r = 0; r < rn; ++r) {
             double *ph = out + (i0 + r) * nout;
             const ts_v4 *ar = acc + r * av;
