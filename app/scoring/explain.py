@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from app.engine.attributions import Attributions, BoosterAttributions, attributi
 from app.engine.compiled import probe_rows
 from app.engine.trees import TreeModel
 from app.scoring.context import ScoringContext
-from app.scoring.reasons import format_value, top_order
+from app.scoring.reasons import format_value
 
 PRODUCT_REASONS = 3  # at most; only features that raised the propensity
 PROBE_ROWS = 64  # rows the native attributions are checked on against pred_contrib
@@ -54,7 +54,14 @@ class Explainer:
         self.action_model = {a.id: a.propensity_model for a in ctx.catalog.actions
                              if a.kind == "product" and a.propensity_model in self.products}
         self.codes = reason_texts(ctx)
-        self.churn_pos = {n: j for j, n in enumerate(ctx.churn.model.feature_names)}
+        # Feature name -> its position in the churn model (-1: not there), by product model
+        # position: churn_cols[product_cols[model][j]] is product feature j's churn column.
+        pos = {n: j for j, n in enumerate(ctx.churn.model.feature_names)}
+        names = sorted({n for m in layout.products for n in m.feature_names})
+        self.churn_cols = np.array([pos.get(n, -1) for n in names], dtype=np.intp)
+        at = {n: j for j, n in enumerate(names)}
+        self.product_cols = {m.name: np.array([at[n] for n in m.feature_names], dtype=np.intp)
+                             for m in layout.products}
 
     @classmethod
     def of(cls, ctx: ScoringContext, *, cache_dir: Path | None = None) -> Explainer:
@@ -72,18 +79,6 @@ class Explainer:
                         native=settings.compile_models)
                     weakref.finalize(ctx, _explainers.pop, id(ctx), None)
         return got
-
-    def churn_side(self, churn_row: np.ndarray) -> Callable[[str], bool | None]:
-        """For one row of churn contributions: which of a feature's two texts states the
-        customer's value, as the churn reasons pick it (True: up, it raises churn; False:
-        down; None: not in the churn model, or no effect)."""
-        pos = self.churn_pos
-
-        def side(name: str) -> bool | None:
-            j = pos.get(name)
-            c = float(churn_row[j]) if j is not None else 0.0
-            return None if c == 0.0 else c > 0.0
-        return side
 
     @property
     def name(self) -> str:
@@ -117,10 +112,13 @@ class Explainer:
             rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
             phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
-            orders = top_order(phi, k, signed=True)
-            for (i, rec), row, order in zip(recs, phi, orders, strict=True):
-                reasons = raising(row, names, features[i], self.codes, k,
-                                  self.churn_side(churn[i]), order)
+            idx = np.argsort(-phi[:, :-1], axis=1, kind="stable")[:, :k]
+            tops = np.take_along_axis(phi, idx, axis=1).tolist()
+            # The churn contributions of those features: which text states the value.
+            cidx = self.churn_cols[self.product_cols[model][idx]]
+            sides = np.where(cidx >= 0, churn[rows[:, None], np.maximum(cidx, 0)], 0.0).tolist()
+            for (i, rec), order, top, side in zip(recs, idx.tolist(), tops, sides, strict=True):
+                reasons = raising(order, top, names, features[i], self.codes, side)
                 rec["explanation"] = reasons
                 rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
 
@@ -138,30 +136,27 @@ def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
     return codes
 
 
-def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Mapping[str, Any],
-            codes: Mapping[str, ReasonCode], k: int = PRODUCT_REASONS,
-            side: Callable[[str], bool | None] | None = None,
-            order: list[int] | None = None) -> list[dict[str, Any]]:
-    """The (at most k) features that raised this score most, largest first, as reasons:
-    the feature's stable reason code and a sentence in the customer's terms: the feature
-    contract's text that states this customer's value (`side`: up when the feature raises
-    the customer's churn, as the churn reasons pick it: "salary of CNY 35,000 a month
-    credited here", "a product matures in 12 days"), else the feature and its value
-    ("monthly salary: CNY 35,000")."""
-    values = contrib_row[:-1].tolist()
-    if order is None:
-        order = top_order(contrib_row[None, :], k, signed=True)[0]
+def raising(order: Sequence[int], values: Sequence[float], feature_names: Sequence[str],
+            features: Mapping[str, Any], codes: Mapping[str, ReasonCode],
+            churn: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Reasons from the features that raised a score most (`order`: their positions, largest
+    contribution first; `values`: those contributions), while they raised it: the feature's
+    stable reason code and a sentence in the customer's terms, the feature contract's text
+    that states this customer's value (`churn`: the same features' churn contributions; up
+    when positive, as the churn reasons pick it: "salary of CNY 35,000 a month credited
+    here", "a product matures in 12 days"), else the feature and its value ("monthly
+    salary: CNY 35,000")."""
     out = []
-    for j in order:
-        c = values[j]
+    for n, (j, c) in enumerate(zip(order, values, strict=True)):
         if not c > 0.0:
             break
         name = feature_names[j]
         code = codes.get(name)
         raw = features.get(name)
-        up = side(name) if side is not None else None
-        if code is not None and up is not None:
-            text = (code.up if up else code.down).format(value=format_value(raw, code.format))
+        side = churn[n] if churn is not None else 0.0
+        if code is not None and side != 0.0:
+            text = (code.up if side > 0.0 else code.down).format(
+                value=format_value(raw, code.format))
         else:
             value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
                      else format_value(raw, code.format if code else "text"))

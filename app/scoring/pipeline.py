@@ -61,12 +61,13 @@ def score_rows(
     s = _Scores.of(ctx, x, tier="tier" in parts, churn=want_churn or want_recs,
                    products=want_recs)
     contrib = None
-    order: list[list[int]] = []
+    order: tuple[list[list[int]], list[list[float]]] = ([], [])
     if options.explain and (want_churn or want_recs):
         # Native SHAP (issue 13): churn reasons, and the product reasons' texts (which of a
         # feature's two texts states this customer's value).
         contrib = Explainer.of(ctx).churn_contributions(x)
-        order = top_order(contrib) if want_churn else []
+        if want_churn:
+            order = top_order(contrib)
     arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
@@ -93,7 +94,8 @@ def score_rows(
                 "band": band_names[s.band_idx[i]],
                 "reasons": (
                     top_reasons(contrib[i], churn_features, cust.features,
-                                ctx.churn.reason_codes, order=order[i])
+                                ctx.churn.reason_codes,
+                                top=(order[0][i], order[1][i]))
                     if contrib is not None
                     else []
                 ),

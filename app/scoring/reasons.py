@@ -40,13 +40,12 @@ def _generic(feature: str) -> ReasonCode:
                       down=f"{readable} ({{value}}) lowers risk", format="text")
 
 
-def top_order(contrib: np.ndarray, k: int = TOP_REASONS, *, signed: bool = False
-              ) -> list[list[int]]:
-    """Per row of contributions (bias last): the k features by decreasing |value| (signed:
-    by decreasing value), ties by position, as the stable sort gives them."""
-    values = contrib[:, :-1]
-    keys = -values if signed else -np.abs(values)
-    return np.argsort(keys, axis=1, kind="stable")[:, :k].tolist()
+def top_order(contrib: np.ndarray, k: int = TOP_REASONS
+              ) -> tuple[list[list[int]], list[list[float]]]:
+    """Per row of contributions (bias last): the k features by decreasing |value|, ties by
+    position (as the stable sort gives them), and their values."""
+    idx = np.argsort(-np.abs(contrib[:, :-1]), axis=1, kind="stable")[:, :k]
+    return idx.tolist(), np.take_along_axis(contrib, idx, axis=1).tolist()
 
 
 def top_reasons(
@@ -55,16 +54,15 @@ def top_reasons(
     features: Mapping[str, Any],
     codes: Mapping[str, ReasonCode],
     k: int = TOP_REASONS,
-    order: list[int] | None = None,
+    top: tuple[list[int], list[float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The k features that moved this customer's churn score most, largest first (`order`:
+    """The k features that moved this customer's churn score most, largest first (`top`:
     this row of `top_order` over many rows, when the caller has it)."""
-    values = contrib_row[:-1].tolist()  # last column is the expected value (bias)
-    if order is None:
-        order = top_order(contrib_row[None, :], k)[0]
+    if top is None:
+        orders, tops = top_order(contrib_row[None, :], k)
+        top = orders[0], tops[0]
     reasons = []
-    for j in order:
-        c = values[j]
+    for j, c in zip(*top, strict=True):
         if c == 0.0:
             break
         name = feature_names[j]
