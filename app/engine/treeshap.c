@@ -51,6 +51,11 @@
 
 #define TS_ABI 1
 #define TS_INLINE static inline __attribute__((always_inline))
+#if defined(__GNUC__) && !defined(__clang__)
+#define TS_UNROLL _Pragma("GCC unroll 8") /* the loops over the points: constant trip counts */
+#else
+#define TS_UNROLL
+#endif
 #define TS_QMAX 32 /* Gauss-Legendre points: trees with up to 64 distinct features on a path */
 #define TS_ZERO_THRESHOLD ((double)1e-35f)
 
@@ -393,6 +398,7 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
     const int32_t zs = m->nslot[t];
     ts_v4 tt[TS_QMAX / 4], w[TS_QMAX / 4];
     ts_v4 *const acct = acc + (size_t)m->base[t] * A4;
+    TS_UNROLL
     for (int k = 0; k < Q4; ++k) {
         tt[k] = ts_ld(m->tq + qo + 4 * k);
         w[k] = ts_ld(m->wq + qo + 4 * k);
@@ -426,6 +432,7 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
         const ts_v4 zv = {z, z, z, z}, one = {1.0, 1.0, 1.0, 1.0};
         const ts_v4 *pp = P + (size_t)pa * Q4;
         ts_v4 *pc = P + (size_t)c * Q4;
+        TS_UNROLL
         for (int k = 0; k < Q4; ++k) {
             pc[k] = pp[k] * ((A + B * tt[k]) * ts_ld(ia + 4 * k));
             ts_st(inv + (size_t)c * Q + 4 * k, one / (zv + (one - zv) * tt[k]));
@@ -454,6 +461,7 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
         ts_v4 *pc = P + (size_t)c * Q4, *ak = acct + (size_t)u->cout * A4;
         const ts_v4 *pl = P + (size_t)u->l * Q4, *pr = P + (size_t)u->r * Q4;
         ts_v4 tc[TS_QMAX / 4];
+        TS_UNROLL
         for (int k = 0; k < Q4; ++k) {
             const ts_v4 p = pc[k];
             ak[k] += (w[k] * p) * (G * ts_ld(gk + 4 * k));
@@ -468,6 +476,7 @@ TS_INLINE void ts_tree_s(const ts_model *m, int32_t t, const double *x0, const u
                            ((uintptr_t)ngt & ((uintptr_t)oc - 1)) / sizeof(double);
         ts_v4 *sx = S + (size_t)u->sa * Q4, *ac = acct + (size_t)u->out * A4;
         const ts_v4 *sc = S + (size_t)u->so * Q4;
+        TS_UNROLL
         for (int k = 0; k < Q4; ++k) {
             sx[k] += tc[k];
             ac[k] += (tc[k] - sc[k]) * (sv * (w[k] * ts_ld(ic + 4 * k)));
@@ -520,10 +529,11 @@ TS_INLINE ts_v8 ts_bc(double v) { return (ts_v8){v, v, v, v}; }
 TS_INLINE ts_m8 ts_bm(long long v) { return (ts_m8){v, v, v, v}; }
 
 /* Per tree, row-independent (filled once per chunk of blocks): node by node, Q values each,
- * f1 = F_c(1) / F_anc(1), f0 = F_c(0) / F_anc(1), ik = 1 / F_ka(1), cg = C (-1 / (1 - t)),
- * own = (1 - z_c) w / F_c(1); per point wg = -w / (1 - t). */
+ * f1 = F_c(1) / F_anc(1), f0 = F_c(0) / F_anc(1), with ik = 1 / F_ka(1): aik = A ik,
+ * tik = t ik, wik = w ik, wcg = w C (-1 / (1 - t)), own = (1 - z_c) w / F_c(1); per point
+ * wg = -w / (1 - t). */
 typedef struct {
-    double *f1, *f0, *ik, *cg, *own, *wg;
+    double *f1, *f0, *aik, *tik, *wik, *wcg, *own, *wg;
 } ts_tab;
 
 TS_INLINE void ts_fill(const ts_model *m, int32_t t, const ts_tab *tb) {
@@ -540,8 +550,10 @@ TS_INLINE void ts_fill(const ts_model *m, int32_t t, const ts_tab *tb) {
             const size_t j = (size_t)c * Q + k;
             tb->f1[j] = (z + (1.0 - z) * tq[k]) * ia[k];
             tb->f0[j] = (z - z * tq[k]) * ia[k];
-            tb->ik[j] = ik[k];
-            tb->cg[j] = u->ca[0] * ng[k];
+            tb->aik[j] = u->ca[1] * ik[k];
+            tb->tik[j] = tq[k] * ik[k];
+            tb->wik[j] = wq[k] * ik[k];
+            tb->wcg[j] = wq[k] * (u->ca[0] * ng[k]);
             tb->own[j] = (1.0 - z) * (wq[k] * ic[k]);
         }
     }
@@ -561,6 +573,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
     const int32_t zs = m->nslot[t];
     ts_v8 *const acct = acc + m->base[t];
     const ts_m8 all = ts_bm(-1);
+    TS_UNROLL
     for (int k = 0; k < QR; ++k) {
         P[k] = ts_bc(1.0);
         P[(size_t)ni * Q + k] = S[(size_t)zs * Q + k] = S[(size_t)(zs + 1) * Q + k] = ts_bc(0.0);
@@ -580,6 +593,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         L[c] = lf;
         /* The excluded sum of c (if any) starts here: its terms come later, going up. */
         ts_v8 *so = S + (size_t)up[c].so * Q;
+        TS_UNROLL
         for (int k = 0; k < QR; ++k) so[k] = ts_bc(0.0);
         if (c == 0) continue;
         const int32_t a = d->anc, pa = d->parent;
@@ -589,22 +603,26 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         const ts_v8 rv = ts_bc(d->rz[0]);
         const ts_v8 *pp = P + (size_t)pa * Q;
         ts_v8 *pc = P + (size_t)c * Q;
+        TS_UNROLL
         for (int k = 0; k < QR; ++k)
             pc[k] = pp[k] * ts_sel8(oa, ts_sel8(oc, ts_bc(f1[k]), ts_bc(f0[k])), rv);
     }
     for (int32_t c = ni - 1; c >= 0; --c) {
         const ts_up *u = up + c;
         const ts_m8 ok = O[u->ka];
-        const double *ik = tb->ik + (size_t)c * Q, *cg = tb->cg + (size_t)c * Q;
+        const size_t j0 = (size_t)c * Q;
+        const double *aik = tb->aik + j0, *tik = tb->tik + j0, *wik = tb->wik + j0,
+                     *wcg = tb->wcg + j0;
         const ts_v8 B = ts_sel8(L[c], ts_bc(u->v[1]), ts_bc(u->v[0]));
-        const ts_v8 A = ts_bc(u->ca[1]), BA = B - A, C = ts_bc(u->ca[0]);
+        const ts_v8 BA = B - ts_bc(u->ca[1]), C = ts_bc(u->ca[0]);
         ts_v8 *pc = P + (size_t)c * Q;
         const ts_v8 *pl = P + (size_t)u->l * Q, *pr = P + (size_t)u->r * Q;
         ts_v8 sum = ts_bc(0.0);
+        TS_UNROLL
         for (int k = 0; k < QR; ++k) {
-            const ts_v8 p = pc[k], ikv = ts_bc(ik[k]);
-            const ts_v8 tl = p * ts_sel8(ok, (A + BA * ts_bc(tq[k])) * ikv, C);
-            sum += (ts_bc(wq[k]) * p) * ts_sel8(ok, BA * ikv, ts_bc(cg[k]));
+            const ts_v8 p = pc[k];
+            const ts_v8 tl = p * ts_sel8(ok, ts_bc(aik[k]) + BA * ts_bc(tik[k]), C);
+            sum += p * ts_sel8(ok, BA * ts_bc(wik[k]), ts_bc(wcg[k]));
             pc[k] = pl[k] + pr[k] + tl;
         }
         acct[u->cout] += sum;
@@ -614,6 +632,7 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
         ts_v8 *sx = S + (size_t)u->sa * Q;
         const ts_v8 *sc = S + (size_t)u->so * Q;
         ts_v8 acc2 = ts_bc(0.0);
+        TS_UNROLL
         for (int k = 0; k < QR; ++k) {
             sx[k] += pc[k];
             acc2 += (pc[k] - sc[k]) * ts_sel8(oc, ts_bc(own[k]), ts_bc(tb->wg[k]));
@@ -647,7 +666,7 @@ TS_INLINE int ts_batch8(const ts_model *m, const double *x, int64_t n, const int
     char *raw = malloc(sizeof(ts_v8) * (pcells + scells + (size_t)nout * TS_BLOCKS +
                                         w * TS_BLOCKS) +
                        sizeof(ts_m8) * (2 * nn + w * TS_BLOCKS) +
-                       sizeof(double) * (5 * nn * maxq + maxq) + 64);
+                       sizeof(double) * (7 * nn * maxq + maxq) + 64);
     if (!raw) return -1;
     char *al = raw + (64 - (uintptr_t)raw % 64) % 64;
     ts_v8 *P = (ts_v8 *)(void *)al, *S = P + pcells, *acc = S + scells;
@@ -655,8 +674,9 @@ TS_INLINE int ts_batch8(const ts_model *m, const double *x, int64_t n, const int
     ts_m8 *kt = (ts_m8 *)(void *)(x0t + w * TS_BLOCKS), *O = kt + w * TS_BLOCKS, *L = O + nn;
     ts_tab tb;
     tb.f1 = (double *)(void *)(L + nn);
-    tb.f0 = tb.f1 + nn * maxq; tb.ik = tb.f0 + nn * maxq; tb.cg = tb.ik + nn * maxq;
-    tb.own = tb.cg + nn * maxq; tb.wg = tb.own + nn * maxq;
+    tb.f0 = tb.f1 + nn * maxq; tb.aik = tb.f0 + nn * maxq; tb.tik = tb.aik + nn * maxq;
+    tb.wik = tb.tik + nn * maxq; tb.wcg = tb.wik + nn * maxq; tb.own = tb.wcg + nn * maxq;
+    tb.wg = tb.own + nn * maxq;
     const double *xs[TS_BLOCKS][TS_R];
     for (int64_t c0 = 0; c0 < n; c0 += TS_R * TS_BLOCKS) {
         const int nb = (int)((n - c0 + TS_R - 1) / TS_R < TS_BLOCKS ? (n - c0 + TS_R - 1) / TS_R
