@@ -568,8 +568,6 @@ TS_INLINE void ts_tree8(const ts_model *m, int32_t t, const ts_tab *tb, const do
     if (ni == 0) return;
     const ts_down *dn = m->dn + i0;
     const ts_up *up = m->up + i0;
-    const int32_t qo = m->qoff[t];
-    const double *tq = m->tq + qo, *wq = m->wq + qo;
     const int32_t zs = m->nslot[t];
     ts_v8 *const acct = acc + m->base[t];
     const ts_m8 all = ts_bm(-1);

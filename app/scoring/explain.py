@@ -9,6 +9,7 @@ the features that raised one product's propensity most for the rows that recomme
 
 from __future__ import annotations
 
+import heapq
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from app.scoring.reasons import format_value
 
 PRODUCT_REASONS = 3  # at most; only features that raised the propensity
 PROBE_ROWS = 64  # rows the native attributions are checked on against pred_contrib
+SORT_IN_NUMPY = 16  # rows of one product from which its top features are sorted in numpy
 
 _lock = threading.Lock()
 _explainers: dict[int, Explainer] = {}  # id(context) -> its explainer, while it lives
@@ -54,14 +56,10 @@ class Explainer:
         self.action_model = {a.id: a.propensity_model for a in ctx.catalog.actions
                              if a.kind == "product" and a.propensity_model in self.products}
         self.codes = reason_texts(ctx)
-        # Feature name -> its position in the churn model (-1: not there), by product model
-        # position: churn_cols[product_cols[model][j]] is product feature j's churn column.
+        # Per product model: the churn model's position of each of its features (-1: none).
         pos = {n: j for j, n in enumerate(ctx.churn.model.feature_names)}
-        names = sorted({n for m in layout.products for n in m.feature_names})
-        self.churn_cols = np.array([pos.get(n, -1) for n in names], dtype=np.intp)
-        at = {n: j for j, n in enumerate(names)}
-        self.product_cols = {m.name: np.array([at[n] for n in m.feature_names], dtype=np.intp)
-                             for m in layout.products}
+        self.churn_cols = {m.name: [pos.get(n, -1) for n in m.feature_names]
+                           for m in layout.products}
 
     @classmethod
     def of(cls, ctx: ScoringContext, *, cache_dir: Path | None = None) -> Explainer:
@@ -108,19 +106,34 @@ class Explainer:
             return
         if churn is None:
             churn = self.churn.contributions(x)
+        churn_rows = churn.tolist()  # which of a feature's texts states the customer's value
         for model, recs in wanted.items():
-            rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
-            phi = self.products[model].contributions(x, rows)
+            if x.shape[0] == 1:  # one customer: no row indices to check
+                phi = self.products[model].contributions(x)
+            else:
+                rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
+                phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
-            idx = np.argsort(-phi[:, :-1], axis=1, kind="stable")[:, :k]
-            tops = np.take_along_axis(phi, idx, axis=1).tolist()
-            # The churn contributions of those features: which text states the value.
-            cidx = self.churn_cols[self.product_cols[model][idx]]
-            sides = np.where(cidx >= 0, churn[rows[:, None], np.maximum(cidx, 0)], 0.0).tolist()
-            for (i, rec), order, top, side in zip(recs, idx.tolist(), tops, sides, strict=True):
-                reasons = raising(order, top, names, features[i], self.codes, side)
+            cols = self.churn_cols[model]
+            values = phi.tolist()
+            orders = largest(phi, values, k)
+            for (i, rec), order, v in zip(recs, orders, values, strict=True):
+                c = churn_rows[i]
+                side = [c[cols[j]] if cols[j] >= 0 else 0.0 for j in order]
+                reasons = raising(order, [v[j] for j in order], names, features[i], self.codes,
+                                  side)
                 rec["explanation"] = reasons
                 rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
+
+
+def largest(phi: np.ndarray, values: list[list[float]], k: int) -> list[list[int]]:
+    """Per row of contributions (bias last; `values`: phi.tolist()): the positions of its k
+    largest, largest first, ties by position; sorted in numpy for many rows, in Python for a
+    few (numpy's overhead per call is larger than the sort)."""
+    if len(values) >= SORT_IN_NUMPY:
+        return np.argsort(-phi[:, :-1], axis=1, kind="stable")[:, :k].tolist()
+    last = phi.shape[1] - 1
+    return [heapq.nlargest(k, range(last), key=v.__getitem__) for v in values]
 
 
 def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:

@@ -7,9 +7,9 @@ import numpy as np
 
 from app.engine.attributions import BoosterAttributions
 from app.scoring.context import ScoringContext
-from app.scoring.explain import Explainer
+from app.scoring.explain import SORT_IN_NUMPY, Explainer, largest
 from app.scoring.pipeline import CustomerInput, Options, score_rows
-from app.scoring.reasons import format_value, top_reasons
+from app.scoring.reasons import format_value, top_order, top_reasons
 from tests.customers import book_customers
 
 
@@ -100,3 +100,19 @@ def test_product_reasons_are_the_contract_sentences_for_the_customer(
     out = score_rows(ctx, ctx.schema.matrix([required]), bare, Options())[0]
     for rec in out["recommendations"]:
         assert all("{" not in r["text"] for r in rec.get("explanation") or ())
+
+
+def test_few_rows_and_many_rows_pick_the_same_features() -> None:
+    """The top features of a row are the same whether sorted in Python (a few rows) or in
+    numpy (many), ties (equal contributions, zeros, -0.0) by position either way."""
+    rng = np.random.default_rng(3)
+    phi = rng.choice([-1.0, -0.0, 0.0, 0.5, 0.5, 2.0], size=(3 * SORT_IN_NUMPY, 9))
+    many = largest(phi, phi.tolist(), 3)
+    few = [largest(phi[i:i + 1], phi[i:i + 1].tolist(), 3)[0] for i in range(len(phi))]
+    assert many == few
+    assert all(len(o) == 3 for o in few)
+    # The churn reasons' order (by |contribution|) too.
+    many_abs = top_order(phi, 3)
+    few_abs = [top_order(phi[i:i + 1], 3) for i in range(len(phi))]
+    assert many_abs[0] == [f[0][0] for f in few_abs]
+    assert many_abs[1] == [f[1][0] for f in few_abs]
