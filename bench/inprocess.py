@@ -182,7 +182,7 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast:
     features = [schema.decode(r) for r in x]
     features = [{k: v for k, v in f.items() if v is not None} for f in features]
     customers = [CustomerInput(customer_id=f"c{i}", features=f) for i, f in enumerate(features)]
-    options = Options()
+    options = Options(explain=False)  # reasons off: bench/reasons.py measures them
     parts = {"tier": True, "churn": True, "products": True}
     firsts = customers[:4096]
     replay = _Replay([fast.raw(schema.row(c.features)[None, :], **parts) for c in firsts],

@@ -69,7 +69,7 @@ def _run(ctx: ScoringContext, *, quick: bool) -> dict[str, Any]:
         phi = ex.churn_contributions(m)
         for out, row, c in zip(results, phi, cs, strict=True):
             out["churn"]["reasons"] = top_reasons(row, churn_names, c.features, codes)
-        ex.product_reasons(m, results, [c.features for c in cs], churn=phi)
+        ex.product_reasons(m, results, [c.features for c in cs])
         return results
 
     def matrix(cs: list[CustomerInput]) -> np.ndarray:

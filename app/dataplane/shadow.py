@@ -3,6 +3,7 @@ the response never depends on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -22,7 +23,8 @@ def shadow_score(shadow: ScoringContext, customers: list[CustomerInput], opts: O
         for i, c in enumerate(customers):
             if shadow.schema.encode_into(c.features, x[i]):
                 return
-        shadow_results = score_rows(shadow, x, customers, opts)
+        # The challenger's reasons are never logged: not worth their cost here.
+        shadow_results = score_rows(shadow, x, customers, dataclasses.replace(opts, explain=False))
     except Exception:  # a broken challenger must never fail a production request
         log.exception("shadow scoring failed")
         return

@@ -10,6 +10,7 @@ the features that raised one product's propensity most for the rows that recomme
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from app.bundles.manifest import ReasonCode
 from app.engine.attributions import Attributions, BoosterAttributions, attributions_for
 from app.engine.compiled import probe_rows
 from app.engine.trees import TreeModel
+from app.features.family import OfferText
 from app.scoring.context import ScoringContext
 from app.scoring.reasons import format_value
 
@@ -56,10 +58,7 @@ class Explainer:
         self.action_model = {a.id: a.propensity_model for a in ctx.catalog.actions
                              if a.kind == "product" and a.propensity_model in self.products}
         self.codes = reason_texts(ctx)
-        # Per product model: the churn model's position of each of its features (-1: none).
-        pos = {n: j for j, n in enumerate(ctx.churn.model.feature_names)}
-        self.churn_cols = {m.name: [pos.get(n, -1) for n in m.feature_names]
-                           for m in layout.products}
+        self.offers = offer_texts(ctx)
 
     @classmethod
     def of(cls, ctx: ScoringContext, *, cache_dir: Path | None = None) -> Explainer:
@@ -90,12 +89,11 @@ class Explainer:
 
     def product_reasons(self, x: np.ndarray, results: Sequence[dict[str, Any]],
                         features: Sequence[Mapping[str, Any]], *,
-                        churn: np.ndarray | None = None, k: int = PRODUCT_REASONS) -> None:
+                        k: int = PRODUCT_REASONS) -> None:
         """Add `explanation` (the features that raised its propensity most: code, feature,
         contribution, text) to every recommended product of `results` (rows of x, in order)
         and their texts to its `reasons`: one native call per product over the rows that
-        recommend it. `churn`: the rows' churn contributions when the caller has them (they
-        pick which of a feature's two contract texts states the customer's value)."""
+        recommend it."""
         wanted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for i, out in enumerate(results):
             for rec in out.get("recommendations", ()):
@@ -104,9 +102,6 @@ class Explainer:
                     wanted.setdefault(model, []).append((i, rec))
         if not wanted:
             return
-        if churn is None:
-            churn = self.churn.contributions(x)
-        churn_rows = churn.tolist()  # which of a feature's texts states the customer's value
         for model, recs in wanted.items():
             if x.shape[0] == 1:  # one customer: no row indices to check
                 phi = self.products[model].contributions(x)
@@ -114,14 +109,11 @@ class Explainer:
                 rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
                 phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
-            cols = self.churn_cols[model]
             values = phi.tolist()
             orders = largest(phi, values, k)
             for (i, rec), order, v in zip(recs, orders, values, strict=True):
-                c = churn_rows[i]
-                side = [c[cols[j]] if cols[j] >= 0 else 0.0 for j in order]
                 reasons = raising(order, [v[j] for j in order], names, features[i], self.codes,
-                                  side)
+                                  self.offers)
                 rec["explanation"] = reasons
                 rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
 
@@ -134,6 +126,31 @@ def largest(phi: np.ndarray, values: list[list[float]], k: int) -> list[list[int
         return np.argsort(-phi[:, :-1], axis=1, kind="stable")[:, :k].tolist()
     last = phi.shape[1] - 1
     return [heapq.nlargest(k, range(last), key=v.__getitem__) for v in values]
+
+
+def offer_texts(ctx: ScoringContext) -> dict[str, OfferText]:
+    """Per feature of the context's contract: how its value reads as a reason for an offer
+    (none for a feature whose contract has no such text)."""
+    out = {}
+    for f in getattr(getattr(ctx, "contract", None), "features", ()) or ():
+        reason = getattr(f, "reason", None)
+        if reason is not None and reason.offer is not None:
+            out[f.name] = reason.offer
+    return out
+
+
+def offer_sentence(offer: OfferText, raw: Any, fmt: str) -> str:
+    """The value `raw` as a reason for an offer: the offer's text for its kind of value."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        template = offer.missing or offer.zero or offer.text
+    elif isinstance(raw, bool):
+        template = offer.text if raw else offer.zero or offer.text
+    elif isinstance(raw, int | float):
+        template = (offer.text if raw > 0 else (offer.negative if raw < 0 else offer.zero)
+                    or offer.text)
+    else:
+        template = offer.text
+    return template.format(value=format_value(raw, fmt))
 
 
 def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
@@ -151,25 +168,23 @@ def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
 
 def raising(order: Sequence[int], values: Sequence[float], feature_names: Sequence[str],
             features: Mapping[str, Any], codes: Mapping[str, ReasonCode],
-            churn: Sequence[float] | None = None) -> list[dict[str, Any]]:
+            offers: Mapping[str, OfferText] | None = None) -> list[dict[str, Any]]:
     """Reasons from the features that raised a score most (`order`: their positions, largest
     contribution first; `values`: those contributions), while they raised it: the feature's
-    stable reason code and a sentence in the customer's terms, the feature contract's text
-    that states this customer's value (`churn`: the same features' churn contributions; up
-    when positive, as the churn reasons pick it: "salary of CNY 35,000 a month credited
-    here", "a product matures in 12 days"), else the feature and its value ("monthly
-    salary: CNY 35,000")."""
+    stable reason code and a sentence in the customer's terms, the feature contract's offer
+    text for this customer's value ("salary of CNY 35,000 a month credited here", "no
+    investment plan yet", "a product matures in 12 days"), else the feature and its value
+    ("monthly salary: CNY 35,000")."""
     out = []
-    for n, (j, c) in enumerate(zip(order, values, strict=True)):
+    for j, c in zip(order, values, strict=True):
         if not c > 0.0:
             break
         name = feature_names[j]
         code = codes.get(name)
         raw = features.get(name)
-        side = churn[n] if churn is not None else 0.0
-        if code is not None and side != 0.0:
-            text = (code.up if side > 0.0 else code.down).format(
-                value=format_value(raw, code.format))
+        offer = offers.get(name) if offers is not None else None
+        if offer is not None:
+            text = offer_sentence(offer, raw, code.format if code else "text")
         else:
             value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
                      else format_value(raw, code.format if code else "text"))

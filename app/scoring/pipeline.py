@@ -62,12 +62,9 @@ def score_rows(
                    products=want_recs)
     contrib = None
     order: tuple[list[list[int]], list[list[float]]] = ([], [])
-    if options.explain and (want_churn or want_recs):
-        # Native SHAP (issue 13): churn reasons, and the product reasons' texts (which of a
-        # feature's two texts states this customer's value).
-        contrib = Explainer.of(ctx).churn_contributions(x)
-        if want_churn:
-            order = top_order(contrib)
+    if want_churn and options.explain:
+        contrib = Explainer.of(ctx).churn_contributions(x)  # native SHAP (issue 13)
+        order = top_order(contrib)
     arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
@@ -104,8 +101,7 @@ def score_rows(
             arbiter.customer(out, i, cust, booked or "", probability)
         results.append(out)
     if arbiter is not None and options.explain:  # why each recommended product (issue 13)
-        Explainer.of(ctx).product_reasons(x, results, [c.features for c in customers],
-                                          churn=contrib)
+        Explainer.of(ctx).product_reasons(x, results, [c.features for c in customers])
     return results
 
 
