@@ -10,7 +10,7 @@ TOOLS       ?= .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 LOCK_FLAGS  := --python-version 3.11 --universal --generate-hashes
 
-.PHONY: run test models bench lint clean venv tools lock wheel openapi
+.PHONY: run test models bench lint clean venv tools lock wheel openapi browser screenshots
 
 # The project itself goes in without resolving anything again: its dependencies, the build
 # backend and pip are all in the dev lock.
@@ -33,8 +33,25 @@ tools: $(TOOLS_STAMP)
 run: $(STAMP)
 	$(BIN)/tierwise serve $(ARGS)
 
-## Run the whole suite (PostgreSQL tests run when CI=true, skip loudly otherwise if it is down).
-test: $(STAMP) $(TOOLS_STAMP)
+# Debian's Chromium, driven by Playwright in the browser tests (tests/ui); Playwright's own
+# browser downloads are never used.
+CHROMIUM ?= /usr/bin/chromium
+
+## Debian's Chromium for the browser tests: installed when CI=true (as root); elsewhere a
+## warning, and the browser tests skip loudly (they fail when CI=true and it is missing).
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	    if [ "$$CI" = "true" ]; then \
+	        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	    else \
+	        echo "!!! $(CHROMIUM) is missing: the browser tests (tests/ui) will SKIP." \
+	             "Install it with: apt-get install -y chromium (CI=true does)"; \
+	    fi; \
+	fi
+
+## Run the whole suite (PostgreSQL and browser tests run when CI=true, skip loudly otherwise
+## if the server or Chromium is missing).
+test: $(STAMP) $(TOOLS_STAMP) browser
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -69,6 +86,11 @@ lock: $(TOOLS_STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) dist build .pytest_cache .ruff_cache .mypy_cache
+
+## Retake docs/ui-card.png and docs/ui-registry.png (the browser tests, writing to docs/).
+screenshots: $(STAMP) browser
+	TIERWISE_UI_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/ui/test_pages.py::test_screenshots \
+	    tests/ui/test_registry_console.py::test_approve_and_promote_in_the_console
 
 ## Regenerate openapi.yaml from the app (a test checks they are identical).
 openapi: $(STAMP)

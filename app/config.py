@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,6 +21,12 @@ DATA_ROOT = PACKAGE_DIR / "_data" if (PACKAGE_DIR / "_data").is_dir() else PROJE
 VAR_DIR = Path("var")
 # The roles an OIDC claim may map to (app/registry/tables.py ROLES; config sits below it).
 OidcRole = Literal["scorer", "publisher", "approver", "admin"]
+# A web origin as browsers send it in Origin: scheme, host and optional port, nothing else
+# (it goes into CSP and CORS headers, so no spaces, quotes, semicolons or paths).
+WebOrigin = Annotated[str, StringConstraints(
+    pattern=r"^https?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[0-9]{1,5})?$",
+    max_length=253)]
 
 
 class Settings(BaseSettings):
@@ -150,6 +156,38 @@ class Settings(BaseSettings):
         "working directory).",
     )
 
+    decision_ids: bool = Field(
+        default=True,
+        description="Give every recommendation a decision id (a signed token outcomes are "
+        "posted with); false leaves them out of responses.",
+    )
+    decision_secret: str | None = Field(
+        default=None, min_length=16,
+        description="Secret decision ids are signed with (at least 16 characters, the same "
+        "on every replica); unset: a random secret made at first start and kept in the "
+        "registry database.",
+    )
+    outcomes_retention_days: int = Field(
+        default=730, ge=1, le=36500,
+        description="Outcomes that occurred more than this many days ago are deleted (at "
+        "most once an hour, when outcomes are posted) and refused when posted.",
+    )
+    outcomes_max_per_request: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Most outcomes in one POST /v1/outcomes (422 above).",
+    )
+    outcomes_max_rows: int = Field(
+        default=50_000_000, ge=1,
+        description="Most outcome rows kept; a post that would pass it is refused whole "
+        "(507 outcomes_full) until retention frees room or the limit is raised.",
+    )
+    contact_history_from_outcomes: bool = Field(
+        default=False,
+        description="When a scoring request sends no context.history, the contact policy "
+        "reads the customer's recorded outcomes instead (one bounded query; scoring goes on "
+        "without them while the database is unreachable).",
+    )
+
     oidc_issuer: str | None = Field(
         default=None,
         description="Issuer (`iss`) of the OIDC access tokens accepted as `Authorization: "
@@ -184,6 +222,23 @@ class Settings(BaseSettings):
     oidc_leeway_seconds: float = Field(
         default=30.0, ge=0, le=300,
         description="Clock skew allowed when checking a token's `exp`, `nbf` and `iat`.",
+    )
+
+    ui_enabled: bool = Field(
+        default=True,
+        description="Serve the web pages under /ui/ (customer card, demo, registry console); "
+        "false answers 404 there. /docs and /redoc stay.",
+    )
+    ui_frame_ancestors: list[WebOrigin] = Field(
+        default_factory=list,
+        description="JSON list of origins (`[\"https://crm.bank.example\"]`) whose pages may "
+        "show /ui/ pages in a frame, besides tierwise's own (CSP frame-ancestors); empty: "
+        "only tierwise's own, and X-Frame-Options: SAMEORIGIN is sent too.",
+    )
+    ui_cors_origins: list[WebOrigin] = Field(
+        default_factory=list,
+        description="JSON list of origins whose pages may call /v1/score and /v1/outcomes "
+        "and load /ui/tierwise-card.js from the browser (CORS); empty: CORS off.",
     )
 
     @model_validator(mode="after")

@@ -107,6 +107,8 @@ def effective_settings(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         if name == "database_url":
             value = safe_url(value)
+        elif name == "decision_secret" and value is not None:
+            value = "***"  # never printed: whoever reads it can forge decision ids
         elif isinstance(value, bool):
             value = str(value).lower()
         lines.append(f"{env_name(name)}={value}")

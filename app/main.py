@@ -18,12 +18,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.cors import with_cors
 from app.api.deps import Services
 from app.api.handlers import install_error_handlers
 from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
-from app.api.routes import health, keys, metrics, models, scores, status
+from app.api.routes import health, keys, metrics, models, outcomes, scores, status, ui
 from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings
 from app.dataplane.microbatch import MicroBatcher
@@ -31,13 +32,15 @@ from app.dataplane.plane import DataPlane
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import ScoreTally, count_registry_event
+from app.outcomes.decision_ids import DecisionSigner
+from app.registry.history import recorded_history
 from app.registry.runtime import RegistryRuntime, open_runtime
 from app.scoring.isolation import log_network_isolation
 
 log = logging.getLogger("tierwise")
 ROUTERS = (health.router, metrics.router, scores.router, models.router, keys.router,
-           status.router)
-DOC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+           outcomes.router, status.router, ui.router, ui.docs_router)
+DOC_PATHS = ("/openapi.json",)  # /docs and /redoc are ui.docs_router's, from local files
 
 
 class TierwiseApp:
@@ -88,9 +91,15 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
             runtime = _open_live(settings)
             services.runtime, services.live = runtime, runtime.live
         tally = ScoreTally()
+        signer = (runtime.signer if runtime is not None
+                  else DecisionSigner.from_text(settings.decision_secret)
+                  if settings.decision_secret else None)
         services.data_plane = DataPlane(
             live=services.live, tally=tally,
-            batcher=MicroBatcher() if settings.microbatch else None)
+            batcher=MicroBatcher() if settings.microbatch else None,
+            signer=signer, decision_ids=settings.decision_ids,
+            history=recorded_history(runtime) if runtime is not None
+            and settings.contact_history_from_outcomes else None)
         try:
             async with metrics_kept_current(lambda: services.live, tally):
                 yield
@@ -98,15 +107,18 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
             if runtime is not None:
                 runtime.close()
 
+    # docs_url/redoc_url None: app/api/routes/ui.py serves both from local files, not a CDN.
     api = FastAPI(title="tierwise", version=__version__, lifespan=lifespan,
-                  default_response_class=JSONBytes, redirect_slashes=False)
+                  default_response_class=JSONBytes, redirect_slashes=False,
+                  docs_url=None, redoc_url=None)
     api.state.services = services  # read by app/api/deps.py only
     document = LiveDocument(api)  # the live contract's features in /openapi.json, /docs
     api.openapi = lambda: document.served(services.live)  # type: ignore[method-assign]
     install_error_handlers(api)
     for router in ROUTERS:
         api.include_router(router)
-    asgi = RequestContext(ScoreEndpoint(api, services=services),
+    scoring = ScoreEndpoint(api, services=services)
+    asgi = RequestContext(with_cors(scoring, settings.ui_cors_origins),
                           max_body_bytes=settings.max_body_bytes,
                           max_header_bytes=settings.max_header_bytes,
                           body_timeout=settings.body_timeout_seconds, routes=route_templates(api))

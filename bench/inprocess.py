@@ -117,7 +117,8 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
               "fast": f"{fast.name}, all models in one call",
               "e2e_booster": "end to end with Booster.predict",
               "e2e_fast": f"end to end with {fast.name}",
-              "e2e_replay": "end to end, trees replayed"}
+              "e2e_replay": "end to end, trees replayed",
+              "e2e_no_ids": f"end to end with {fast.name}, no decision ids"}
     single: dict[str, Callable[[], Any]] = {}
     batch: dict[str, Callable[[], Any]] = {}
     for key, ev in (("booster", booster), ("fast", fast)):
@@ -155,9 +156,16 @@ def run(ctx: ScoringContext, fast: Evaluator, *, quick: bool) -> dict[str, Any]:
         rows["e2e_trees"] = Row(f"…{fast.name} inside it (the rest)",
                                 (f.single_us or 0) - (r.single_us or 0),
                                 (f.batch_us or 0) - (r.batch_us or 0))
+    if "e2e_no_ids" in rows:
+        # What the decision ids (one signed token per recommendation) add per customer.
+        f, n = rows["e2e_fast"], rows.pop("e2e_no_ids")
+        rows["e2e_no_ids"] = n
+        rows["e2e_decision_ids"] = Row("…decision ids inside it (the difference)",
+                                       (f.single_us or 0) - (n.single_us or 0),
+                                       (f.batch_us or 0) - (n.batch_us or 0))
     base = rows["booster"]
     results = {}
-    no_ratio = ("booster", "e2e_booster", "e2e_overhead", "e2e_trees")
+    no_ratio = ("booster", "e2e_booster", "e2e_overhead", "e2e_trees", "e2e_decision_ids")
     for key, row in rows.items():
         ref = rows.get("e2e_booster") if key.startswith("e2e") else base
         results[key] = {"label": row.name, **row.as_dict(None if key in no_ratio else ref)}
@@ -187,21 +195,30 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast:
     firsts = customers[:4096]
     replay = _Replay([fast.raw(schema.row(c.features)[None, :], **parts) for c in firsts],
                      fast.raw(schema.matrix([c.features for c in customers]), **parts))
+    try:  # the same path without decision ids, to measure what they cost
+        no_ids = Options(decision_ids=False)  # type: ignore[call-arg]
+    except TypeError:
+        no_ids = None
+    paths: list[tuple[str, Evaluator, Any]] = [("e2e_booster", booster, options),
+                                               ("e2e_fast", fast, options),
+                                               ("e2e_replay", replay, options)]
+    if no_ids is not None:
+        paths.append(("e2e_no_ids", fast, no_ids))
     out: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
-    for key, ev in (("e2e_booster", booster), ("e2e_fast", fast), ("e2e_replay", replay)):
+    for key, ev, opts in paths:
         nxt = itertools.cycle(range(len(firsts))).__next__
 
-        def single(ev: Evaluator = ev, nxt: Callable[[], int] = nxt) -> Any:
+        def single(ev: Evaluator = ev, nxt: Callable[[], int] = nxt, opts: Any = opts) -> Any:
             ctx.evaluator = ev  # the paths take turns on one context
             i = replay.single = nxt()
             customer = firsts[i]
             row = schema.row(customer.features)
-            return score_rows(ctx, row[None, :], [customer], options)
+            return score_rows(ctx, row[None, :], [customer], opts)
 
-        def batch(ev: Evaluator = ev) -> Any:
+        def batch(ev: Evaluator = ev, opts: Any = opts) -> Any:
             ctx.evaluator = ev
             m = schema.matrix([c.features for c in customers])
-            return score_rows(ctx, m, customers, options)
+            return score_rows(ctx, m, customers, opts)
 
         out[key] = (single, batch)
     return out

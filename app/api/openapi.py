@@ -66,6 +66,7 @@ ERROR_TEXT = {
     415: "Content-Type is not the one this operation takes",
     422: "The request does not follow the contract; every problem is listed with its field",
     503: "Not ready: no verified scoring context yet, or the registry is unavailable",
+    507: "The outcomes table is full (TIERWISE_OUTCOMES_MAX_ROWS)",
 }
 # What every operation behind an API key may answer (a replica whose key registry is down
 # answers 503, as does one that has no scoring context yet).

@@ -240,6 +240,10 @@ class RecommendationOut(BaseModel):
     explanation: list[ProductReasonOut] | None = Field(
         default=None, description="With explain: the features that raised this product's "
         "propensity most for this customer (products only; their texts end `reasons`).")
+    decision_id: str | None = Field(
+        default=None, description="A signed token naming this decision (customer, action, "
+        "day, versions, alias, group, rank): post outcomes with it (POST /v1/outcomes). "
+        "Absent when TIERWISE_DECISION_IDS is false. See docs/outcomes.md.")
 
 
 class SuppressedOut(BaseModel):
@@ -255,9 +259,20 @@ class VersionOut(BaseModel):
 
 class ScoreResult(BaseModel):
     customer_id: str
+    control: bool = Field(
+        default=False, description="The customer is in the policy's control group: no "
+        "product is offered (retention and service actions still are); `held_out` lists "
+        "the products withheld.")
     tier: TierOut | None = None
     churn: ChurnOut | None = None
     recommendations: list[RecommendationOut] | None = None
+    held_out: list[RecommendationOut] | None = Field(
+        default=None, description="Control group only: the product recommendations "
+        "withheld, each with a decision_id in group control (to measure uplift).")
+    contact_history: Literal["recorded", "unavailable"] | None = Field(
+        default=None, description="With TIERWISE_CONTACT_HISTORY_FROM_OUTCOMES, for a "
+        "customer sent without context.history: recorded (read from outcomes) or "
+        "unavailable (the database could not be reached; scored without history).")
     suppressed: list[SuppressedOut] | None = Field(
         default=None, description="Only when options.include_suppressed is true.")
 

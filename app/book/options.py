@@ -47,8 +47,10 @@ class BookOptions:
     def scoring(self, ctx: ScoringContext) -> Options:
         """The pipeline's options (as POST /v1/score/batch builds them, suppressed actions
         aside: they change no recommendation and a book does not list them)."""
+        # No decision ids: a book's columns do not hold them (and a process of its own has
+        # not the service's key to sign them with).
         return Options(parts=frozenset(self.parts), top_n=self.top_n_for(ctx),
-                       explain=self.explain, include_suppressed=False)
+                       explain=self.explain, include_suppressed=False, decision_ids=False)
 
     def as_dict(self, ctx: ScoringContext) -> dict[str, object]:
         return {"parts": list(self.parts), "top_n": self.top_n_for(ctx),

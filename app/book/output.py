@@ -2,6 +2,8 @@
 the options before the first row is read (docs/book.md lists them).
 
 - `customer_id`
+- `control`, only when the live policy has a control group (share above 0): the customer is
+  in it, so no product was recommended (the API's `control`)
 - tier: `tier_booked`, `tier_predicted`, `tier_predicted_wealth`, `tier_upgrade_candidate`,
   then `tier_p_<tier>` per policy tier (the API's tier.probabilities)
 - churn: `churn_probability`, `churn_band`, and with explain `churn_reasons` (a list of
@@ -64,6 +66,9 @@ class OutputLayout:
         self.classes: tuple[str, ...] = tuple(ctx.constants.classes)
         self.top_n = options.top_n_for(ctx)
         fields: list[pa.Field] = [pa.field("customer_id", pa.string(), nullable=False)]
+        self.control = ctx.policy.control_group.share > 0.0
+        if self.control:
+            fields.append(pa.field("control", pa.bool_()))
         if "tier" in options.parts:
             fields += [pa.field("tier_booked", pa.string()),
                        pa.field("tier_predicted", pa.string()),
@@ -84,7 +89,7 @@ class OutputLayout:
                            for k in range(1, self.top_n + 1) for name, kind in FLAT_FIELDS]
         self.metadata = run_metadata(ctx, options)
         self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(self.metadata)})
-        self._results = _result_type(self.classes, options)
+        self._results = _result_type(self.classes, options, control=self.control)
 
     def batch(self, results: Sequence[dict[str, Any]]) -> pa.RecordBatch:
         """The scored customers (score_rows' dicts) as one record batch of this schema.
@@ -93,6 +98,8 @@ class OutputLayout:
         the columns are its children, the k-th recommendation by the list offsets."""
         got = pa.array(results, type=self._results)
         cols: dict[str, Any] = {"customer_id": got.field("customer_id")}
+        if self.control:
+            cols["control"] = got.field("control")
         parts = self.options.parts
         if "tier" in parts:
             tier = got.field("tier")
@@ -127,9 +134,12 @@ class OutputLayout:
         return self.batch([])
 
 
-def _result_type(classes: Sequence[str], options: BookOptions) -> pa.StructType:
+def _result_type(classes: Sequence[str], options: BookOptions, *,
+                 control: bool = False) -> pa.StructType:
     """The part of score_rows' result dicts that the output holds, as an Arrow type."""
     fields = [pa.field("customer_id", pa.string())]
+    if control:
+        fields.append(pa.field("control", pa.bool_()))
     if "tier" in options.parts:
         fields.append(pa.field("tier", pa.struct([
             ("booked", pa.string()), ("predicted", pa.string()),

@@ -10,8 +10,9 @@ protocols of app/dataplane/requests.py, which those classes satisfy.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,7 +23,8 @@ from app.dataplane.shadow import shadow_score
 from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
 from app.observability.logging import note_request
-from app.observability.metrics import ScoreTally
+from app.observability.metrics import ScoreTally, count_contact_history
+from app.outcomes.decision_ids import DecisionSigner
 from app.scoring.context import ScoringContext
 from app.scoring.pipeline import PARTS, CustomerInput, Options, score_rows
 
@@ -36,6 +38,13 @@ class LiveContexts(Protocol):
     def for_request(
         self, *, customer_id: str, pins: Mapping[str, str]
     ) -> tuple[ScoringContext, ScoringContext | None]: ...
+
+
+class RecordedContacts(Protocol):
+    """Recorded contacts, read when a request sends no history (app/registry/history.py)."""
+
+    def events(self, customer_ids: Collection[str], since: dt.date
+               ) -> dict[str, list[tuple[str, dt.date, str]]] | None: ...
 
 
 class RefusedItem:
@@ -53,15 +62,31 @@ class RefusedItem:
 _DEFAULT_OPTIONS = Options(include_suppressed=True, suppressed_details=False)
 
 
-def _options(options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
+def _options(options: OptionsIn | None, base: Options = _DEFAULT_OPTIONS
+             ) -> tuple[Options, dict[str, str]]:
+    """The pipeline's options of a request; `base` holds the defaults and the data plane's
+    decision-id settings."""
     if options is None:
-        return _DEFAULT_OPTIONS, {}
+        return base, {}
     parts = frozenset(options.parts) if options.parts else frozenset(PARTS)
     return (
         Options(parts=parts, top_n=options.top_n, explain=options.explain,
-                include_suppressed=True, suppressed_details=options.include_suppressed),
+                include_suppressed=True, suppressed_details=options.include_suppressed,
+                decision_ids=base.decision_ids, signer=base.signer),
         {str(family): pin for family, pin in options.pin.items()},
     )
+
+
+def _alias(live: LiveContexts, ctx: ScoringContext, pins: Mapping[str, str]) -> str:
+    """The alias a decision id names: the pinned alias when every pin names the same one,
+    "pinned" for other pins, else production or challenger (split routing)."""
+    if pins:
+        named = set(pins.values())
+        if named == {"production"}:
+            return "production"
+        return named.pop() if len(named) == 1 and not next(iter(named)).isdigit() else "pinned"
+    alias_of = getattr(live, "alias_of", None)  # a registry's LiveScoring; static: production
+    return "production" if alias_of is None else str(alias_of(ctx))
 
 
 def _history(context: ContextIn | None, prefix: str,
@@ -90,6 +115,19 @@ def _history(context: ContextIn | None, prefix: str,
     return context.channel, tuple(events)
 
 
+def contact_window_days(ctx: ScoringContext) -> int:
+    """The longest span the live catalogue's contact policy looks back over."""
+    prepared = ctx.prepared_catalog
+    days = [a.contact.accepted_block_days for a in prepared.actions]
+    if prepared.contact_cap is not None:
+        days.append(prepared.contact_cap.window_days)
+    return max(days, default=0)
+
+
+def _as_of(context: ContextIn | None) -> dt.date | None:
+    return None if context is None else context.as_of
+
+
 def _encode(ctx: ScoringContext, features: Mapping[str, Any], out: np.ndarray,
             parts: frozenset[str], prefix: str) -> list[FieldProblem]:
     # Required-ness depends on the parts asked for (a churn-only call needs churn's features).
@@ -101,10 +139,24 @@ class DataPlane:
     """Scores single customers and batches on the live contexts; counts what it served."""
 
     def __init__(self, *, live: LiveContexts, batcher: MicroBatcher | None,
-                 tally: ScoreTally) -> None:
+                 tally: ScoreTally, signer: DecisionSigner | None = None,
+                 decision_ids: bool = True, history: RecordedContacts | None = None) -> None:
         self.live = live
         self.batcher = batcher
         self.tally = tally
+        # When set, a customer sent without a contact history gets its recorded one.
+        self.history = history
+        # Every recommendation gets a decision id made with the replicas' shared key.
+        self._base = dataclasses.replace(_DEFAULT_OPTIONS, signer=signer,
+                                         decision_ids=decision_ids)
+
+    def _options(self, options: OptionsIn | None) -> tuple[Options, dict[str, str]]:
+        return _options(options, self._base)
+
+    def _with_alias(self, opts: Options, ctx: ScoringContext, pins: Mapping[str, str]
+                    ) -> Options:
+        alias = _alias(self.live, ctx, pins)
+        return opts if alias == opts.alias else dataclasses.replace(opts, alias=alias)
 
     @property
     def ready(self) -> bool:
@@ -113,8 +165,11 @@ class DataPlane:
 
     async def score(self, request: ScoreIn) -> dict[str, Any]:
         """The response body of one customer (without the request id)."""
-        if request.options is not None and request.options.pin:
-            # A pin may load an older version from the registry: never on the event loop.
+        if (request.options is not None and request.options.pin) or (
+                self.history is not None
+                and not (request.context is not None and request.context.history)):
+            # A pin may load an older version from the registry, a recorded history is a
+            # query: never on the event loop.
             one, result = await asyncio.to_thread(self._prepare_and_score, request)
         else:
             # One customer costs tens of microseconds: less than a thread hop, so it runs
@@ -141,15 +196,19 @@ class DataPlane:
 
     def prepare(self, request: ScoreIn) -> OneCustomer:
         """Route to a context, validate the features, read the contact history."""
-        opts, pins = _options(request.options)
+        opts, pins = self._options(request.options)
         ctx, shadow = self.live.for_request(customer_id=request.customer_id, pins=pins)
+        opts = self._with_alias(opts, ctx, pins)
         x = np.empty((1, len(ctx.schema)))
         problems = _encode(ctx, request.features, x[0], opts.parts, "")
         if problems:
             raise InvalidFeature("some features are invalid", problems)
         channel, history = _history(request.context, "", ctx.prepared_catalog.action_ids)
         customer = CustomerInput(customer_id=request.customer_id, features=request.features,
-                                 channel=channel, history=history)
+                                 channel=channel, history=history,
+                                 as_of=_as_of(request.context))
+        if self.history is not None and not history:
+            customer = self._recorded([customer], ctx)[0]
         options = request.options
         return OneCustomer(ctx, shadow, x, customer, opts,
                            bool(options is not None and options.include_suppressed))
@@ -185,7 +244,7 @@ class DataPlane:
         Each item is routed on its own customer id (a challenger split applies per customer);
         the items of each context are then scored together in one vectorised call.
         """
-        opts, pins = _options(options)
+        opts, pins = self._options(options)
         results: list[dict[str, Any]] = [{} for _ in items]
         groups: dict[int, _Group] = {}
         for i, item in enumerate(items):
@@ -199,13 +258,17 @@ class DataPlane:
                               "error": err.as_dict()}
                 continue
             group.rows.append(i)
+        if self.history is not None:
+            for group in groups.values():
+                group.customers = self._recorded(group.customers, group.ctx)
         scored = 0
         models: dict[str, Any] = {}
         show = bool(options is not None and options.include_suppressed)
         for group in groups.values():
             if not group.rows:
                 continue
-            out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers, opts)
+            out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers,
+                             self._with_alias(opts, group.ctx, pins))
             for i, res in zip(group.rows, out, strict=True):
                 res["index"] = i
                 if len(groups) > 1:
@@ -222,6 +285,34 @@ class DataPlane:
         note_request(models=models, scored=scored, failed=failed)
         return {"results": results, "models": models, "scored": scored, "failed": failed}
 
+    def _recorded(self, customers: list[CustomerInput], ctx: ScoringContext
+                  ) -> list[CustomerInput]:
+        """Customers sent without a history get their recorded contacts (one query), or
+        none while the database is unreachable; each says which (contact_history)."""
+        assert self.history is not None
+        wanted = [c for c in customers if not c.history]
+        if not wanted:
+            return customers
+        today = dt.datetime.now(dt.UTC).date()
+        days = {c.customer_id: c.as_of or today for c in wanted}
+        since = min(days.values()) - dt.timedelta(days=contact_window_days(ctx))
+        found = self.history.events(list(days), since)
+        count_contact_history("unavailable" if found is None else "recorded", len(wanted))
+        out = []
+        for c in customers:
+            if c.history:
+                out.append(c)
+                continue
+            if found is None:
+                out.append(dataclasses.replace(c, history_source="unavailable"))
+                continue
+            as_of = c.as_of or today
+            events = tuple(ContactEvent(action_id=a, days_ago=(as_of - d).days,
+                                        outcome=o)  # type: ignore[arg-type]
+                           for a, d, o in found.get(c.customer_id, ()) if d <= as_of)
+            out.append(dataclasses.replace(c, history=events, history_source="recorded"))
+        return out
+
     def _add_to_group(self, groups: dict[int, _Group], item: CustomerIn, i: int, opts: Options,
                       pins: Mapping[str, str], capacity: int) -> _Group:
         prefix = f"items[{i}]."
@@ -235,7 +326,7 @@ class DataPlane:
         channel, history = _history(item.context, prefix, ctx.prepared_catalog.action_ids)
         group.customers.append(CustomerInput(customer_id=item.customer_id,
                                              features=item.features, channel=channel,
-                                             history=history))
+                                             history=history, as_of=_as_of(item.context)))
         return group
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,6 +29,24 @@ class Challenger(_Strict):
     share: float = Field(default=0.0, ge=0, le=1, description="Share of customers in split mode.")
 
 
+class ControlGroup(_Strict):
+    """A share of customers held out of product offers, so their uplift can be measured."""
+
+    share: float = Field(default=0.0, ge=0, le=0.5, description="Share of customers held "
+                         "out of product offers (0 = no control group).")
+    salt: str = Field(default="", max_length=64, description="Mixed into the hash of the "
+                      "customer id: a new salt draws a new control group.")
+
+    def holds_out(self, customer_id: str) -> bool:
+        """Whether the customer is in the control group: the first 8 bytes of
+        sha256(salt + customer id), read as a fraction of 2^64, below `share`. The same on
+        every replica and after every restart."""
+        if self.share <= 0.0:
+            return False
+        digest = hashlib.sha256((self.salt + customer_id).encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64 < self.share
+
+
 class Policy(_Strict):
     """Tier thresholds (ascending), churn bands (ascending) and serving defaults."""
 
@@ -35,6 +54,7 @@ class Policy(_Strict):
     churn_bands: tuple[ChurnBand, ...]
     default_top_n: int = Field(default=3, ge=1, le=50)
     challenger: Challenger = Challenger()
+    control_group: ControlGroup = ControlGroup()
 
     @model_validator(mode="after")
     def _ordered(self) -> Policy:

@@ -55,6 +55,13 @@ CHURN_BANDS = Counter(
     "Customers scored for churn, by the policy's churn band.",
     ("band",),
 )
+CONTACT_HISTORY = Counter(
+    "tierwise_contact_history",
+    "Customers sent without a contact history whose recorded outcomes were read (recorded) "
+    "or could not be, the registry database being unreachable (unavailable); only with "
+    "TIERWISE_CONTACT_HISTORY_FROM_OUTCOMES.",
+    ("source",),
+)
 REGISTRY_EVENTS = Counter(
     "tierwise_registry_events",
     "Registry events in this replica, per family: load (first context), swap, swap_failed "
@@ -166,6 +173,11 @@ class ScoreTally:
             SUPPRESSED.labels(action, reason).inc(n)
         for band, n in bands.items():
             CHURN_BANDS.labels(band).inc(n)
+
+
+def count_contact_history(source: str, customers: int) -> None:
+    """Count customers whose contact history was read from outcomes (or could not be)."""
+    CONTACT_HISTORY.labels(source).inc(customers)
 
 
 def count_registry_event(event: str, family: str, version: int) -> None:

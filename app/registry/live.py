@@ -130,6 +130,14 @@ class LiveScoring:
             return production, challenger
         return production, None
 
+    def alias_of(self, ctx: ScoringContext) -> str:
+        """The alias a context answered for: "challenger" for the challenger's context,
+        else "production" (pinned contexts are named by the data plane)."""
+        live = self._live
+        if live is not None and live.challenger is not None and ctx is live.challenger.context:
+            return "challenger"
+        return "production"
+
     # --- refresh and swap ------------------------------------------------------------
 
     def add_swap_listener(self, callback: SwapListener) -> None:

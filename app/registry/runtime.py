@@ -16,11 +16,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.outcomes.decision_ids import DecisionSigner, process_signer
 from app.registry import database, repository
 from app.registry.auth_keys import SYSTEM, KeyCache, create_key
 from app.registry.live import AliasPoller, LiveScoring
 from app.registry.notify import AliasListener
 from app.registry.outage import RegistryHealth
+from app.registry.outcomes import decision_signer
 from app.registry.seed import RegistryStartupError, seed_from_dir
 from app.scoring.context import ScoringContext
 
@@ -38,6 +40,8 @@ class RegistryRuntime:
     sessionmaker: sessionmaker[Session]
     live: LiveScoring
     keys: KeyCache
+    # decision ids: the setting's secret, else the stored one (open_runtime reads it)
+    signer: DecisionSigner = field(default_factory=process_signer)
     poller: AliasPoller | None = field(default=None)
     listener: AliasListener | None = field(default=None)
 
@@ -91,7 +95,7 @@ def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRu
     sessions = database.make_sessionmaker(engine)
     try:
         with database.startup_lock(engine):
-            _prepare(engine, sessions, settings)
+            signer = _prepare(engine, sessions, settings)
     except BaseException:
         engine.dispose()
         raise
@@ -102,7 +106,7 @@ def open_runtime(settings: Settings, *, start_poller: bool = True) -> RegistryRu
     live.add_swap_listener(_freeze_long_lived)
     keys = KeyCache(sessions, grace=settings.key_grace_seconds, health=health)
     runtime = RegistryRuntime(settings=settings, engine=engine, sessionmaker=sessions, live=live,
-                              keys=keys)
+                              keys=keys, signer=signer)
     if start_poller:
         runtime.start_polling()
     return runtime
@@ -146,7 +150,8 @@ def _attributions(settings: Settings) -> Callable[[ScoringContext], None] | None
     return warm
 
 
-def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings) -> None:
+def _prepare(engine: Engine, sessions: sessionmaker[Session],
+             settings: Settings) -> DecisionSigner:
     if settings.auto_migrate:
         database.upgrade(engine)
     elif database.current_revision(engine) != database.head_revision():
@@ -164,10 +169,12 @@ def _prepare(engine: Engine, sessions: sessionmaker[Session], settings: Settings
             # for the principal "bootstrap admin", created by the actor `system`.
             _row, plain = create_key(session=session, principal="bootstrap admin",
                                      role="admin", actor=SYSTEM)
+        signer = decision_signer(session, secret=settings.decision_secret)
     if plain is not None:  # written only once the key is committed
         _write_admin_key(plain, settings.bootstrap_admin_key_file)
     else:
         _protect_admin_key(Path(settings.bootstrap_admin_key_file))
+    return signer
 
 
 def _write_admin_key(plain: str, path: Path) -> None:

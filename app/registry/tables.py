@@ -15,7 +15,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -34,6 +36,9 @@ ALIASES: tuple[str, ...] = ("production", "staging", "challenger")
 ROLES: tuple[str, ...] = ("scorer", "publisher", "approver", "admin")
 LEDGER_ACTIONS: tuple[str, ...] = ("push", "approve", "alias_move", "key_create", "key_revoke")
 PRINCIPAL_KINDS: tuple[str, ...] = ("person", "service")
+# What happened after a decision: offered, then accepted / declined, and converted (bought
+# the product; for a retention action, stayed); churned = the customer left.
+OUTCOMES: tuple[str, ...] = ("offered", "accepted", "declined", "converted", "churned")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -239,3 +244,54 @@ class ApiKeyRow(Base):
     __table_args__ = (
         CheckConstraint("role IN ('scorer', 'publisher', 'approver', 'admin')", name="role"),
     )
+
+
+class OutcomeRow(Base):
+    """One recorded outcome of a decision (by decision id) or of an action offered to a
+    customer (by customer, action and day). The decision's payload is kept beside the id
+    (decided_on, versions, alias, group, rank, probabilities) so reports need no decoding.
+    A repeated post of the same outcome finds the row by its unique key and adds nothing."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    decision_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    # The decision id's MAC (22 characters), or "" for an outcome recorded by customer: part
+    # of the unique key (a NULL would never collide).
+    decision_key: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    action_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    versions: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    alias: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    group: Mapped[str | None] = mapped_column("decision_group", String(16), nullable=True)
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    churn_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    propensity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    recorded_by_principal: Mapped[str] = mapped_column(String(64))
+    recorded_by_key: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("customer_id", "action_id", "outcome", "occurred_on", "decision_key",
+                         name="uq_outcomes_once"),
+        CheckConstraint(
+            "outcome IN ('offered', 'accepted', 'declined', 'converted', 'churned')",
+            name="outcome"),
+        CheckConstraint("decision_group IS NULL OR decision_group IN ('treatment', 'control')",
+                        name="decision_group"),
+        Index("ix_outcomes_occurred_on", "occurred_on"),
+    )
+
+
+class DecisionSecretRow(Base):
+    """The key decision ids are signed with, made once at first start so every replica
+    agrees (unless TIERWISE_DECISION_SECRET is set)."""
+
+    __tablename__ = "decision_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -9,7 +9,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from app.registry import repository
+from app.bundles.manifest import CONFIG_FILES
+from app.errors import FieldProblem, NotFound
+from app.registry import repository, store
 from app.registry.service import MovesDone, require_family, require_version
 from app.registry.tables import ApprovalRow, FamilyRow, LedgerRow, VersionRow
 
@@ -104,6 +106,13 @@ class AliasMovesResult(BaseModel):
     unchanged: list[UnchangedAlias] = Field(
         default_factory=list,
         description="Moves to the version the alias already had: not written, not recorded")
+
+
+class ConfigDocument(BaseModel):
+    family: str
+    version: int
+    file: str = Field(description="The bundle file the document comes from")
+    document: dict[str, Any] = Field(description="The file's JSON, as published")
 
 
 class HistoryView(BaseModel):
@@ -201,6 +210,17 @@ def show_version(*, session: Session, family: str, version: int) -> VersionDetai
     row = require_version(session, family, version)
     aliases = {a.alias: a.version for a in repository.list_aliases(session, family)}
     return version_detail(row, aliases, repository.list_approvals(session, family, version))
+
+
+def config_document(*, session: Session, family: str, version: int) -> ConfigDocument:
+    """The JSON document of a configuration version (features, catalog or policy)."""
+    row = require_version(session, family, version)
+    if family not in CONFIG_FILES:
+        raise NotFound(f"{family} is a model family: it has no configuration document",
+                       [FieldProblem("family", "one of " + ", ".join(CONFIG_FILES))])
+    name = CONFIG_FILES[family]
+    return ConfigDocument(family=family, version=version, file=name,
+                          document=store.load_bundle(session, row).json(name))
 
 
 def history(*, session: Session, family: str) -> HistoryView:

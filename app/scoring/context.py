@@ -106,6 +106,8 @@ class ScoringContext:
     layout: ModelLayout = field(init=False)
     evaluator: Evaluator = field(init=False)
     _required_all: frozenset[str] = field(init=False)
+    # (signer, alias) → the decision-id stamp of this context (pipeline.py), built once.
+    decision_stamps: dict[tuple[object, str], Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.schema = self.contract.schema()

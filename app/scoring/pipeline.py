@@ -7,7 +7,9 @@ arbitration (small, per customer) loops.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,13 @@ import numpy as np
 from app.decisions.arbitration import ContactEvent, arbitrate_customer
 from app.decisions.arbitration_batch import BatchArbitration, arbitrate_many
 from app.engine.evaluate import RawScores
+from app.outcomes.decision_ids import (
+    DecisionSigner,
+    DecisionStamp,
+    customer_json,
+    number,
+    process_signer,
+)
 from app.scoring.context import ScoringContext
 from app.scoring.explain import Explainer
 from app.scoring.families import calibrate
@@ -39,6 +48,11 @@ class Options:
     # The service lists suppressed actions on every call for its metrics but formats the
     # details only for callers who asked to see them.
     suppressed_details: bool = True
+    # Decision ids on every recommendation (app/outcomes/decision_ids.py): made with
+    # `signer` (None: a random key of this process), naming `alias` as what decided.
+    decision_ids: bool = True
+    signer: DecisionSigner | None = None
+    alias: str = "production"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +63,10 @@ class CustomerInput:
     features: Mapping[str, Any]
     channel: str | None = None
     history: tuple[ContactEvent, ...] = ()
+    as_of: dt.date | None = None  # the decision day; None is today (UTC)
+    # Where the history came from when not from the caller: "recorded" (the outcomes
+    # table) or "unavailable" (the database could not be reached); said in the response.
+    history_source: str | None = None
 
 
 def score_rows(
@@ -69,10 +87,14 @@ def score_rows(
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
     band_names, churn_features = k.band_names, ctx.churn.model.feature_names
+    control = ctx.policy.control_group
+    holds_out = control.holds_out if control.share > 0.0 else None
     results: list[dict[str, Any]] = []
     for i, cust in enumerate(customers):
         booked = tier_names[s.booked_idx[i]] if s.aum[i] == s.aum[i] else None  # not NaN
-        out: dict[str, Any] = {"customer_id": cust.customer_id}
+        out: dict[str, Any] = {"customer_id": cust.customer_id,
+                               "control": holds_out is not None
+                               and holds_out(cust.customer_id)}
         if s.tier_probs is not None:
             probs = s.tier_probs[i]
             predicted = classes[probs.index(max(probs))]
@@ -97,6 +119,8 @@ def score_rows(
                     else []
                 ),
             }
+        if cust.history_source is not None:
+            out["contact_history"] = cust.history_source
         if arbiter is not None:
             arbiter.customer(out, i, cust, booked or "", probability)
         results.append(out)
@@ -182,6 +206,8 @@ class _Arbiter:
         self.batch = batch
         self.product_p = s.product_p
         self.product_arr = s.product_arr
+        self.stamp = _stamp(ctx, options) if options.decision_ids else None
+        self.today = _today()
 
     @classmethod
     def of(cls, ctx: ScoringContext, x: np.ndarray, customers: Sequence[CustomerInput],
@@ -220,10 +246,56 @@ class _Arbiter:
                               else dict(zip(self.product_names, product_p[i], strict=True))),
                 channel=cust.channel, history=cust.history, top_n=self.top_n,
                 details=self.details)
+        if self.stamp is not None:
+            self._decision_ids(out["recommendations"], cust, churn, out["control"])
+        if out["control"]:  # held out of product offers, to measure their uplift
+            recs = out["recommendations"]
+            out["recommendations"] = [r for r in recs if r["kind"] != "product"]
+            out["held_out"] = [r for r in recs if r["kind"] == "product"]
         if self.include_suppressed:
             out["suppressed"] = [
                 {"action_id": a, "reason_code": c, "detail": d} for a, c, d in suppressed
             ]
+
+
+    def _decision_ids(self, recs: list[dict[str, Any]], cust: CustomerInput,
+                      churn: float | None, control: bool) -> None:
+        """A decision id on each recommendation, ranked as arbitration ranked them."""
+        if not recs:
+            return
+        stamp = self.stamp
+        assert stamp is not None
+        make = stamp.make
+        head = stamp.customer(customer_json(cust.customer_id),
+                              self.today if cust.as_of is None else cust.as_of.isoformat(),
+                              number(churn))
+        for rank, r in enumerate(recs, start=1):
+            group = "control" if control and r["kind"] == "product" else "treatment"
+            r["decision_id"] = make(head, r["action_id"], group, rank, r["propensity"])
+
+
+def _stamp(ctx: ScoringContext, options: Options) -> DecisionStamp:
+    """The context's decision-id stamp for this signer and alias (built once, then reused)."""
+    signer = options.signer or process_signer()
+    key = (signer, options.alias)
+    stamp = ctx.decision_stamps.get(key)
+    if stamp is None:
+        stamp = ctx.decision_stamps[key] = DecisionStamp(
+            signer, {f: v.version for f, v in ctx.versions.items()}, options.alias)
+    return stamp
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_day: tuple[int, str] = (-1, "")
+
+
+def _today() -> str:
+    """Today in UTC as YYYY-MM-DD (recomputed when the day changes, not per call)."""
+    global _day
+    day = int(time.time() // 86400)
+    if day != _day[0]:
+        _day = (day, dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat())
+    return _day[1]
 
 
 def _single_row(

@@ -9,7 +9,10 @@ still holds for everything else:
   operations get followed). The registered archives are in TIERWISE_ST_ARCHIVES/<family>.tar.gz;
 - a contact-history date is not after the decision day (`as_of`, default today), and its
   action id is one of the default catalogue's (the live one in these runs);
-- one alias-move call moves each family/alias pair at most once.
+- one alias-move call moves each family/alias pair at most once;
+- an outcome is posted by customer (a decision id cannot be forged, that is the point of it),
+  for an action of the live catalogue, on a day neither in the future nor past the
+  retention, at most TIERWISE_OUTCOMES_MAX_PER_REQUEST (1000) in one post.
 Negative cases are left as generated, but for one: schemathesis cannot make a body drawn
 from a custom media strategy invalid, so a negative upload body is made invalid here (the
 archive cut short). Its stateful phase still sends some "negative" uploads whose every part
@@ -93,6 +96,26 @@ def _fix_history(item: Any) -> None:
                 "utf-8", "surrogatepass")) % len(ACTION_IDS)]
 
 
+def _fix_outcomes(body: dict[str, Any]) -> None:
+    items = body.get("outcomes")
+    if not isinstance(items, list):
+        return
+    del items[1000:]
+    today = dt.datetime.now(dt.UTC).date()
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        item.pop("decision_id", None)
+        if not isinstance(item.get("customer_id"), str):
+            item["customer_id"] = f"ST{n}"
+        if item.get("action_id") not in ACTION_IDS:
+            item["action_id"] = ACTION_IDS[n % len(ACTION_IDS)]
+        day = item.get("date")
+        if isinstance(day, str):
+            oldest = (today - dt.timedelta(days=700)).isoformat()
+            item["date"] = max(min(day, today.isoformat()), oldest)  # ISO dates sort as text
+
+
 def _unique_moves(body: dict[str, Any]) -> None:
     seen: set[tuple[Any, Any]] = set()
     moves = []
@@ -124,6 +147,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
             _fix_history(item)
     elif method == "POST" and path == "/v1/models/aliases" and isinstance(case.body, dict):
         _unique_moves(case.body)
+    elif method == "POST" and path == "/v1/outcomes" and isinstance(case.body, dict):
+        _fix_outcomes(case.body)
     return case
 
 

@@ -150,6 +150,10 @@ def test_installed_wheel_serves_and_scores_outside_the_checkout(
             body = json.loads(resp.read())
         assert body["customer_id"] == "C000123"
         assert set(body["models"]) >= {"tier", "churn"}
+        # The web pages and the documentation's files travel in the wheel too.
+        for path in ("/ui/", "/ui/tierwise-card.js", "/ui/registry", "/docs",
+                     "/ui/vendor/redoc.standalone.js"):
+            assert _get(base + path) == 200, path
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -55,3 +55,12 @@ def test_effective_settings_mask_the_database_password(monkeypatch: pytest.Monke
     assert "TIERWISE_DATABASE_URL=postgresql+psycopg://tw:***@db:5432/reg" in result.output
     assert "TIERWISE_LOG_LEVEL=WARNING" in result.output
     assert len(result.output.splitlines()) == len(Settings.model_fields)
+
+
+def test_effective_settings_mask_the_decision_secret(monkeypatch: pytest.MonkeyPatch,
+                                                     fresh_settings: None) -> None:
+    monkeypatch.setenv("TIERWISE_DECISION_SECRET", "forge-nothing-with-this-0123")
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == 0, result.output
+    assert "forge-nothing" not in result.output
+    assert "TIERWISE_DECISION_SECRET=***" in result.output

@@ -20,7 +20,7 @@ from app.api.deps import RuntimeDep
 from app.api.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, errors, operation_id
 from app.api.schemas import FamilyName, whole_number
 from app.errors import FieldProblem, PayloadTooLarge, UnsupportedMediaType
-from app.registry import service, store, views
+from app.registry import importance, service, store, views
 
 router = APIRouter(tags=["registry"], default_response_class=JSONResponse,
                    generate_unique_id_function=operation_id)
@@ -219,6 +219,27 @@ def _check_with(values: list[str]) -> dict[str, int]:
 def show_version(family: FamilyPath, version: VersionPath, principal: RequireViewer,
                  session: SessionDep) -> views.VersionDetail:
     return views.show_version(session=session, family=family, version=version)
+
+
+@router.get("/v1/models/{family}/versions/{version}/config",
+            response_model=views.ConfigDocument,
+            responses=errors(*AUTH_ERRORS, 404, 422,
+                             s404="Unknown family or version, or a model family (only "
+                                  "features, catalog and policy have a document)"),
+            summary="A configuration version's document (the registry console's diff)")
+def show_config(family: FamilyPath, version: VersionPath, principal: RequireViewer,
+                session: SessionDep) -> views.ConfigDocument:
+    return views.config_document(session=session, family=family, version=version)
+
+
+@router.get("/v1/models/{family}/versions/{version}/importance",
+            response_model=importance.FeatureImportance,
+            responses=errors(*AUTH_ERRORS, 404, 422,
+                             s404="Unknown family or version, or a configuration family"),
+            summary="A model version's feature importance (splits per feature)")
+def show_importance(family: FamilyPath, version: VersionPath, principal: RequireViewer,
+                    session: SessionDep) -> importance.FeatureImportance:
+    return importance.feature_importance(session=session, family=family, version=version)
 
 
 @router.get("/v1/models/{family}/versions/{version}/bundle", response_class=Response,

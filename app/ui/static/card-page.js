@@ -1,0 +1,28 @@
+// /ui/card?customer=C1&lang=zh&channel=rm: the card alone, for an <iframe>.
+// The parent page sends the features: frame.contentWindow.postMessage(
+//   {type: "tierwise-features", customer_id: "C1", features: {...}}, tierwiseOrigin).
+// Outcomes go back to that parent as {type: "tierwise-outcome", detail}, to the origin of
+// its message only. ?sample=1 scores the demo customer instead.
+const card = document.getElementById("card");
+const params = new URLSearchParams(location.search);
+for (const name of ["customer", "lang", "channel", "top-n"]) {
+  if (params.get(name)) card.setAttribute(name, params.get(name));
+}
+let parentOrigin = null;
+
+window.addEventListener("message", (e) => {
+  if (e.source !== window.parent || !e.data || e.data.type !== "tierwise-features") return;
+  parentOrigin = e.origin;
+  if (e.data.customer_id) card.setAttribute("customer", String(e.data.customer_id));
+  card.features = e.data.features;
+});
+card.addEventListener("tierwise-outcome", (e) => {
+  if (parentOrigin) window.parent.postMessage({ type: "tierwise-outcome", detail: e.detail }, parentOrigin);
+});
+if (params.get("sample") === "1") {
+  const sample = await fetch("/ui/sample-customer.json").then((r) => r.json());
+  if (!params.get("customer")) card.setAttribute("customer", sample.customer_id);
+  card.features = sample.features;
+} else if (window.parent !== window) {
+  window.parent.postMessage({ type: "tierwise-ready" }, "*");  // carries no data
+}
