@@ -196,7 +196,7 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast:
     replay = _Replay([fast.raw(schema.row(c.features)[None, :], **parts) for c in firsts],
                      fast.raw(schema.matrix([c.features for c in customers]), **parts))
     try:  # the same path without decision ids, to measure what they cost
-        no_ids = Options(decision_ids=False)  # type: ignore[call-arg]
+        no_ids = Options(explain=False, decision_ids=False)  # type: ignore[call-arg]
     except TypeError:
         no_ids = None
     paths: list[tuple[str, Evaluator, Any]] = [("e2e_booster", booster, options),
