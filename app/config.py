@@ -223,6 +223,51 @@ class Settings(BaseSettings):
         default=30.0, ge=0, le=300,
         description="Clock skew allowed when checking a token's `exp`, `nbf` and `iat`.",
     )
+    monitoring: bool = Field(
+        default=True, description="Count what this replica scores (per-feature bins against "
+        "each bundle's training reference, score histogram; no raw features) and flush the "
+        "counts to the registry database (docs/monitoring.md).",
+    )
+    monitoring_flush_seconds: float = Field(
+        default=60.0, gt=0, le=86_400,
+        description="How often a replica writes its cumulative monitoring counts to the "
+        "registry database (and at shutdown).",
+    )
+    monitoring_report_seconds: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="How often a replica recomputes the monitoring report over the window "
+        "for /v1/status alerts and the monitoring gauges (at its first flush, then at the "
+        "first flush after this many seconds); it reads the window's outcome rows.",
+    )
+    monitoring_window_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="Days of counts and outcomes that /v1/monitoring, the metrics' gauges, "
+        "alerts and `tierwise report` read by default.",
+    )
+    monitoring_retention_days: int = Field(
+        default=400, ge=1, le=36_500,
+        description="Monitoring counts older than this many days are deleted at flush.",
+    )
+    alert_psi: float = Field(
+        default=0.25, gt=0,
+        description="Alert when a feature's (or the score's) PSI against the training "
+        "reference exceeds this (0.1-0.25 is usually read as a moderate shift, above 0.25 "
+        "as a major one).",
+    )
+    alert_psi_min_rows: int = Field(
+        default=500, ge=1,
+        description="Drift alerts need at least this many customers scored by the version.",
+    )
+    alert_calibration_margin: float = Field(
+        default=0.02, ge=0, le=1,
+        description="Alert when the churn model's observed expected calibration error (from "
+        "outcomes 'churned') exceeds the bundle's held-out ECE by more than this.",
+    )
+    alert_calibration_min_count: int = Field(
+        default=500, ge=1,
+        description="Calibration alerts need at least this many customers with a churn "
+        "probability and recorded outcomes.",
+    )
 
     ui_enabled: bool = Field(
         default=True,

@@ -24,22 +24,35 @@ from app.api.handlers import install_error_handlers
 from app.api.openapi import LiveDocument
 from app.api.request_context import ASGIApp, Receive, RequestContext, RouteTemplates, Scope, Send
 from app.api.responses import JSONBytes
-from app.api.routes import health, keys, metrics, models, outcomes, scores, status, ui
+from app.api.routes import (
+    health,
+    keys,
+    metrics,
+    models,
+    monitoring,
+    outcomes,
+    scores,
+    status,
+    ui,
+)
 from app.api.score_endpoint import BATCH_PATH, SCORE_PATH, ScoreEndpoint
 from app.config import Settings, get_settings
 from app.dataplane.microbatch import MicroBatcher
 from app.dataplane.plane import DataPlane
+from app.monitoring.aggregate import ScoredCounts
 from app.observability.exposition import metrics_kept_current
 from app.observability.logging import configure_logging
 from app.observability.metrics import ScoreTally, count_registry_event
+from app.observability.monitoring_metrics import sync_monitoring
 from app.outcomes.decision_ids import DecisionSigner
 from app.registry.history import recorded_history
+from app.registry.monitor import ReplicaMonitoring, thresholds_of
 from app.registry.runtime import RegistryRuntime, open_runtime
 from app.scoring.isolation import log_network_isolation
 
 log = logging.getLogger("tierwise")
 ROUTERS = (health.router, metrics.router, scores.router, models.router, keys.router,
-           outcomes.router, status.router, ui.router, ui.docs_router)
+           outcomes.router, status.router, monitoring.router, ui.router, ui.docs_router)
 DOC_PATHS = ("/openapi.json",)  # /docs and /redoc are ui.docs_router's, from local files
 
 
@@ -68,6 +81,19 @@ def _open_live(settings: Settings) -> RegistryRuntime:
     return runtime
 
 
+def _open_monitoring(settings: Settings, runtime: RegistryRuntime) -> ReplicaMonitoring:
+    """This replica's counts of what it scores, flushed to the registry database."""
+    monitoring = ReplicaMonitoring(
+        ScoredCounts(), runtime.sessionmaker, interval=settings.monitoring_flush_seconds,
+        report_interval=settings.monitoring_report_seconds,
+        retention_days=settings.monitoring_retention_days,
+        window_days=settings.monitoring_window_days,
+        thresholds=thresholds_of(settings),
+        on_report=sync_monitoring)
+    monitoring.start()
+    return monitoring
+
+
 def route_templates(api: FastAPI) -> RouteTemplates:
     """Every path template the application serves (metric labels and log lines)."""
     paths = [SCORE_PATH, BATCH_PATH, *DOC_PATHS]
@@ -94,16 +120,21 @@ def create_app(settings: Settings | None = None, *, live: Any = None) -> Tierwis
         signer = (runtime.signer if runtime is not None
                   else DecisionSigner.from_text(settings.decision_secret)
                   if settings.decision_secret else None)
+        if runtime is not None and settings.monitoring:
+            services.monitoring = _open_monitoring(settings, runtime)
         services.data_plane = DataPlane(
             live=services.live, tally=tally,
             batcher=MicroBatcher() if settings.microbatch else None,
             signer=signer, decision_ids=settings.decision_ids,
             history=recorded_history(runtime) if runtime is not None
-            and settings.contact_history_from_outcomes else None)
+            and settings.contact_history_from_outcomes else None,
+            monitor=services.monitoring.counts if services.monitoring is not None else None)
         try:
             async with metrics_kept_current(lambda: services.live, tally):
                 yield
         finally:
+            if services.monitoring is not None:
+                services.monitoring.stop()  # the last counts reach the database
             if runtime is not None:
                 runtime.close()
 

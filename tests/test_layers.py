@@ -24,7 +24,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 # The web and database frameworks the pure layers must not touch.
 FRAMEWORKS = frozenset({"fastapi", "starlette", "uvicorn", "httpx", "sqlalchemy", "alembic",
                         "psycopg", "psycopg2"})
-PURE = ("engine", "decisions", "features", "outcomes")
+PURE = ("engine", "decisions", "features", "outcomes", "monitoring")
 UPPER = frozenset({"api", "dataplane", "registry", "serve", "scoring"})
 
 # Layers, lowest first; a package may import only packages of a strictly lower layer.
@@ -36,12 +36,15 @@ UPPER = frozenset({"api", "dataplane", "registry", "serve", "scoring"})
 # process (serve, main) and the settings reference over api, and the command line on top;
 # the web pages' files and headers (ui) low, as they import nothing else of app/; decision
 # ids and the control group's hash (outcomes) pure, beside decisions, since scoring signs
-# every recommendation (the outcomes' SQL is the registry's: app/registry/outcomes.py).
+# every recommendation (the outcomes' SQL is the registry's: app/registry/outcomes.py);
+# monitoring's statistics and counters (monitoring) pure, beside scoring, since the data
+# plane counts what it scores and the trainers write references (its SQL, flushing and
+# reports are the registry's: app/registry/monitoring.py, monitor.py).
 LAYER: dict[str, int] = {
     "app": 0, "errors": 0, "config": 0, "observability": 0,
     "features": 1, "ui": 1,
     "engine": 2, "decisions": 2, "bundles": 2, "outcomes": 2,
-    "scoring": 3, "sources": 3,
+    "scoring": 3, "sources": 3, "monitoring": 3,
     "dataplane": 4, "registry": 4, "training": 4,
     "api": 5, "authoring": 5, "book": 5,
     "serve": 6, "main": 6, "config_reference": 6,

@@ -26,6 +26,7 @@ class Services:
     runtime: RegistryRuntime | None = None  # None: fixed contexts (tests) or not open yet
     live: Any = None  # LiveScoring or StaticContexts, once the lifespan has opened it
     data_plane: Any = None  # the DataPlane scoring requests go to, once live is open
+    monitoring: Any = None  # ReplicaMonitoring, with a registry and TIERWISE_MONITORING on
     oidc: OidcVerifier | None = field(init=False, default=None)  # bearer JWTs, when configured
 
     def __post_init__(self) -> None:

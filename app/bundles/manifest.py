@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.bundles.reference import Reference
 from app.features.family import CONTRACT_FILE, ContractRef
 from app.features.spec import FeatureSpec
 
@@ -131,6 +132,9 @@ class Manifest(_Strict):
     contract: ContractRef | None = Field(
         default=None, description="The features bundle (contract) a model was trained "
         "against; absent in bundles made before contracts were versioned.")
+    reference: Reference | None = Field(
+        default=None, description="Histograms of the training rows (features, score) that "
+        "monitoring compares what is scored with; absent in bundles made before issue 15.")
 
     @model_validator(mode="after")
     def _family_shape(self) -> Manifest:
@@ -156,6 +160,18 @@ class Manifest(_Strict):
         if self.family not in MODEL_FAMILIES and (self.models or self.contract is not None):
             raise ValueError(f"a {self.family} bundle holds no models and no contract "
                              "reference")
+        if self.family not in MODEL_FAMILIES and self.reference is not None:
+            raise ValueError(f"a {self.family} bundle holds no training reference")
+        if self.reference is not None:
+            declared = {f.name: f for f in self.features}
+            for name, hist in self.reference.features.items():
+                spec = declared.get(name)
+                if spec is None:
+                    raise ValueError(f"the training reference counts {name!r}, which the "
+                                     "bundle does not declare")
+                if (hist.categories is not None) != (spec.kind in ("category", "boolean")):
+                    raise ValueError(f"the training reference of {name!r} does not fit its "
+                                     f"kind ({spec.kind})")
         if self.family in CONFIG_FILES and CONFIG_FILES[self.family] not in self.files:
             raise ValueError(f"a {self.family} bundle needs {CONFIG_FILES[self.family]}")
         return self

@@ -22,6 +22,7 @@ from app.dataplane.requests import ContextIn, CustomerIn, OptionsIn, ScoreIn
 from app.dataplane.shadow import shadow_score
 from app.decisions.arbitration import ContactEvent
 from app.errors import FieldProblem, InvalidFeature, InvalidRequest
+from app.monitoring.aggregate import ScoredCounts
 from app.observability.logging import note_request
 from app.observability.metrics import ScoreTally, count_contact_history
 from app.outcomes.decision_ids import DecisionSigner
@@ -140,10 +141,12 @@ class DataPlane:
 
     def __init__(self, *, live: LiveContexts, batcher: MicroBatcher | None,
                  tally: ScoreTally, signer: DecisionSigner | None = None,
-                 decision_ids: bool = True, history: RecordedContacts | None = None) -> None:
+                 decision_ids: bool = True, history: RecordedContacts | None = None,
+                 monitor: ScoredCounts | None = None) -> None:
         self.live = live
         self.batcher = batcher
         self.tally = tally
+        self.monitor = monitor  # counts what is scored, for monitoring (no raw features)
         # When set, a customer sent without a contact history gets its recorded one.
         self.history = history
         # Every recommendation gets a decision id made with the replicas' shared key.
@@ -219,14 +222,17 @@ class DataPlane:
         if one.shadow is not None:
             shadow_score(one.shadow, [one.customer], one.opts, [result])
         result["models"] = ctx.models_served
-        self._observe(ctx.models_served, (result,), one.show_suppressed)
+        self._observe(ctx, one.x, (result,), one.show_suppressed, one.opts.alias)
         note_request(models=ctx.models_served, customer_id=one.customer.customer_id)
         return result
 
-    def _observe(self, models: Mapping[str, Any], results: Sequence[dict[str, Any]],
-                 show_suppressed: bool) -> None:
-        """Count the outcomes, then drop the suppressed lists nobody asked for."""
-        self.tally.add(models, results)
+    def _observe(self, ctx: ScoringContext, x: np.ndarray, results: Sequence[dict[str, Any]],
+                 show_suppressed: bool, alias: str) -> None:
+        """Count the outcomes (and, for monitoring, the rows), then drop the suppressed lists
+        nobody asked for."""
+        self.tally.add(ctx.models_served, results)
+        if self.monitor is not None:
+            self.monitor.observe(ctx, alias, x, results)
         if not show_suppressed:
             for result in results:
                 result.pop("suppressed", None)
@@ -267,8 +273,9 @@ class DataPlane:
         for group in groups.values():
             if not group.rows:
                 continue
+            group_opts = self._with_alias(opts, group.ctx, pins)
             out = score_rows(group.ctx, group.x[: len(group.rows)], group.customers,
-                             self._with_alias(opts, group.ctx, pins))
+                             group_opts)
             for i, res in zip(group.rows, out, strict=True):
                 res["index"] = i
                 if len(groups) > 1:
@@ -276,7 +283,7 @@ class DataPlane:
                 results[i] = res
             if group.shadow is not None:
                 shadow_score(group.shadow, group.customers, opts, out)
-            self._observe(group.ctx.models_served, out, show)
+            self._observe(group.ctx, group.x[: len(group.rows)], out, show, group_opts.alias)
             scored += len(group.rows)
             models = models or group.ctx.models_served
         if not models:

@@ -95,6 +95,10 @@ class RegistryClient:
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/v1/status")
 
+    def monitoring(self, part: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /v1/monitoring/<part> (drift, calibration, actions, alerts)."""
+        return self._call("GET", f"/v1/monitoring/{part}", params=dict(params))
+
 
 def _checked(response: httpx.Response) -> httpx.Response:
     """`response`, or RegistryClientError carrying the server's error body."""

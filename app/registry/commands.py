@@ -281,3 +281,6 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(keys_app, name="keys")
     for command in _COMMANDS:
         cli.command()(command)
+    from app.registry.report_command import report
+
+    cli.command()(report)

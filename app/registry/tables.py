@@ -295,3 +295,23 @@ class DecisionSecretRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class MonitoringCountRow(Base):
+    """A replica's cumulative count of one bin for one day (app/monitoring/aggregate.py):
+    each replica only ever writes its own rows, with absolute values, so no increment is
+    lost between replicas and a repeated flush changes nothing."""
+
+    __tablename__ = "monitoring_counts"
+
+    replica: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    family: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alias: Mapped[str] = mapped_column(String(32), primary_key=True)
+    series: Mapped[str] = mapped_column(String(80), primary_key=True)
+    bin: Mapped[str] = mapped_column(String(80), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_monitoring_counts_day", "day"),)

@@ -13,6 +13,7 @@ from app.bundles.manifest import (
     ReasonCode,
     WealthModel,
 )
+from app.bundles.reference import Reference
 from app.engine.trees import TreeModel
 from app.features.spec import FeatureSpec
 
@@ -38,6 +39,7 @@ class TierFamily:
     classes: tuple[str, ...]
     features: tuple[FeatureSpec, ...]
     wealth: WealthModel | None = None
+    reference: Reference | None = None  # the training histograms monitoring compares with
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,11 @@ class ChurnFamily:
     calibrator: Calibrator | None
     reason_codes: dict[str, ReasonCode]
     features: tuple[FeatureSpec, ...]
+    reference: Reference | None = None
 
 
 @dataclass(frozen=True)
 class ProductFamily:
     models: dict[str, TreeModel]
     features: tuple[FeatureSpec, ...]
+    reference: Reference | None = None

@@ -65,19 +65,19 @@ def load_family(bundle: Bundle) -> Family:
                 f"{tree.objective} with {tree.num_class} outputs for {len(m.classes)} classes",
             )
         family = TierFamily(model=tree, classes=m.classes, features=m.features,
-                            wealth=m.wealth)
+                            wealth=m.wealth, reference=m.reference)
     elif m.family == "churn":
         (tree,) = trees.values()
         if tree.objective != "binary":
             raise _reject("the churn model must be binary", m.models[tree.name], tree.objective)
         family = ChurnFamily(
-            model=tree, calibrator=m.calibrator, reason_codes=m.reason_codes, features=m.features
-        )
+            model=tree, calibrator=m.calibrator, reason_codes=m.reason_codes, features=m.features,
+            reference=m.reference)
     else:
         for tree in trees.values():
             if tree.objective != "binary":
                 raise _reject("product models must be binary", m.models[tree.name], tree.objective)
-        family = ProductFamily(models=trees, features=m.features)
+        family = ProductFamily(models=trees, features=m.features, reference=m.reference)
     replay(bundle, family)
     return family
 

@@ -14,8 +14,9 @@ from app.bundles.manifest import Calibrator, ReasonCode, WealthModel
 from app.engine.trees import TreeModel
 from app.features.schema import FeatureSchema
 from app.features.spec import FeatureSpec
+from app.monitoring.reference import build_reference
 from app.scoring.families import ChurnFamily, ProductFamily, TierFamily
-from app.scoring.loader import load_family, reference_expected
+from app.scoring.loader import family_outputs, load_family, reference_expected
 
 N_REFERENCE_ROWS = 8
 
@@ -31,6 +32,7 @@ def model_bundle(
     boosters: Mapping[str, lgb.Booster],
     features: Sequence[FeatureSpec],
     reference_x: np.ndarray,
+    training_x: np.ndarray | None = None,
     classes: Sequence[str] = (),
     wealth: WealthModel | None = None,
     calibrator: Calibrator | None = None,
@@ -41,7 +43,8 @@ def model_bundle(
     created_by: str = "tierwise train",
     created_at: str | None = None,
 ) -> Bundle:
-    """A verified tier/churn/products bundle; `reference_x` rows are laid out like `features`."""
+    """A verified tier/churn/products bundle; `reference_x` rows (replayed) and `training_x`
+    rows (histogrammed into manifest.reference for monitoring) are laid out like `features`."""
     schema = FeatureSchema(features)
     texts = {name: _model_text(b) for name, b in boosters.items()}
     files = {f"{name}.txt": text.encode() for name, text in texts.items()}
@@ -59,6 +62,11 @@ def model_bundle(
     ref_rows = [_clean(schema.decode(row)) for row in reference_x[:N_REFERENCE_ROWS]]
     ref_x = schema.matrix(ref_rows)
     expected = reference_expected(fam, ref_x, schema)
+    reference = None
+    if training_x is not None:
+        scores = (family_outputs(fam, training_x, schema)["probability"]
+                  if isinstance(fam, ChurnFamily) else None)
+        reference = build_reference(training_x, features, scores)
     manifest: dict[str, Any] = {
         "family": family,
         "label": label,
@@ -77,6 +85,8 @@ def model_bundle(
             for row, exp in zip(ref_rows, expected, strict=True)
         ],
     }
+    if reference is not None:
+        manifest["reference"] = reference.model_dump(mode="json", exclude_none=True)
     bundle = build_bundle(manifest, files)
     load_family(bundle)  # a bundle we write must pass the same checks as one we receive
     return bundle

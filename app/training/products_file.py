@@ -155,7 +155,8 @@ def train_products_from_file(
     reference = x[np.flatnonzero(test_mask)] if test_mask.any() else x
     bundle = model_bundle(
         family="products", boosters=boosters, features=specs, reference_x=reference,
-        metrics=summary, training_data=training_data, created_at=created_at,
+        training_x=x[np.flatnonzero(~test_mask)], metrics=summary,
+        training_data=training_data, created_at=created_at,
         label=f"product propensities from {path.name}: {', '.join(products)}"[:200],
     )
     return attach_contract(bundle, ref)

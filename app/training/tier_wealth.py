@@ -243,6 +243,9 @@ def train_wealth_tier(
     }
     return model_bundle(
         family="tier", boosters={"tier": booster}, features=specs, reference_x=x[test],
-        wealth=model, metrics=metrics, training_data=training_data,
+        # The reference is the book the model serves: every row but the held-out test rows
+        # (labelled customers alone are a selected sample: drift would flag the selection).
+        training_x=np.delete(x, test, axis=0), wealth=model, metrics=metrics,
+        training_data=training_data,
         label=f"wallet wealth, {source or 'table'}, seed {seed}", created_at=created_at,
     )

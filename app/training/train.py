@@ -106,7 +106,8 @@ def train_tier(book: Book, seed: int, *, rounds: int = TIER_ROUNDS,
     shares = {t: _r(prior[i]) for i, t in enumerate(WALLET_TIERS)}
     return model_bundle(
         family="tier", boosters={"tier": booster}, features=specs,
-        reference_x=x[split.test], classes=WALLET_TIERS, metrics=metrics,
+        reference_x=x[split.test], training_x=x[split.train], classes=WALLET_TIERS,
+        metrics=metrics,
         training_data=_training_data(book, seed, source, split.sizes(), {"wallet_tier": shares}),
         label=f"wallet tier, {source or 'book'}, seed {seed}", created_at=created_at,
     )
@@ -190,7 +191,7 @@ def churn_bundle(
         training_data["contract"] = contract.model_dump()
     bundle = model_bundle(
         family="churn", boosters={"churn": booster}, features=specs,
-        reference_x=x[test_rows], calibrator=calibrator, reason_codes=reason_codes,
+        reference_x=x[test_rows], training_x=x_tr, calibrator=calibrator, reason_codes=reason_codes,
         metrics=metrics, training_data=training_data, label=label, created_at=created_at,
     )
     return attach_contract(bundle, contract)
@@ -246,6 +247,7 @@ def train_products(book: Book, seed: int, *, rounds: int = PRODUCT_ROUNDS,
     rates = {f"bought_{p}": _r(np.mean(y)) for p, y in labels.items()}
     return model_bundle(
         family="products", boosters=boosters, features=specs, reference_x=x[split.test],
-        metrics=summary, training_data=_training_data(book, seed, source, split.sizes(), rates),
+        training_x=x[split.train], metrics=summary,
+        training_data=_training_data(book, seed, source, split.sizes(), rates),
         label=f"product propensities, {source or 'book'}, seed {seed}", created_at=created_at,
     )

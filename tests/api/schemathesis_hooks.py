@@ -12,7 +12,9 @@ still holds for everything else:
 - one alias-move call moves each family/alias pair at most once;
 - an outcome is posted by customer (a decision id cannot be forged, that is the point of it),
   for an action of the live catalogue, on a day neither in the future nor past the
-  retention, at most TIERWISE_OUTCOMES_MAX_PER_REQUEST (1000) in one post.
+  retention, at most TIERWISE_OUTCOMES_MAX_PER_REQUEST (1000) in one post;
+- a monitoring window's `since` is not after its `until` (default today), at most 3,660
+  days before it.
 Negative cases are left as generated, but for one: schemathesis cannot make a body drawn
 from a custom media strategy invalid, so a negative upload body is made invalid here (the
 archive cut short). Its stateful phase still sends some "negative" uploads whose every part
@@ -116,6 +118,20 @@ def _fix_outcomes(body: dict[str, Any]) -> None:
             item["date"] = max(min(day, today.isoformat()), oldest)  # ISO dates sort as text
 
 
+def _fix_window(query: dict[str, Any]) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        since = dt.date.fromisoformat(query["since"]) if "since" in query else None
+        until = dt.date.fromisoformat(query["until"]) if "until" in query else today
+    except (TypeError, ValueError):
+        return
+    if since is None:
+        return
+    since = min(since, until)
+    since = max(since, until - dt.timedelta(days=3659))
+    query["since"] = since.isoformat()
+
+
 def _unique_moves(body: dict[str, Any]) -> None:
     seen: set[tuple[Any, Any]] = set()
     moves = []
@@ -149,6 +165,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         _unique_moves(case.body)
     elif method == "POST" and path == "/v1/outcomes" and isinstance(case.body, dict):
         _fix_outcomes(case.body)
+    elif method == "GET" and path.startswith("/v1/monitoring/") and case.query:
+        _fix_window(case.query)
     return case
 
 

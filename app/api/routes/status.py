@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api.auth import RequireScorer
-from app.api.deps import LiveDep
+from app.api.deps import LiveDep, ServicesDep
 from app.api.openapi import AUTH_ERRORS, errors, operation_id
 from app.api.schemas import ErrorBody, VersionOut
 from app.errors import NotReady
@@ -92,15 +92,27 @@ class Status(BaseModel):
         "network access (its own network namespace); false: this host cannot isolate it "
         "(see docs/registry.md), pushes verify with network access, or are refused with "
         "TIERWISE_VERIFY_REQUIRE_NETWORK_ISOLATION")
+    alerts: list[dict[str, Any]] | None = Field(
+        default=None, description="Monitoring alerts (docs/monitoring.md: PSI above "
+        "TIERWISE_ALERT_PSI, churn calibration off its held-out ECE by more than "
+        "TIERWISE_ALERT_CALIBRATION_MARGIN) from the last report this replica computed, every "
+        "TIERWISE_MONITORING_FLUSH_SECONDS; null before the first or without monitoring")
+    alerts_at: str | None = Field(default=None,
+                                  description="When that report was computed")
 
 
 @router.get("/v1/status", response_model=Status, responses=errors(*AUTH_ERRORS),
             summary="Versions live in this replica, last refresh, last failure")
-async def status(principal: RequireScorer, live: LiveDep) -> Any:
+async def status(principal: RequireScorer, live: LiveDep, services: ServicesDep) -> Any:
     if not hasattr(live, "status"):
         raise NotReady("this replica has no registry runtime")
+    monitoring = services.monitoring
+    latest = monitoring.latest if monitoring is not None else None
     return {"replica": {"hostname": _HOSTNAME, "pid": os.getpid()}, **live.status(),
-            "verify_network_isolated": network_isolation_available().isolated}
+            "verify_network_isolated": network_isolation_available().isolated,
+            "alerts": latest["alerts"] if latest is not None else None,
+            "alerts_at": monitoring.latest_at.isoformat()
+            if latest is not None and monitoring.latest_at else None}
 
 
 class ContractOut(BaseModel):

@@ -1,0 +1,1 @@
+"""Monitoring: training references, what replicas score, drift, calibration, acceptance."""
