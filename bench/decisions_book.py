@@ -59,7 +59,7 @@ def measure(ctx: ScoringContext, catalog: Catalog, features: list[dict[str, Any]
     """Shares of the book (0..1) under `catalog`."""
     ctx = copy.copy(ctx)
     ctx.catalog, ctx.prepared_catalog = catalog, prepare(catalog, ctx.roles)
-    options = Options(parts=frozenset({"recommendations"}))
+    options = Options(parts=frozenset({"recommendations"}), explain=False)
     n = len(features)
     refi_no_loans = refi_no_hit = refi = reassess = 0
     not_current = 0

@@ -240,13 +240,13 @@ def _end_to_end(ctx: ScoringContext, x: np.ndarray, *, booster: Evaluator, fast:
     features = [schema.decode(r) for r in x]
     features = [{k: v for k, v in f.items() if v is not None} for f in features]
     customers = [CustomerInput(customer_id=f"c{i}", features=f) for i, f in enumerate(features)]
-    options = Options()
+    options = Options(explain=False)  # reasons off: bench/reasons.py measures them
     parts = {"tier": True, "churn": True, "products": True}
     firsts = customers[:4096]
     replay = _Replay([fast.raw(schema.row(c.features)[None, :], **parts) for c in firsts],
                      fast.raw(schema.matrix([c.features for c in customers]), **parts))
     try:  # the same path without decision ids, to measure what they cost
-        no_ids = Options(decision_ids=False)  # type: ignore[call-arg]
+        no_ids = Options(explain=False, decision_ids=False)  # type: ignore[call-arg]
     except TypeError:
         no_ids = None
     paths: list[tuple[str, Evaluator, Any]] = [("e2e_booster", booster, options),

@@ -47,7 +47,7 @@ def run(*, budget: float, rounds: int) -> dict[str, Any]:
     best = interleaved({
         "observe_one": observe_one,
         "observe_batch_1000": observe_batch,
-        "score_batch_1000": lambda: score_rows(ctx, x, people, Options()),
+        "score_batch_1000": lambda: score_rows(ctx, x, people, Options(explain=False)),
     }, budget=budget, rounds=rounds)
     us = {k: v * 1e6 for k, v in best.items()}
     report_us = _report_cost()

@@ -127,8 +127,9 @@ class ScoreOptions(_In):
         default=None, description="Which parts to compute (default all); you pay only for these."
     )
     top_n: TopN | None = Field(default=None, description="Recommendations to return.")
-    explain: bool = Field(default=False, description="Reasons: churn reasons and, for every "
-                          "recommended product, the features that raised its propensity (SHAP).")
+    explain: bool = Field(default=True, description="Reasons (on unless false): churn reasons "
+                          "and, for every recommended product, the features that raised its "
+                          "propensity (exact SHAP values), as sentences with stable codes.")
     include_suppressed: bool = Field(
         default=False, description="Also list the actions not recommended, with a reason code."
     )

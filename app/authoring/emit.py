@@ -66,6 +66,10 @@ def _feature(feature: ContractFeature, note: str) -> list[str]:
         r = feature.reason
         out += ["    reason:", f"      code: {scalar(r.code)}", f"      up: {scalar(r.up)}",
                 f"      down: {scalar(r.down)}", f"      format: {r.format}"]
+        if r.offer is not None:
+            out.append("      offer:")
+            out += [f"        {k}: {scalar(v)}" for k, v in r.offer.model_dump().items()
+                    if v is not None]
     return out
 
 

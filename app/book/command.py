@@ -42,7 +42,9 @@ def score(
                                      "recommendations (default: all)."),
     top_n: int | None = typer.Option(None, "--top-n", help="Recommendations per customer "
                                      "(default: the policy's)."),
-    explain: bool = typer.Option(False, "--explain", help="Add the churn reasons (slower)."),
+    explain: bool = typer.Option(False, "--explain", help="Add the reasons: churn, and the "
+                                 "features that raised each recommended product (slower; "
+                                 "the API gives them by default)."),
     nested: bool = typer.Option(False, "--nested", help="Recommendations as one nested list "
                                 "column instead of rec<k>_* columns."),
     id_column: str = typer.Option("customer_id", "--id-column", help="The customer id column."),

@@ -23,9 +23,10 @@ def shadow_score(shadow: ScoringContext, customers: list[CustomerInput], opts: O
         for i, c in enumerate(customers):
             if shadow.schema.encode_into(c.features, x[i]):
                 return
-        # No decision ids: nobody is offered what the shadow decides.
+        # No decision ids: nobody is offered what the shadow decides; no reasons: they are
+        # never logged, not worth their cost here.
         shadow_results = score_rows(shadow, x, customers,
-                                    dataclasses.replace(opts, decision_ids=False))
+                                    dataclasses.replace(opts, decision_ids=False, explain=False))
     except Exception:  # a broken challenger must never fail a production request
         log.exception("shadow scoring failed")
         return

@@ -34,13 +34,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class OfferText(_Strict):
+    """How this feature's value reads as a reason for an offer: a fact in the customer's
+    terms ("salary of CNY 35,000 a month credited here", "no investment plan yet"), by the
+    kind of value; each text may use {value} (formatted as the reason's `format`)."""
+
+    text: str = Field(description="A positive number, true, or a category.")
+    negative: str | None = Field(default=None, description="A negative number (default: text).")
+    zero: str | None = Field(default=None, description="False or 0 (default: text).")
+    missing: str | None = Field(default=None, description="No value (default: zero, else "
+                                "text with the value read as 'missing').")
+
+
 class ReasonText(_Strict):
-    """How this feature reads to an RM when it explains a score, by direction."""
+    """How this feature reads to an RM when it explains a score, by direction, and as a
+    reason for an offer."""
 
     code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Stable reason code.")
     up: str = Field(description="Text when the feature raises the score; may use {value}.")
     down: str = Field(description="Text when the feature lowers the score; may use {value}.")
     format: ReasonFormat = "number"
+    offer: OfferText | None = Field(
+        default=None, description="The value as a reason for a recommended product (the "
+        "churn texts speak of leaving); without it such a reason reads 'feature: value'.")
 
 
 class ContractFeature(FeatureSpec):

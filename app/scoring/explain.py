@@ -9,6 +9,8 @@ the features that raised one product's propensity most for the rows that recomme
 
 from __future__ import annotations
 
+import heapq
+import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -21,11 +23,13 @@ from app.bundles.manifest import ReasonCode
 from app.engine.attributions import Attributions, BoosterAttributions, attributions_for
 from app.engine.compiled import probe_rows
 from app.engine.trees import TreeModel
+from app.features.family import OfferText
 from app.scoring.context import ScoringContext
 from app.scoring.reasons import format_value
 
 PRODUCT_REASONS = 3  # at most; only features that raised the propensity
 PROBE_ROWS = 64  # rows the native attributions are checked on against pred_contrib
+SORT_IN_NUMPY = 16  # rows of one product from which its top features are sorted in numpy
 
 _lock = threading.Lock()
 _explainers: dict[int, Explainer] = {}  # id(context) -> its explainer, while it lives
@@ -54,6 +58,7 @@ class Explainer:
         self.action_model = {a.id: a.propensity_model for a in ctx.catalog.actions
                              if a.kind == "product" and a.propensity_model in self.products}
         self.codes = reason_texts(ctx)
+        self.offers = offer_texts(ctx)
 
     @classmethod
     def of(cls, ctx: ScoringContext, *, cache_dir: Path | None = None) -> Explainer:
@@ -83,7 +88,7 @@ class Explainer:
         return self.churn.contributions(x)
 
     def product_reasons(self, x: np.ndarray, results: Sequence[dict[str, Any]],
-                        features: Sequence[Mapping[str, Any]],
+                        features: Sequence[Mapping[str, Any]], *,
                         k: int = PRODUCT_REASONS) -> None:
         """Add `explanation` (the features that raised its propensity most: code, feature,
         contribution, text) to every recommended product of `results` (rows of x, in order)
@@ -95,14 +100,57 @@ class Explainer:
                 model = self.action_model.get(rec.get("action_id", ""))
                 if model is not None:
                     wanted.setdefault(model, []).append((i, rec))
+        if not wanted:
+            return
         for model, recs in wanted.items():
-            rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
-            phi = self.products[model].contributions(x, rows)
+            if x.shape[0] == 1:  # one customer: no row indices to check
+                phi = self.products[model].contributions(x)
+            else:
+                rows = np.fromiter((i for i, _ in recs), dtype=np.int64, count=len(recs))
+                phi = self.products[model].contributions(x, rows)
             names = self.product_models[model].feature_names
-            for (i, rec), row in zip(recs, phi, strict=True):
-                reasons = raising(row, names, features[i], self.codes, k)
+            values = phi.tolist()
+            orders = largest(phi, values, k)
+            for (i, rec), order, v in zip(recs, orders, values, strict=True):
+                reasons = raising(order, [v[j] for j in order], names, features[i], self.codes,
+                                  self.offers)
                 rec["explanation"] = reasons
                 rec["reasons"] = [*rec.get("reasons", ()), *(r["text"] for r in reasons)]
+
+
+def largest(phi: np.ndarray, values: list[list[float]], k: int) -> list[list[int]]:
+    """Per row of contributions (bias last; `values`: phi.tolist()): the positions of its k
+    largest, largest first, ties by position; sorted in numpy for many rows, in Python for a
+    few (numpy's overhead per call is larger than the sort)."""
+    if len(values) >= SORT_IN_NUMPY:
+        return np.argsort(-phi[:, :-1], axis=1, kind="stable")[:, :k].tolist()
+    last = phi.shape[1] - 1
+    return [heapq.nlargest(k, range(last), key=v.__getitem__) for v in values]
+
+
+def offer_texts(ctx: ScoringContext) -> dict[str, OfferText]:
+    """Per feature of the context's contract: how its value reads as a reason for an offer
+    (none for a feature whose contract has no such text)."""
+    out = {}
+    for f in getattr(getattr(ctx, "contract", None), "features", ()) or ():
+        reason = getattr(f, "reason", None)
+        if reason is not None and reason.offer is not None:
+            out[f.name] = reason.offer
+    return out
+
+
+def offer_sentence(offer: OfferText, raw: Any, fmt: str) -> str:
+    """The value `raw` as a reason for an offer: the offer's text for its kind of value."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        template = offer.missing or offer.zero or offer.text
+    elif isinstance(raw, bool):
+        template = offer.text if raw else offer.zero or offer.text
+    elif isinstance(raw, int | float):
+        template = (offer.text if raw > 0 else (offer.negative if raw < 0 else offer.zero)
+                    or offer.text)
+    else:
+        template = offer.text
+    return template.format(value=format_value(raw, fmt))
 
 
 def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
@@ -118,24 +166,29 @@ def reason_texts(ctx: ScoringContext) -> dict[str, ReasonCode]:
     return codes
 
 
-def raising(contrib_row: np.ndarray, feature_names: Sequence[str], features: Mapping[str, Any],
-            codes: Mapping[str, ReasonCode], k: int = PRODUCT_REASONS) -> list[dict[str, Any]]:
-    """The (at most k) features that raised this score most, largest first, as reasons:
-    the reason code of the feature (stable) and a sentence stating its value ("monthly
-    salary: CNY 35,000"); the churn texts speak of leaving, so they are not used here."""
-    values = contrib_row[:-1]
-    order = np.argsort(-values, kind="stable")[:k]
+def raising(order: Sequence[int], values: Sequence[float], feature_names: Sequence[str],
+            features: Mapping[str, Any], codes: Mapping[str, ReasonCode],
+            offers: Mapping[str, OfferText] | None = None) -> list[dict[str, Any]]:
+    """Reasons from the features that raised a score most (`order`: their positions, largest
+    contribution first; `values`: those contributions), while they raised it: the feature's
+    stable reason code and a sentence in the customer's terms, the feature contract's offer
+    text for this customer's value ("salary of CNY 35,000 a month credited here", "no
+    investment plan yet", "a product matures in 12 days"), else the feature and its value
+    ("monthly salary: CNY 35,000")."""
     out = []
-    for j in order.tolist():
-        c = float(values[j])
+    for j, c in zip(order, values, strict=True):
         if not c > 0.0:
             break
         name = feature_names[j]
         code = codes.get(name)
         raw = features.get(name)
-        value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
-                 else format_value(raw, code.format if code else "text"))
+        offer = offers.get(name) if offers is not None else None
+        if offer is not None:
+            text = offer_sentence(offer, raw, code.format if code else "text")
+        else:
+            value = ({True: "yes", False: "no"}[raw] if isinstance(raw, bool)
+                     else format_value(raw, code.format if code else "text"))
+            text = f"{name.replace('_', ' ')}: {value}"
         out.append({"code": code.code if code else name, "feature": name,
-                    "contribution": round(c, 6),
-                    "text": f"{name.replace('_', ' ')}: {value}"})
+                    "contribution": round(c, 6), "text": text})
     return out

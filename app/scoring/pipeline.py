@@ -31,7 +31,7 @@ from app.outcomes.decision_ids import (
 from app.scoring.context import ScoringContext
 from app.scoring.explain import Explainer
 from app.scoring.families import calibrate
-from app.scoring.reasons import top_reasons
+from app.scoring.reasons import top_order, top_reasons
 
 PARTS: tuple[str, ...] = ("tier", "churn", "recommendations")
 
@@ -42,7 +42,7 @@ class Options:
 
     parts: frozenset[str] = frozenset(PARTS)
     top_n: int | None = None
-    explain: bool = False
+    explain: bool = True  # reasons (issue 13); the book command keeps them opt-in
     include_suppressed: bool = False
     # With include_suppressed: whether each suppressed action carries its readable detail.
     # The service lists suppressed actions on every call for its metrics but formats the
@@ -79,8 +79,10 @@ def score_rows(
     s = _Scores.of(ctx, x, tier="tier" in parts, churn=want_churn or want_recs,
                    products=want_recs)
     contrib = None
+    order: tuple[list[list[int]], list[list[float]]] = ([], [])
     if want_churn and options.explain:
         contrib = Explainer.of(ctx).churn_contributions(x)  # native SHAP (issue 13)
+        order = top_order(contrib)
     arbiter = _Arbiter.of(ctx, x, customers, s, options) if want_recs else None
     k = ctx.constants
     tier_names, classes, tier_rank = k.tier_names, k.classes, ctx.tier_rank
@@ -112,7 +114,8 @@ def score_rows(
                 "band": band_names[s.band_idx[i]],
                 "reasons": (
                     top_reasons(contrib[i], churn_features, cust.features,
-                                ctx.churn.reason_codes)
+                                ctx.churn.reason_codes,
+                                top=(order[0][i], order[1][i]))
                     if contrib is not None
                     else []
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -40,19 +41,35 @@ def _generic(feature: str) -> ReasonCode:
                       down=f"{readable} ({{value}}) lowers risk", format="text")
 
 
+def top_order(contrib: np.ndarray, k: int = TOP_REASONS
+              ) -> tuple[list[list[int]], list[list[float]]]:
+    """Per row of contributions (bias last): the k features by decreasing |value|, ties by
+    position (as the stable sort gives them), and their values."""
+    values = contrib.tolist()
+    if len(values) < 16:  # a few rows: the same order in Python, without numpy's overhead
+        last = contrib.shape[1] - 1
+        order = [heapq.nlargest(k, range(last), key=[abs(c) for c in v].__getitem__)
+                 for v in values]
+    else:
+        order = np.argsort(-np.abs(contrib[:, :-1]), axis=1, kind="stable")[:, :k].tolist()
+    return order, [[v[j] for j in o] for o, v in zip(order, values, strict=True)]
+
+
 def top_reasons(
     contrib_row: np.ndarray,
     feature_names: tuple[str, ...],
     features: Mapping[str, Any],
     codes: Mapping[str, ReasonCode],
     k: int = TOP_REASONS,
+    top: tuple[list[int], list[float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The k features that moved this customer's churn score most, largest first."""
-    values = contrib_row[:-1]  # last column is the expected value (bias)
-    order = np.argsort(-np.abs(values), kind="stable")[:k]
+    """The k features that moved this customer's churn score most, largest first (`top`:
+    this row of `top_order` over many rows, when the caller has it)."""
+    if top is None:
+        orders, tops = top_order(contrib_row[None, :], k)
+        top = orders[0], tops[0]
     reasons = []
-    for j in order:
-        c = float(values[j])
+    for j, c in zip(*top, strict=True):
         if c == 0.0:
             break
         name = feature_names[j]

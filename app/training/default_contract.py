@@ -12,9 +12,14 @@ from pathlib import Path
 
 from app.bundles.io import Bundle, build_bundle, write_dir
 from app.features.contract import DEFAULT_FEATURES
-from app.features.family import CONTRACT_FILE, ContractFeature, FeatureContract, ReasonText
+from app.features.family import (
+    CONTRACT_FILE,
+    ContractFeature,
+    FeatureContract,
+    ReasonText,
+)
 from app.scoring.loader import load_family
-from app.training.reasons import default_reason_codes
+from app.training.reasons import default_offer_texts, default_reason_codes
 
 CREATED_AT = "2026-11-23T00:00:00+00:00"
 CREATED_BY = "make models (app.training.default_contract)"
@@ -24,12 +29,15 @@ DESCRIPTION = ("The default book's customer features: who the customer is, asset
 
 
 def default_contract() -> FeatureContract:
-    """DEFAULT_FEATURES in order, each with its default churn reason text."""
+    """DEFAULT_FEATURES in order, each with its default churn reason texts and the text of
+    its value as a reason for an offer."""
     codes = default_reason_codes()
+    offers = default_offer_texts()
     features = []
     for spec in DEFAULT_FEATURES:
         code = codes.get(spec.name)
-        reason = ReasonText(**code.model_dump()) if code is not None else None
+        offer = offers.get(spec.name)
+        reason = (ReasonText(**code.model_dump(), offer=offer) if code is not None else None)
         features.append(ContractFeature(**spec.model_dump(), reason=reason))
     return FeatureContract(name="default", description=DESCRIPTION, currency="CNY",
                            features=tuple(features))

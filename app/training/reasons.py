@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.bundles.manifest import ReasonCode
+from app.features.family import OfferText
 from app.features.spec import FeatureSpec
 
 # feature → (code, up, down, format)
@@ -97,6 +98,84 @@ _TABLE: dict[str, tuple[str, str, str, str]] = {
     "days_since_last_contact": ("no_contact", "no contact from the bank for {value} days",
                                 "contacted {value} days ago", "integer"),
 }
+
+# feature → its value as a reason for an offer: (text, negative, zero, missing); see OfferText
+# in app/features/family.py (None: the fallback it describes).
+_OFFERS: dict[str, tuple[str, str | None, str | None, str | None]] = {
+    "age": ("aged {value}", None, None, None),
+    "tenure_months": ("customer for {value} months", None, "customer since this month", None),
+    "occupation_class": ("occupation: {value}", None, None, "occupation not recorded"),
+    "payroll_customer": ("salary paid into an account here", None,
+                         "salary not paid into an account here", None),
+    "monthly_salary": ("salary of {value} a month credited here", None,
+                       "no salary credited here", None),
+    "vip_card": ("holds a VIP card", None, "no VIP card yet", None),
+    "aum_total": ("assets of {value} held here", None, "no assets held here", None),
+    "current_deposit_balance": ("current account balance of {value}", None,
+                                "no current account balance", None),
+    "term_deposit_balance": ("term deposits of {value} held here", None,
+                             "no term deposits here", None),
+    "wealth_product_balance": ("wealth products of {value} held here", None,
+                               "no wealth products here yet", None),
+    "fund_balance": ("funds of {value} held here", None, "no funds held here yet", None),
+    "insurance_value": ("insurance worth {value} bought here", None,
+                        "no insurance bought here yet", None),
+    "balance_trend_90d": ("balance up {value} in 90 days", "balance down {value} in 90 days",
+                          "balance steady over 90 days", "balance trend not known"),
+    "outflow_other_banks_90d": ("{value} moved to other banks in 90 days", None,
+                                "no money moved to other banks in 90 days", None),
+    "outflow_trend_90d": ("transfers to other banks up {value}",
+                          "transfers to other banks down {value}",
+                          "transfers to other banks steady", "no transfers to other banks"),
+    "mortgage_balance": ("mortgage of {value} here", None, "no mortgage here", None),
+    "consumer_loan_balance": ("consumer loans of {value} here", None,
+                              "no consumer loans here", None),
+    "car_loan_balance": ("car loan of {value} here", None, "no car loan here", None),
+    "loans_other_banks": ("{value} loans at other banks", None, "no loans at other banks",
+                          "loans at other banks not known"),
+    "credit_card_limit": ("credit limit of {value} here", None, "no credit limit here", None),
+    "card_spend_90d": ("card spend of {value} in 90 days", None,
+                       "no card spend in 90 days", None),
+    "card_txn_count_90d": ("{value} card transactions in 90 days", None,
+                           "no card transactions in 90 days", None),
+    "txn_count_branch_90d": ("{value} branch transactions in 90 days", None,
+                             "no branch visits in 90 days", None),
+    "txn_count_mobile_90d": ("{value} mobile-app transactions in 90 days", None,
+                             "does not use the mobile app", None),
+    "txn_count_online_90d": ("{value} online-banking transactions in 90 days", None,
+                             "does not use online banking", None),
+    "txn_amount_90d": ("transactions of {value} in 90 days", None,
+                       "no transactions in 90 days", None),
+    "digital_logins_30d": ("{value} log-ins in 30 days", None, "no log-ins in 30 days", None),
+    "days_since_last_txn": ("last transaction {value} days ago", None, "transacted today",
+                            "no transaction on record"),
+    "complaints_12m": ("{value} complaints in 12 months", None, "no complaints in 12 months",
+                       None),
+    "products_held": ("holds {value} products here", None, "holds no products here", None),
+    "has_credit_card": ("holds a credit card here", None, "no credit card here yet", None),
+    "has_sip": ("investment plan running", None, "no investment plan yet", None),
+    "has_money_market": ("holds a money-market fund", None, "no money-market fund yet", None),
+    "has_insurance": ("holds insurance bought through the bank", None,
+                      "no insurance through the bank yet", None),
+    "has_structured_deposit": ("holds a structured deposit", None,
+                               "no structured deposit yet", None),
+    "has_installment": ("installment plan running", None, "no installment plan yet", None),
+    "has_pension_product": ("holds a pension product", None, "no pension product yet", None),
+    "risk_profile": ("risk profile {value}", None, None, "risk profile not assessed"),
+    "risk_assessment_age_days": ("risk assessment {value} days old", None,
+                                 "risk assessment done today", "risk never assessed"),
+    "days_to_next_maturity": ("a product matures in {value} days", None,
+                              "a product matures today", "nothing maturing"),
+    "days_since_last_contact": ("last contacted {value} days ago", None, "contacted today",
+                                "never contacted"),
+}
+
+
+def default_offer_texts() -> dict[str, OfferText]:
+    """Feature name → how its value reads as a reason for an offer, every default feature."""
+    return {name: OfferText(text=t, negative=n, zero=z, missing=m)
+            for name, (t, n, z, m) in _OFFERS.items()}
+
 
 def default_reason_codes() -> dict[str, ReasonCode]:
     """Feature name → reason code, for every default feature (a test checks none is missing)."""

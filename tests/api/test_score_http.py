@@ -97,12 +97,20 @@ def test_single_score_has_every_part(client: httpx.Client, customers: list[dict[
     )
     assert 0 <= body["churn"]["probability"] <= 1
     assert body["churn"]["band"] in {b.band for b in default_context.policy.churn_bands}
-    assert body["churn"]["reasons"] == []  # reasons cost SHAP: only on request
+    assert 1 <= len(body["churn"]["reasons"]) <= 3  # reasons are on by default
     assert len(body["recommendations"]) <= default_context.policy.default_top_n
     for rec in body["recommendations"]:
         assert rec["priority"] == pytest.approx(
             rec["propensity"] * rec["context_weight"] * rec["value"] * rec["lever"], rel=1e-12)
         assert rec["reasons"]
+        if rec["kind"] == "product":
+            assert rec["explanation"]
+            assert all(r["text"] in rec["reasons"] for r in rec["explanation"])
+    # "explain": false turns them off.
+    off = client.post("/v1/score", json={**customers[0], "options": {"explain": False}}).json()
+    assert off["churn"]["reasons"] == []
+    assert all(r.get("explanation") is None for r in off["recommendations"])
+    assert off["churn"]["probability"] == body["churn"]["probability"]
     assert set(body["models"]) == {"features", "tier", "churn", "products", "catalog", "policy"}
     assert "suppressed" not in body
 
