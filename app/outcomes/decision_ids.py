@@ -3,7 +3,8 @@
 A token is `d1.<base64url(payload)>.<base64url(mac)>`: the payload is compact JSON
 {"c": customer id, "a": action id, "d": decision day, "v": {family: version}, "al": alias,
 "g": "treatment" | "control", "r": rank, "p": churn probability, "pp": the action's
-propensity}; the mac is HMAC-SHA256 over "d1." + the encoded payload, truncated to 16 bytes.
+propensity}; the mac is keyed BLAKE2b (RFC 7693's MAC mode) with a 16-byte digest over "d1." +
+the encoded payload: one keyed hash per id, about half the cost of HMAC-SHA256's two.
 Nothing is stored per decision: whoever holds the key can check a token and read it back.
 """
 
@@ -64,17 +65,14 @@ def _number(value: float | None) -> str:
 class DecisionSigner:
     """Makes and checks decision ids with one secret key (all replicas share it)."""
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
         if not 16 <= len(key) <= 64:
             raise ValueError("a decision key has 16 to 64 bytes")
-        # HMAC (RFC 2104) with its two keyed SHA-256 states computed once: each id then
-        # costs two state copies instead of hashing the padded key twice (~0.6 µs, not 1.8;
-        # equal to hmac.digest, tested).
-        padded = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+        # BLAKE2b in its keyed (MAC) mode, the keyed state made once: each id then costs one
+        # state copy, one update and one digest.
+        self._keyed = hashlib.blake2b(key=key, digest_size=MAC_BYTES)
 
     @classmethod
     def from_text(cls, secret: str) -> DecisionSigner:
@@ -87,19 +85,15 @@ class DecisionSigner:
         return secrets.token_urlsafe(32)
 
     def mac(self, body: bytes) -> bytes:
-        """HMAC-SHA256 of `body` under this key, truncated to MAC_BYTES."""
-        inner = self._inner.copy()
-        inner.update(body)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()[:MAC_BYTES]
+        """The keyed BLAKE2b-128 of `body` under this key."""
+        h = self._keyed.copy()
+        h.update(body)
+        return h.digest()
 
     def _sign(self, body: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(body)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        mac = _b2a(outer.digest()[:MAC_BYTES], newline=False).translate(_URLSAFE)
+        h = self._keyed.copy()
+        h.update(body)
+        mac = _b2a(h.digest(), newline=False).translate(_URLSAFE)
         return (body + b"." + mac[:22]).decode("ascii")  # 16 bytes: 22 characters
 
     def make(self, *, customer_id: str, action_id: str, as_of: dt.date,
@@ -172,13 +166,16 @@ class DecisionStamp:
     string, its base64 and one HMAC. Pieces are padded with JSON whitespace to whole base64
     quanta, so their encodings concatenate into the encoding of the whole payload."""
 
-    __slots__ = ("_sign", "_tail")
+    __slots__ = ("_middles", "_sign", "_tail")
 
     def __init__(self, signer: DecisionSigner, versions: Mapping[str, int], alias: str) -> None:
         self._sign = signer._sign
         chosen = {f: int(versions[f]) for f in DECIDING_FAMILIES if f in versions}
         tail = f',"v":{_dumps(chosen)},"al":{_dumps(alias)}}}'.encode("ascii")
         self._tail = _b2a(tail, newline=False).translate(_URLSAFE).rstrip(b"=")
+        # (action, group, rank) -> the encoded part of the payload before the propensity,
+        # padded to whole base64 quanta; bounded by the catalogue's actions x 2 x top_n.
+        self._middles: dict[tuple[str, str, int], bytes] = {}
 
     @staticmethod
     def customer(customer: str, as_of: str, churn: str) -> bytes:
@@ -189,9 +186,15 @@ class DecisionStamp:
     def make(self, head: bytes, action_id: str, group: str, rank: int,
              propensity: float | None) -> str:
         """The id of one recommendation of the customer whose `head` this is."""
-        middle = _b64_whole(f',"a":"{action_id}","g":"{group}","r":{rank},'
-                            f'"pp":{_number(propensity)}')
-        return self._sign(head + middle + self._tail)
+        key = (action_id, group, rank)
+        middle = self._middles.get(key)
+        if middle is None:
+            middle = self._middles[key] = _b64_whole(
+                f',"a":{_dumps(action_id)},"g":{_dumps(group)},"r":{int(rank)},"pp":')
+        # number() is "0.1234", "1.0000" or "null": padded to 6 characters, 8 in base64.
+        pp = _number(propensity).ljust(6).encode("ascii")
+        return self._sign(head + middle + _b2a(pp, newline=False).translate(_URLSAFE)
+                          + self._tail)
 
 
 number = _number

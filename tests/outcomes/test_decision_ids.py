@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hmac
+import hashlib
 import json
 
 import pytest
@@ -37,11 +37,27 @@ def test_a_decision_id_reads_back_what_decided() -> None:
     assert set(d.payload()) == {"c", "a", "d", "v", "al", "g", "r", "p", "pp"}
 
 
-def test_the_mac_is_hmac_sha256_truncated() -> None:
+def test_the_mac_is_keyed_blake2b_128() -> None:
     key = b"k" * 32
     signer = DecisionSigner(key)
     body = b"d1.anything"
-    assert signer.mac(body) == hmac.digest(key, body, "sha256")[:MAC_BYTES]
+    assert signer.mac(body) == hashlib.blake2b(body, key=key, digest_size=16).digest()
+    assert MAC_BYTES == 16
+    token = _make()
+    head, payload, mac = token.split(".")
+    assert base64.urlsafe_b64decode(mac + "==") == signer_mac_of(f"{head}.{payload}")
+
+
+def signer_mac_of(body: str) -> bytes:
+    return SIGNER.mac(body.encode("ascii"))
+
+
+@pytest.mark.parametrize("propensity", [None, 0.0, 1.0, 0.12345, float("nan"), 2.0])
+def test_the_propensity_reads_back_whatever_its_width(propensity: float | None) -> None:
+    d = SIGNER.verify(_make(propensity=propensity))
+    assert d is not None
+    want = None if propensity is None or not 0 <= propensity <= 1 else round(propensity, 4)
+    assert d.propensity == want
 
 
 @pytest.mark.parametrize("customer_id", ['C"1', "C\\1", "~!@#$%^&*()_+{}|:<>?", "x" * 128])
