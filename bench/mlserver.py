@@ -80,7 +80,7 @@ def run(models_dir: Path, x: np.ndarray, schema: Any, churn_features: Sequence[s
                        "data": r[cols].tolist()}]} for r in rows]
     ours = [{"customer_id": f"C{i:06d}",
              "features": {k: v for k, v in schema.decode(r).items() if v is not None},
-             "options": {"parts": ["churn"]}} for i, r in enumerate(rows)]
+             "options": {"parts": ["churn"], "explain": False}} for i, r in enumerate(rows)]
     result: dict[str, Any] = {"packages": list(PACKAGES), "customers": len(rows),
                               "seconds_per_level": seconds}
     with MLServer(exe, model_file) as server:
