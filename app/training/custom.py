@@ -221,5 +221,8 @@ def reason_codes_for(specs: Sequence[FeatureSpec],
         for spec in specs:
             feature = contract.feature(spec.name)
             if feature is not None and feature.reason is not None:
-                codes[spec.name] = ReasonCode(**feature.reason.model_dump())
+                # The churn texts only: the contract's product-facing `offer` sentence stays
+                # in the contract (the scoring reads it from there).
+                codes[spec.name] = ReasonCode(**feature.reason.model_dump(
+                    include={"code", "up", "down", "format"}))
     return codes
