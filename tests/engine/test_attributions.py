@@ -17,6 +17,7 @@ from app.engine.attributions import (
     BoosterAttributions,
     NativeAttributions,
     attributions_for,
+    forget_kept,
     max_difference,
 )
 from app.engine.compiled import probe_rows
@@ -177,10 +178,15 @@ def test_fallbacks(layout: ModelLayout, rows: np.ndarray, cache: Path,  # noqa: 
     zero = TreeModel(name="zero", booster=churn.booster, feature_names=churn.feature_names,
                      objective="binary", num_class=1, sigmoid=1.0, text=text)
     assert isinstance(attributions_for(zero, cols, probe, cache_dir=cache), BoosterAttributions)
-    # A native result that differs from pred_contrib never serves.
+    # The same model, layout and probe again: the checked object kept for the process.
+    assert attributions_for(churn, cols, probe, cache_dir=cache) is attributions_for(
+        churn, cols, probe, cache_dir=cache)
+    # A native result that differs from pred_contrib never serves (checked anew).
+    forget_kept()
     monkeypatch.setattr(NativeAttributions, "contributions",
                         lambda self, x, rows=None: np.zeros((len(x), self.nout)))
     assert isinstance(attributions_for(churn, cols, probe, cache_dir=cache), BoosterAttributions)
+    forget_kept()  # what this test made up is not kept for the next ones
 
 
 MODELS = PROJECT_ROOT / "models"
