@@ -75,7 +75,9 @@ card.apiKey = "crm-key";
 card.onoutcome = (d) => document.title = "callback " + d.action_id;
 card.features = features;
 const frame = document.getElementById("framed");
-window.addEventListener("message", (e) => {{
+// Listening only three seconds late (a slow CRM page): the frame's first "tierwise-ready" is lost,
+// and the card must still get its features (the frame says it again until answered).
+setTimeout(() => window.addEventListener("message", (e) => {{
   if (e.origin !== "{tw}") return;
   if (e.data.type === "tierwise-ready") frame.contentWindow.postMessage(
       {{type: "tierwise-features", customer_id: "C9", features}}, "{tw}");
@@ -84,7 +86,7 @@ window.addEventListener("message", (e) => {{
     li.textContent = e.data.detail.action_id + " " + e.data.detail.outcome;
     document.getElementById("outcomes").append(li);
   }}
-}});
+}}), 3000);
 </script></body></html>"""
 
 

@@ -9,9 +9,11 @@ for (const name of ["customer", "lang", "channel", "top-n"]) {
   if (params.get(name)) card.setAttribute(name, params.get(name));
 }
 let parentOrigin = null;
+let announcing = null;  // the timer repeating "tierwise-ready" until the features come
 
 window.addEventListener("message", (e) => {
   if (e.source !== window.parent || !e.data || e.data.type !== "tierwise-features") return;
+  clearInterval(announcing);
   parentOrigin = e.origin;
   if (e.data.customer_id) card.setAttribute("customer", String(e.data.customer_id));
   card.features = e.data.features;
@@ -24,5 +26,10 @@ if (params.get("sample") === "1") {
   if (!params.get("customer")) card.setAttribute("customer", sample.customer_id);
   card.features = sample.features;
 } else if (window.parent !== window) {
-  window.parent.postMessage({ type: "tierwise-ready" }, "*");  // carries no data
+  // Said again every half second (for a minute at most) until the parent answers: the frame
+  // may load before the parent page's script listens, and a message then is lost.
+  const ready = () => window.parent.postMessage({ type: "tierwise-ready" }, "*");  // no data
+  let left = 120;
+  ready();
+  announcing = setInterval(() => { if (--left <= 0) clearInterval(announcing); else ready(); }, 500);
 }
