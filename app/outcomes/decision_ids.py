@@ -91,9 +91,7 @@ class DecisionSigner:
         return h.digest()
 
     def _sign(self, body: bytes) -> str:
-        h = self._keyed.copy()
-        h.update(body)
-        mac = _b2a(h.digest(), newline=False).translate(_URLSAFE)
+        mac = _b2a(self.mac(body), newline=False).translate(_URLSAFE)
         return (body + b"." + mac[:22]).decode("ascii")  # 16 bytes: 22 characters
 
     def make(self, *, customer_id: str, action_id: str, as_of: dt.date,
